@@ -1,0 +1,68 @@
+import { ValidationError } from '../errors.js';
+import { SCOPES, type Scope } from '../tokens/token-info.js';
+
+const CONTROL = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
+export const MAX_NAME_LENGTH = 100;
+const MAX_USER_LENGTH = 255;
+const DAY_MS = 86_400_000;
+
+/** A token name: 1 to 100 characters, no control or bidi-override characters. */
+export function validateName(value: unknown, field = 'name'): string {
+  if (typeof value !== 'string') throw new ValidationError(field, `\`${field}\` must be a string.`);
+  const length = [...value].length;
+  if (value.trim().length === 0 || length > MAX_NAME_LENGTH) {
+    throw new ValidationError(field, `\`${field}\` must be 1 to ${MAX_NAME_LENGTH} characters.`);
+  }
+  if (CONTROL.test(value))
+    throw new ValidationError(field, `\`${field}\` must not contain control characters.`);
+  return value;
+}
+
+/**
+ * A user name as Bitbucket knows it. A colon cannot travel in Basic auth, control characters
+ * and surrounding spaces are never meant; everything else is kept and stored safely.
+ */
+export function validateUser(value: unknown, field = 'user'): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_USER_LENGTH) {
+    throw new ValidationError(
+      field,
+      `\`${field}\` must be a user name of 1 to ${MAX_USER_LENGTH} characters.`,
+    );
+  }
+  if (value.includes(':') || CONTROL.test(value) || value.trim() !== value || !value.isWellFormed()) {
+    throw new ValidationError(
+      field,
+      `\`${field}\` must not contain a colon, control characters or surrounding spaces.`,
+    );
+  }
+  return value;
+}
+
+export function validateScope(value: unknown, field = 'scope'): Scope {
+  if (typeof value !== 'string' || !SCOPES.includes(value as Scope)) {
+    throw new ValidationError(field, `\`${field}\` must be 'read' or 'write'.`);
+  }
+  return value as Scope;
+}
+
+/** An instant from a Date or an ISO 8601 string with a time zone; null when absent. */
+export function parseInstant(value: unknown, field: string): number | null {
+  if (value === undefined || value === null) return null;
+  const ms =
+    value instanceof Date
+      ? value.getTime()
+      : typeof value === 'string' && /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2}))?$/.test(value)
+        ? Date.parse(value)
+        : Number.NaN;
+  if (!Number.isFinite(ms)) throw new ValidationError(field, `\`${field}\` must be an ISO 8601 date.`);
+  return ms;
+}
+
+export function daysToMs(days: number): number {
+  return days * DAY_MS;
+}
+
+/** Validates a day count for options (`expiry.defaultDays`, …) and bodies (`expiresInDays`). */
+export function isDayCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 36_500;
+}

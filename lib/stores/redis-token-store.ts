@@ -1,0 +1,284 @@
+import type { Cluster, Redis } from 'ioredis';
+import { StoreError, TokenGateError } from '../errors.js';
+import { SCOPES, type Scope } from '../tokens/token-info.js';
+import {
+  COUNT_FAILURE,
+  DELETE_TOKEN,
+  GLOBAL_ADD,
+  INDEX_ADD,
+  PUT_TOKEN,
+  UPDATE_IF_EXISTS,
+} from './redis-scripts.js';
+import { matchesQuery } from './token-query.js';
+import type {
+  RevocationListener,
+  TokenQuery,
+  TokenRecord,
+  TokenSearchPage,
+  TokenStore,
+} from './token-store.js';
+
+export interface RedisTokenStoreOptions {
+  /** An ioredis `Redis` (single node or Sentinel) or `Cluster` you created and own. */
+  redis: Redis | Cluster;
+  /** Prefix of every key and of the revocation channel. Default `'bbt'`. */
+  keyPrefix?: string;
+  /** Most index entries one token-manager page examines. Default 1,000. */
+  scanLimit?: number;
+}
+
+const KEY_PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
+const BATCH = 200;
+
+/**
+ * Tokens in Redis, shared by every proxy instance. Works on a single node, Sentinel and
+ * Cluster: every command and script touches keys of one hash slot.
+ *
+ * Keys: `<p>:t:{<id>}` a hash per token (expiring with it), `<p>:u:{<user>}` a zset per user,
+ * `<p>:{all}:created` and `<p>:{all}:expiring` the token manager's index. Revocations are
+ * published on `<p>:revoked`. User names are base64url-encoded in keys, so no name can
+ * address another key.
+ *
+ * @example
+ * const redis = new Redis(process.env.REDIS_URL, { enableOfflineQueue: false, commandTimeout: 1000 });
+ * const store = new RedisTokenStore({ redis });
+ */
+export class RedisTokenStore implements TokenStore {
+  private readonly redis: Redis | Cluster;
+  private readonly prefix: string;
+  private readonly scanLimit: number;
+  private readonly channel: string;
+
+  constructor(options: Readonly<RedisTokenStoreOptions>) {
+    if (typeof options !== 'object' || options === null || typeof options.redis?.evalsha !== 'function') {
+      throw new TypeError('`redis` must be an ioredis Redis or Cluster instance');
+    }
+    const prefix = options.keyPrefix ?? 'bbt';
+    if (!KEY_PREFIX.test(prefix)) {
+      throw new TypeError(
+        `\`keyPrefix\` must be 1 to 64 letters, digits or _ . : -, got ${JSON.stringify(prefix)}`,
+      );
+    }
+    const scanLimit = options.scanLimit ?? 1_000;
+    if (!Number.isInteger(scanLimit) || scanLimit < 1)
+      throw new TypeError('`scanLimit` must be a positive integer');
+    this.redis = options.redis;
+    this.prefix = prefix;
+    this.scanLimit = scanLimit;
+    this.channel = `${prefix}:revoked`;
+  }
+
+  private tokenKey(id: string): string {
+    return `${this.prefix}:t:{${id}}`;
+  }
+
+  private userKey(user: string): string {
+    return `${this.prefix}:u:{${Buffer.from(user.toLowerCase()).toString('base64url')}}`;
+  }
+
+  private get createdKey(): string {
+    return `${this.prefix}:{all}:created`;
+  }
+
+  private get expiringKey(): string {
+    return `${this.prefix}:{all}:expiring`;
+  }
+
+  put(record: TokenRecord): Promise<void> {
+    return this.guard(async () => {
+      const expires = record.expiresAt === null ? '' : record.expiresAt;
+      const now = Date.now();
+      // Indexes first: a failure after them leaves only stale index entries, cleaned when met.
+      await INDEX_ADD.run(
+        this.redis,
+        [this.userKey(record.user)],
+        [record.createdAt, record.id, expires, now],
+      );
+      await GLOBAL_ADD.run(
+        this.redis,
+        [this.createdKey, this.expiringKey],
+        [record.createdAt, record.id, expires, now],
+      );
+      await PUT_TOKEN.run(this.redis, [this.tokenKey(record.id)], [expires, ...encode(record)]);
+    });
+  }
+
+  get(id: string): Promise<TokenRecord | null> {
+    return this.guard(async () => decode(id, await this.redis.hgetall(this.tokenKey(id))));
+  }
+
+  listByUser(user: string): Promise<TokenRecord[]> {
+    return this.guard(async () => {
+      const key = this.userKey(user);
+      const ids = await this.redis.zrevrange(key, 0, -1);
+      const records = await this.fetch(ids, [key]);
+      return records.filter(
+        (r): r is TokenRecord => r !== null && r.user.toLowerCase() === user.toLowerCase(),
+      );
+    });
+  }
+
+  rename(id: string, name: string): Promise<boolean> {
+    return this.guard(
+      async () => (await UPDATE_IF_EXISTS.run(this.redis, [this.tokenKey(id)], ['name', name])) === 1,
+    );
+  }
+
+  touch(id: string, at: number, ip: string | null): Promise<void> {
+    return this.guard(async () => {
+      await UPDATE_IF_EXISTS.run(this.redis, [this.tokenKey(id)], ['lastUsedAt', at, 'lastUsedIp', ip ?? '']);
+    });
+  }
+
+  delete(id: string): Promise<boolean> {
+    return this.guard(async () => {
+      const user = await DELETE_TOKEN.run(this.redis, [this.tokenKey(id)], []);
+      // Publish before index cleanup: other instances must drop their caches as early as possible.
+      await this.redis.publish(this.channel, id);
+      await Promise.all([
+        typeof user === 'string' ? this.redis.zrem(this.userKey(user), id) : undefined,
+        this.redis.zrem(this.createdKey, id),
+        this.redis.zrem(this.expiringKey, id),
+      ]);
+      return typeof user === 'string';
+    });
+  }
+
+  search(query: TokenQuery): Promise<TokenSearchPage> {
+    return this.guard(async () => {
+      // A user filter walks that user's index; otherwise the global creation index.
+      const indexKeys =
+        query.user === undefined ? [this.createdKey, this.expiringKey] : [this.userKey(query.user)];
+      const index = indexKeys[0]!;
+      const values: TokenRecord[] = [];
+      let position = query.start;
+      let budget = this.scanLimit;
+      while (values.length < query.limit && budget > 0) {
+        const want = Math.min(BATCH, budget);
+        const batch = await this.redis.zrevrange(index, position, position + want - 1, 'WITHSCORES');
+        const ids: string[] = [];
+        let pastCreatedAfter = false;
+        for (let i = 0; i < batch.length; i += 2) {
+          // Newest first: once past `createdAfter`, nothing older can match.
+          if (query.createdAfter !== undefined && Number(batch[i + 1]) <= query.createdAfter) {
+            pastCreatedAfter = true;
+            break;
+          }
+          ids.push(batch[i]!);
+        }
+        const records = await this.fetch(ids, indexKeys);
+        let examined = 0;
+        let removed = 0;
+        for (const record of records) {
+          if (values.length >= query.limit) break;
+          examined++;
+          if (record === null) removed++;
+          else if (matchesQuery(record, query)) values.push(record);
+        }
+        // Stale entries were removed from the index, so later entries moved up by that many.
+        position += examined - removed;
+        budget -= examined;
+        if (pastCreatedAfter && examined === ids.length) return { values, isLastPage: true };
+        if (batch.length < want * 2 && examined === ids.length) return { values, isLastPage: true };
+      }
+      const total = await this.redis.zcard(index);
+      return position >= total
+        ? { values, isLastPage: true }
+        : { values, isLastPage: false, nextStart: position };
+    });
+  }
+
+  countFailure(key: string, windowMs: number): Promise<number> {
+    return this.guard(async () =>
+      Number(await COUNT_FAILURE.run(this.redis, [this.failureKey(key)], [windowMs])),
+    );
+  }
+
+  failureCount(key: string): Promise<number> {
+    return this.guard(async () => Number((await this.redis.get(this.failureKey(key))) ?? 0));
+  }
+
+  private failureKey(key: string): string {
+    return `${this.prefix}:f:{${Buffer.from(key).toString('base64url')}}`;
+  }
+
+  /**
+   * Listens for revocations on a duplicate of the client. A dropped or restored subscription
+   * reports `'*'`: messages may have been missed, so caches must start over.
+   */
+  async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
+    const subscriber = this.redis.duplicate();
+    subscriber.on('error', () => {}); // reported through 'close' below; never crash the process
+    subscriber.on('message', (channel: string, id: string) => {
+      if (channel === this.channel) onRevoked(id);
+    });
+    let ready = false;
+    subscriber.on('ready', () => {
+      if (ready) onRevoked('*');
+      ready = true;
+    });
+    subscriber.on('close', () => onRevoked('*'));
+    await this.guard(() => subscriber.subscribe(this.channel));
+    return async () => {
+      subscriber.removeAllListeners('close');
+      subscriber.disconnect();
+    };
+  }
+
+  /** Loads records by id, aligned with `ids` (null where the token is gone), dropping those from the indexes. */
+  private async fetch(ids: string[], indexKeys: string[]): Promise<Array<TokenRecord | null>> {
+    const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.tokenKey(id))));
+    const records = hashes.map((hash, i) => decode(ids[i]!, hash));
+    const stale = ids.filter((_, i) => records[i] === null);
+    if (stale.length > 0) await Promise.all(indexKeys.map((key) => this.redis.zrem(key, ...stale)));
+    return records;
+  }
+
+  /** Any Redis failure is a StoreError: a 503 upstream, never "token not found". */
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof TokenGateError) throw err;
+      throw new StoreError(undefined, { cause: err });
+    }
+  }
+}
+
+function encode(record: TokenRecord): string[] {
+  return [
+    'user', record.user,
+    'name', record.name,
+    'scope', record.scope,
+    'hash', record.hash,
+    'createdAt', String(record.createdAt),
+    'createdBy', record.createdBy,
+    'expiresAt', record.expiresAt === null ? '' : String(record.expiresAt),
+    'lastUsedAt', record.lastUsedAt === null ? '' : String(record.lastUsedAt),
+    'lastUsedIp', record.lastUsedIp ?? '',
+  ]; // biome-ignore format: field/value pairs read best side by side
+}
+
+const optionalNumber = (value: string | undefined) =>
+  value === undefined || value === '' ? null : Number(value);
+
+function decode(id: string, hash: Record<string, string>): TokenRecord | null {
+  if (hash['hash'] === undefined || hash['user'] === undefined) return null;
+  const scope = hash['scope'] as Scope;
+  const createdAt = Number(hash['createdAt']);
+  if (!SCOPES.includes(scope) || !Number.isFinite(createdAt)) {
+    throw new StoreError('A token record in Redis is corrupt.');
+  }
+  return {
+    id,
+    user: hash['user'],
+    name: hash['name'] ?? '',
+    scope,
+    hash: hash['hash'],
+    createdAt,
+    createdBy: hash['createdBy'] ?? hash['user'],
+    expiresAt: optionalNumber(hash['expiresAt']),
+    lastUsedAt: optionalNumber(hash['lastUsedAt']),
+    lastUsedIp: hash['lastUsedIp'] || null,
+  };
+}

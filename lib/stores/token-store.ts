@@ -1,0 +1,89 @@
+import type { Scope } from '../tokens/token-info.js';
+
+/**
+ * A token as stored. Holds the hash of the secret, never the secret itself.
+ * Times are epoch milliseconds.
+ */
+export interface TokenRecord {
+  id: string;
+  user: string;
+  name: string;
+  scope: Scope;
+  /** Output of the configured `TokenHasher`, e.g. `hmac-sha256$…` or a bcrypt hash. */
+  hash: string;
+  createdAt: number;
+  createdBy: string;
+  expiresAt: number | null;
+  lastUsedAt: number | null;
+  lastUsedIp: string | null;
+}
+
+/** Filters of the token manager; every field is optional and they combine with AND. */
+export interface TokenQuery {
+  /** Owner, matched case-insensitively. */
+  user?: string;
+  /** Case-insensitive substring of the token name. */
+  name?: string;
+  scope?: Scope;
+  /** Tokens that expire before this time (tokens without expiry never match). */
+  expiresBefore?: number;
+  /** Tokens last used before this time, or never used. */
+  lastUsedBefore?: number;
+  createdAfter?: number;
+  /** Position in the store's newest-first index where this page starts (0 = newest). */
+  start: number;
+  /** Most values to return. */
+  limit: number;
+}
+
+/** One page of the token manager, newest first. */
+export interface TokenSearchPage {
+  values: TokenRecord[];
+  /** True when no index entries remain after this page. */
+  isLastPage: boolean;
+  /** Where the next page starts when `isLastPage` is false. */
+  nextStart?: number;
+}
+
+/** Called with a revoked token id; `'*'` means "drop everything cached" (e.g. after a reconnect). */
+export type RevocationListener = (id: string) => void;
+
+/**
+ * Where tokens live. Implement it to bring your own database; run the contract suite
+ * (`test/stores/contract.ts`) against your implementation.
+ *
+ * Every method rejects with a `StoreError` (code `STORE_UNAVAILABLE`) when the backend fails,
+ * never resolves "not found" for a failure: the gate turns that into a 503 (fail closed).
+ * User names are matched case-insensitively. Ids passed in have already been validated.
+ */
+export interface TokenStore {
+  /** Required. Stores a new token. The id is fresh; an existing id may be overwritten. */
+  put(record: TokenRecord): Promise<void>;
+  /** Required. The record, or null when unknown, revoked or expired. */
+  get(id: string): Promise<TokenRecord | null>;
+  /** Required. All live tokens of one user (case-insensitive), newest first. */
+  listByUser(user: string): Promise<TokenRecord[]>;
+  /** Required. Renames a live token; false (and no write) when the token is gone. Never resurrects. */
+  rename(id: string, name: string): Promise<boolean>;
+  /** Required. Revokes: true when the token existed. Idempotent. Notifies subscribers. */
+  delete(id: string): Promise<boolean>;
+  /** Required. Records a use. A no-op for a token that is gone: it never recreates one. */
+  touch(id: string, at: number, ip: string | null): Promise<void>;
+  /** Required. One page of the token manager over every user's tokens. */
+  search(query: TokenQuery): Promise<TokenSearchPage>;
+  /**
+   * Optional. Counts one failure under `key` in a window of `windowMs` and returns the count so
+   * far in that window. Shared by every instance on the same store; the gate keeps an in-process
+   * counter when a store does not implement it.
+   */
+  countFailure?(key: string, windowMs: number): Promise<number>;
+  /** Optional. Reads the failure count of `key` without adding one. */
+  failureCount?(key: string): Promise<number>;
+  /**
+   * Optional. Delivers revocations made by any instance sharing this store, so verified-token
+   * caches can drop them. Resolves once listening; the result stops listening.
+   */
+  subscribe?(onRevoked: RevocationListener): Promise<() => Promise<void>>;
+  /** Optional. Releases timers and connections the store itself created. */
+  close?(): Promise<void>;
+}
