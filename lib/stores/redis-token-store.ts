@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { StoreError, TokenGateError } from '../errors.js';
+import { withTimeout } from '../internal/with-timeout.js';
 import { SCOPES, type Scope } from '../tokens/token-info.js';
 import {
   COUNT_FAILURE,
@@ -29,6 +30,7 @@ export interface RedisTokenStoreOptions {
 
 const KEY_PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
 const BATCH = 200;
+const SUBSCRIBE_TIMEOUT_MS = 5_000;
 
 /**
  * Tokens in Redis, shared by every proxy instance. Works on a single node, Sentinel and
@@ -207,7 +209,10 @@ export class RedisTokenStore implements TokenStore {
    * reports `'*'`: messages may have been missed, so caches must start over.
    */
   async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
-    const subscriber = this.redis.duplicate();
+    // The subscriber queues its SUBSCRIBE until connected and re-subscribes after reconnects.
+    const subscriber = this.redis.isCluster
+      ? (this.redis as Cluster).duplicate([], { enableOfflineQueue: true })
+      : (this.redis as Redis).duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
     subscriber.on('error', () => {}); // reported through 'close' below; never crash the process
     subscriber.on('message', (channel: string, id: string) => {
       if (channel === this.channel) onRevoked(id);
@@ -218,11 +223,23 @@ export class RedisTokenStore implements TokenStore {
       ready = true;
     });
     subscriber.on('close', () => onRevoked('*'));
-    await this.guard(() => subscriber.subscribe(this.channel));
-    return async () => {
+    const stop = async () => {
       subscriber.removeAllListeners('close');
       subscriber.disconnect();
     };
+    try {
+      await this.guard(() =>
+        withTimeout(
+          subscriber.subscribe(this.channel),
+          SUBSCRIBE_TIMEOUT_MS,
+          () => new Error('SUBSCRIBE timed out'),
+        ),
+      );
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+    return stop;
   }
 
   /** Loads records by id, aligned with `ids` (null where the token is gone), dropping those from the indexes. */

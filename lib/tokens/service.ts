@@ -106,6 +106,11 @@ export class TokenService {
   /** The verified-token cache (exposed for metrics and tests). */
   readonly cache: VerifiedTokenCache;
   readonly tokenPrefix: string;
+  /**
+   * Whether cached verifications may be used. The gate clears it while a store's revocation
+   * feed is not yet up, so a revocation made elsewhere can never be missed.
+   */
+  cacheTrusted = true;
   private readonly store: TokenStore;
   private readonly hasher: TokenHasher;
   private readonly expiry: ExpiryPolicy;
@@ -177,7 +182,7 @@ export class TokenService {
   async check(token: string): Promise<VerifyOutcome> {
     const now = this.now();
     const key = VerifiedTokenCache.keyOf(token);
-    const cached = this.cache.get(key, now);
+    const cached = this.cacheTrusted ? this.cache.get(key, now) : undefined;
     if (cached !== undefined) {
       return cached.expiresAt !== null && cached.expiresAt <= now
         ? { ok: false, reason: 'expired', id: cached.id }
@@ -198,7 +203,7 @@ export class TokenService {
     }
     if (record.expiresAt !== null && record.expiresAt <= this.now())
       return { ok: false, reason: 'expired', id };
-    this.cache.set(key, record, now);
+    if (this.cacheTrusted) this.cache.set(key, record, now);
     return { ok: true, record };
   }
 

@@ -1,0 +1,97 @@
+import { UnavailableError } from '../errors.js';
+import {
+  bitbucketBaseUrl,
+  bitbucketGet,
+  bitbucketJson,
+  positiveInteger,
+} from '../internal/bitbucket-client.js';
+import type { GroupResolver } from './group-resolver.js';
+
+export interface BitbucketGroupsOptions {
+  /** Bitbucket's base URL, e.g. `https://bitbucket.example.com`. */
+  baseUrl: string;
+  /** An HTTP access token (or personal token) of an account with ADMIN permission. Sent as Bearer. */
+  token: string;
+  /** How long a user's groups are remembered. Default 60,000 ms. */
+  cacheTtlMs?: number;
+  /** Most users remembered. Default 10,000. */
+  maxEntries?: number;
+  /** Deadline of each call to Bitbucket. Default 5,000 ms. */
+  timeoutMs?: number;
+}
+
+interface BitbucketPage {
+  values?: Array<{ name?: unknown }>;
+  isLastPage?: unknown;
+  nextPageStart?: unknown;
+}
+
+const PAGE_LIMIT = 500;
+const MAX_PAGES = 100;
+
+/**
+ * A GroupResolver that asks Bitbucket Server / Data Center which groups a user is in
+ * (`GET /rest/api/1.0/admin/users/more-members?context=<user>`, all pages), with a bounded
+ * cache. Bitbucket unreachable or answering an error fails closed (503), never "no groups".
+ * @example createTokenGate({ groups: bitbucketGroups({ baseUrl, token: process.env.BITBUCKET_ADMIN_TOKEN! }) })
+ */
+export function bitbucketGroups(options: Readonly<BitbucketGroupsOptions>): GroupResolver {
+  const baseUrl = bitbucketBaseUrl(options?.baseUrl);
+  if (typeof options.token !== 'string' || options.token.length === 0) {
+    throw new TypeError('`token` must be a Bitbucket HTTP access token');
+  }
+  const authorization = `Bearer ${options.token}`;
+  const ttl = positiveInteger(options.cacheTtlMs, 60_000, 'cacheTtlMs');
+  const maxEntries = positiveInteger(options.maxEntries, 10_000, 'maxEntries');
+  const timeoutMs = positiveInteger(options.timeoutMs, 5_000, 'timeoutMs');
+  const cache = new Map<string, { groups: readonly string[]; until: number }>();
+  const inFlight = new Map<string, Promise<readonly string[]>>();
+
+  async function fetchGroups(user: string): Promise<readonly string[]> {
+    const groups: string[] = [];
+    let start = 0;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const url = `${baseUrl}/rest/api/1.0/admin/users/more-members?context=${encodeURIComponent(user)}&start=${start}&limit=${PAGE_LIMIT}`;
+      const response = await bitbucketGet(url, authorization, timeoutMs);
+      if (response.status === 404) return [];
+      if (response.status !== 200) {
+        await response.body?.cancel();
+        throw new UnavailableError(
+          'UPSTREAM_UNAVAILABLE',
+          `Bitbucket refused the group lookup (${response.status}).`,
+        );
+      }
+      const body = (await bitbucketJson(response)) as BitbucketPage;
+      if (!Array.isArray(body?.values))
+        throw new UnavailableError('UPSTREAM_UNAVAILABLE', 'Bitbucket sent an unexpected group page.');
+      for (const value of body.values) if (typeof value?.name === 'string') groups.push(value.name);
+      if (body.isLastPage !== false) return groups;
+      if (typeof body.nextPageStart !== 'number' || body.nextPageStart <= start) {
+        throw new UnavailableError(
+          'UPSTREAM_UNAVAILABLE',
+          'Bitbucket sent a group page without a next page.',
+        );
+      }
+      start = body.nextPageStart;
+    }
+    throw new UnavailableError('UPSTREAM_UNAVAILABLE', 'Bitbucket sent too many group pages.');
+  }
+
+  return async function bitbucketGroupResolver(user) {
+    const key = user.toLowerCase();
+    const now = Date.now();
+    const hit = cache.get(key);
+    if (hit !== undefined && hit.until > now) return hit.groups;
+    const pending = inFlight.get(key);
+    if (pending) return pending;
+    const lookup = fetchGroups(user)
+      .then((groups) => {
+        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
+        cache.set(key, { groups: Object.freeze(groups), until: Date.now() + ttl });
+        return groups;
+      })
+      .finally(() => inFlight.delete(key));
+    inFlight.set(key, lookup);
+    return lookup;
+  };
+}

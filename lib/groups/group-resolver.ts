@@ -1,0 +1,73 @@
+import type { Request } from 'express';
+import { TokenGateError, UnavailableError } from '../errors.js';
+
+/** The groups a user is in. May be async (a directory, Bitbucket). Throwing fails closed (503). */
+export type GroupResolver = (user: string) => readonly string[] | Promise<readonly string[]>;
+
+/** The `groups` option: a resolver, or a static `{ user: [groups] }` map. */
+export type GroupsOption = GroupResolver | Readonly<Record<string, readonly string[]>>;
+
+/**
+ * A resolver over a fixed map of user → groups. User names match case-insensitively; names like
+ * `__proto__` or `toString` are plain keys, never inherited properties.
+ * @example staticGroups({ alice: ['developers'], ci: ['automation'] })
+ */
+export function staticGroups(map: Readonly<Record<string, readonly string[]>>): GroupResolver {
+  if (typeof map !== 'object' || map === null || Array.isArray(map))
+    throw new TypeError('`groups` must be an object of user → groups');
+  const byUser = new Map<string, readonly string[]>();
+  for (const [user, groups] of Object.entries(map)) {
+    if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) {
+      throw new TypeError(`\`groups[${JSON.stringify(user)}]\` must be an array of group names`);
+    }
+    byUser.set(user.toLowerCase(), Object.freeze([...(byUser.get(user.toLowerCase()) ?? []), ...groups]));
+  }
+  return (user) => byUser.get(user.toLowerCase()) ?? [];
+}
+
+/** Resolves the `groups` option. Default: nobody is in any group. */
+export function toGroupResolver(option: GroupsOption | undefined): GroupResolver {
+  if (option === undefined) return () => [];
+  return typeof option === 'function' ? option : staticGroups(option);
+}
+
+const resolved = new WeakMap<Request, { user: string; groups: Promise<readonly string[]> }>();
+
+/** The user's groups, asked once per request however many checks need them. */
+export function groupsOf(req: Request, user: string, resolver: GroupResolver): Promise<readonly string[]> {
+  const known = resolved.get(req);
+  if (known !== undefined && known.user === user) return known.groups;
+  const groups = (async () => {
+    try {
+      const result = await resolver(user);
+      if (!Array.isArray(result)) throw new TypeError('a GroupResolver must return an array of group names');
+      return result;
+    } catch (err) {
+      if (err instanceof TokenGateError) throw err;
+      throw new UnavailableError(
+        'UPSTREAM_UNAVAILABLE',
+        'Group membership could not be checked. Try again later.',
+        {
+          cause: err,
+        },
+      );
+    }
+  })();
+  resolved.set(req, { user, groups });
+  return groups;
+}
+
+/** A compiled permission: omitted = everyone, `[]` = no one, else members of any listed group. */
+export interface Permission {
+  readonly everyone: boolean;
+  allows(groups: readonly string[]): boolean;
+}
+
+export function compilePermission(groups: readonly string[] | undefined, option: string): Permission {
+  if (groups === undefined) return { everyone: true, allows: () => true };
+  if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string' && g.length > 0)) {
+    throw new TypeError(`\`${option}\` must be an array of group names`);
+  }
+  const wanted = new Set(groups.map((g) => g.toLowerCase()));
+  return { everyone: false, allows: (held) => held.some((g) => wanted.has(g.toLowerCase())) };
+}

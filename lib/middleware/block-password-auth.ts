@@ -1,0 +1,35 @@
+import type { RequestHandler } from 'express';
+import { AuthenticationError } from '../errors.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { refuse } from '../http/respond.js';
+
+export interface BlockPasswordAuthOptions {
+  /**
+   * What the refused user is told. Default: to create an API token and use it in place of
+   * the password. Name your token page here if you have one.
+   */
+  message?: string;
+  onEvent?: EventListener;
+}
+
+export const DEFAULT_PASSWORD_MESSAGE =
+  'Password authentication is disabled for the API. Create an API token and use it in place of your password.';
+
+/**
+ * Refuses Basic auth with a password (401) and tells the user to use an API token instead.
+ * Token and anonymous requests pass.
+ * @example app.use(extractCredentials(), blockPasswordAuth({ message: 'Create a token at https://git.example.com/tokens' }))
+ */
+export function blockPasswordAuth(options: Readonly<BlockPasswordAuthOptions> = {}): RequestHandler {
+  const message = options.message ?? DEFAULT_PASSWORD_MESSAGE;
+  if (typeof message !== 'string' || message.length === 0)
+    throw new TypeError('`message` must be a non-empty string');
+  const emit = safeEmitter(options.onEvent);
+  return function blockPasswordAuthMiddleware(req, res, next) {
+    if (req.auth?.kind !== 'password') {
+      next();
+      return;
+    }
+    refuse(req, res, new AuthenticationError('PASSWORD_AUTH_DISABLED', message), emit);
+  };
+}

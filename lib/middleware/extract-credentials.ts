@@ -1,0 +1,142 @@
+import type { Request, RequestHandler } from 'express';
+import { AuthenticationError, type TokenGateError } from '../errors.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { refuse } from '../http/respond.js';
+import { markTokenRequest, setPendingToken } from '../internal/credential-slot.js';
+import { assertTokenPrefix, looksLikeToken } from '../tokens/format.js';
+
+export interface ExtractCredentialsOptions {
+  /** Prefix of this gate's tokens. Default `'bbt'`. */
+  tokenPrefix?: string;
+  /** Requests without credentials: `'pass'` (default; the upstream decides) or `'deny'` (401). */
+  anonymous?: 'pass' | 'deny';
+  onEvent?: EventListener;
+}
+
+/** What an `Authorization` header holds. */
+export type Credentials =
+  | { kind: 'none' }
+  | { kind: 'token'; token: string; claimedUser?: string }
+  | { kind: 'password'; user: string; password: string }
+  | { kind: 'invalid'; error: TokenGateError };
+
+const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const CONTROL = /\p{Cc}/u;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const MAX_HEADER = 8_192;
+
+const malformed = (message: string) => new AuthenticationError('CREDENTIALS_MALFORMED', message, 400);
+
+/** Counts `Authorization` lines: Node keeps only the first in `req.headers`. */
+function authorizationLines(req: Request): number {
+  let count = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 13 && name.toLowerCase() === 'authorization') count++;
+  }
+  return count;
+}
+
+/**
+ * Reads `Bearer <token>` or `Basic base64(user:secret)`, strictly: two headers, bad base64,
+ * a scheme with no value or trailing junk are malformed, never guessed at. A token in the
+ * query string is never a credential.
+ */
+export function parseAuthorization(req: Request, prefix: string): Credentials {
+  const header = req.headers.authorization;
+  if (header === undefined) return { kind: 'none' };
+  if (authorizationLines(req) > 1)
+    return { kind: 'invalid', error: malformed('Send one Authorization header, not several.') };
+  if (header.length > MAX_HEADER)
+    return { kind: 'invalid', error: malformed('The Authorization header is too long.') };
+  const space = header.indexOf(' ');
+  const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase();
+  const value = space < 0 ? '' : header.slice(space + 1).trim();
+  if (scheme === 'bearer') {
+    if (!TOKEN68.test(value))
+      return { kind: 'invalid', error: malformed('The Bearer credential is malformed.') };
+    return { kind: 'token', token: value };
+  }
+  if (scheme !== 'basic') {
+    return {
+      kind: 'invalid',
+      error: new AuthenticationError(
+        'CREDENTIALS_MALFORMED',
+        'Use Basic or Bearer authentication with an API token.',
+      ),
+    };
+  }
+  if (!BASE64.test(value) || value.length === 0) {
+    return { kind: 'invalid', error: malformed('The Basic credential is not valid base64.') };
+  }
+  let decoded: string;
+  try {
+    decoded = utf8.decode(Buffer.from(value, 'base64'));
+  } catch {
+    return { kind: 'invalid', error: malformed('The Basic credential is not valid UTF-8.') };
+  }
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return { kind: 'invalid', error: malformed('The Basic credential must be user:token.') };
+  const user = decoded.slice(0, colon);
+  const secret = decoded.slice(colon + 1);
+  if (CONTROL.test(decoded))
+    return { kind: 'invalid', error: malformed('The Basic credential holds control characters.') };
+  if (looksLikeToken(secret, prefix)) return { kind: 'token', token: secret, claimedUser: user };
+  // Some clients send the token as the user name with an empty password.
+  if (secret === '' && looksLikeToken(user, prefix)) return { kind: 'token', token: user };
+  return { kind: 'password', user, password: secret };
+}
+
+/**
+ * Reads the request's credentials into `req.auth`: a token to verify (left for
+ * `authenticateToken`, off the request object), a password (`kind: 'password'`), or nothing.
+ * @example app.use(extractCredentials({ anonymous: 'deny' }))
+ */
+export function extractCredentials(options: Readonly<ExtractCredentialsOptions> = {}): RequestHandler {
+  const prefix = options.tokenPrefix ?? 'bbt';
+  assertTokenPrefix(prefix);
+  const anonymous = options.anonymous ?? 'pass';
+  if (anonymous !== 'pass' && anonymous !== 'deny')
+    throw new TypeError("`anonymous` must be 'pass' or 'deny'");
+  const emit = safeEmitter(options.onEvent);
+
+  return function extractCredentialsMiddleware(req, res, next) {
+    const base = { clientIp: req.auth?.clientIp ?? null };
+    const credentials = parseAuthorization(req, prefix);
+    switch (credentials.kind) {
+      case 'invalid':
+        req.auth = { kind: 'anonymous', ...base };
+        refuse(req, res, credentials.error, emit);
+        return;
+      case 'none':
+        req.auth = { kind: 'anonymous', ...base };
+        if (anonymous === 'deny') {
+          refuse(
+            req,
+            res,
+            new AuthenticationError('CREDENTIALS_MISSING', 'Authenticate with an API token.'),
+            emit,
+          );
+          return;
+        }
+        break;
+      case 'password':
+        req.auth = { kind: 'password', user: credentials.user, ...base };
+        break;
+      case 'token':
+        // Not a token request until verified: `anonymous` with the token parked aside.
+        req.auth = { kind: 'anonymous', ...base };
+        markTokenRequest(req);
+        setPendingToken(
+          req,
+          credentials.claimedUser === undefined
+            ? { token: credentials.token }
+            : { token: credentials.token, claimedUser: credentials.claimedUser },
+        );
+        break;
+    }
+    next();
+  };
+}

@@ -1,0 +1,134 @@
+import { createPrivateKey, createSecretKey, type KeyObject } from 'node:crypto';
+import type { Request, RequestHandler } from 'express';
+import { SignJWT } from 'jose';
+import { isTokenRequest } from '../internal/credential-slot.js';
+
+/** A short-lived signed statement of who the request is, for upstreams that verify it. */
+export interface IdentityJwtOptions {
+  /** HS256: a secret of at least 32 bytes. EdDSA: an Ed25519 private key (KeyObject or PEM). */
+  key: string | Buffer | KeyObject;
+  /** Default `'HS256'` for a secret, `'EdDSA'` for a private key. */
+  algorithm?: 'HS256' | 'EdDSA';
+  /** Header that carries the JWT. Default `'x-forwarded-user-jwt'`. */
+  header?: string;
+  /** Lifetime in seconds. Default 60. */
+  ttlSeconds?: number;
+  issuer?: string;
+  audience?: string;
+}
+
+export interface ForwardIdentityOptions {
+  /** Header that tells the upstream who the user is. Default `'x-forwarded-user'`. */
+  header?: string;
+  /** Also send a signed JWT (`sub` = user, `tid` = token id, `scope`). */
+  jwt?: IdentityJwtOptions;
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function headerName(value: string | undefined, fallback: string, option: string): string {
+  const name = (value ?? fallback).toLowerCase();
+  if (!HEADER_NAME.test(name) || name === 'authorization' || name === 'host') {
+    throw new TypeError(`\`${option}\` is not a usable header name: ${JSON.stringify(value)}`);
+  }
+  return name;
+}
+
+/** Removes headers (any letter case) from both `req.headers` and `req.rawHeaders`. */
+function stripHeaders(req: Request, names: ReadonlySet<string>): void {
+  for (const name of names) delete req.headers[name];
+  const raw = req.rawHeaders;
+  let dirty = false;
+  for (let i = 0; i < raw.length; i += 2) if (names.has(raw[i]!.toLowerCase())) dirty = true;
+  if (!dirty) return;
+  const kept: string[] = [];
+  for (let i = 0; i < raw.length; i += 2)
+    if (!names.has(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
+  req.rawHeaders.splice(0, raw.length, ...kept);
+}
+
+function setHeader(req: Request, name: string, value: string): void {
+  req.headers[name] = value;
+  req.rawHeaders.push(name, value);
+}
+
+type Signer = (user: string, tokenId: string, scope: string) => Promise<string>;
+
+function createSigner(options: IdentityJwtOptions): Signer {
+  const ttl = options.ttlSeconds ?? 60;
+  if (!Number.isInteger(ttl) || ttl < 5 || ttl > 3600)
+    throw new TypeError('`jwt.ttlSeconds` must be an integer from 5 to 3600');
+  let key: KeyObject;
+  try {
+    key =
+      typeof options.key === 'object' && !Buffer.isBuffer(options.key)
+        ? options.key
+        : typeof options.key === 'string' && options.key.includes('-----BEGIN')
+          ? createPrivateKey(options.key)
+          : createSecretKey(Buffer.from(options.key));
+  } catch {
+    throw new TypeError('`jwt.key` must be a secret (32+ bytes) or an Ed25519 private key');
+  }
+  const algorithm = options.algorithm ?? (key.type === 'secret' ? 'HS256' : 'EdDSA');
+  if (algorithm === 'HS256' && (key.type !== 'secret' || (key.symmetricKeySize ?? 0) < 32)) {
+    throw new TypeError('`jwt.key` must be a secret of at least 32 bytes for HS256');
+  }
+  if (algorithm === 'EdDSA' && (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519')) {
+    throw new TypeError('`jwt.key` must be an Ed25519 private key for EdDSA');
+  }
+  // A JWT is reused for half its life, so a busy token costs one signature per half-TTL.
+  const cache = new Map<string, { jwt: string; until: number }>();
+  return async (user, tokenId, scope) => {
+    const now = Date.now();
+    const cacheKey = `${tokenId}\u0000${user}\u0000${scope}`;
+    const hit = cache.get(cacheKey);
+    if (hit !== undefined && hit.until > now) return hit.jwt;
+    let jwt = new SignJWT({ tid: tokenId, scope })
+      .setProtectedHeader({ alg: algorithm, typ: 'JWT' })
+      .setSubject(user)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(now / 1000) + ttl);
+    if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer);
+    if (options.audience !== undefined) jwt = jwt.setAudience(options.audience);
+    const signed = await jwt.sign(key);
+    if (cache.size >= 10_000) cache.clear();
+    cache.set(cacheKey, { jwt: signed, until: now + (ttl * 1000) / 2 });
+    return signed;
+  };
+}
+
+/**
+ * Tells the upstream who the user is: sets the identity header for token requests, strips any
+ * client-sent copy of it (every request, any letter case), and removes the token's
+ * `Authorization` header so a token never travels upstream. Optionally adds a signed JWT.
+ * Password requests keep their `Authorization` for the upstream to check.
+ * @example app.use(forwardIdentity({ header: 'x-forwarded-user', jwt: { key: process.env.JWT_SECRET! } }))
+ */
+export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}): RequestHandler {
+  const header = headerName(options.header, 'x-forwarded-user', 'header');
+  const jwtHeader = options.jwt
+    ? headerName(options.jwt.header, 'x-forwarded-user-jwt', 'jwt.header')
+    : undefined;
+  const sign = options.jwt ? createSigner(options.jwt) : undefined;
+  const spoofable = new Set([header, ...(jwtHeader ? [jwtHeader] : [])]);
+  const withAuthorization = new Set([...spoofable, 'authorization']);
+
+  return function forwardIdentityMiddleware(req, _res, next) {
+    const auth = req.auth;
+    const tokenRequest = auth?.kind === 'token' || isTokenRequest(req);
+    stripHeaders(req, tokenRequest ? withAuthorization : spoofable);
+    if (auth?.kind !== 'token' || auth.user === undefined || auth.token === undefined) {
+      next();
+      return;
+    }
+    setHeader(req, header, auth.user);
+    if (sign === undefined || jwtHeader === undefined) {
+      next();
+      return;
+    }
+    sign(auth.user, auth.token.id, auth.token.scope).then((jwt) => {
+      setHeader(req, jwtHeader, jwt);
+      next();
+    }, next);
+  };
+}

@@ -1,0 +1,55 @@
+import type { RequestHandler } from 'express';
+import { ForbiddenError } from '../errors.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { compilePermission, type GroupsOption, groupsOf, toGroupResolver } from '../groups/group-resolver.js';
+import { refuse, refuseOrFail } from '../http/respond.js';
+
+export interface RequireGroupsOptions {
+  /** Groups whose members pass. Omitted = everyone, `[]` = no one. */
+  groups?: readonly string[];
+  /** Where memberships come from: a `GroupResolver` or a `{ user: [groups] }` map. */
+  resolver?: GroupsOption;
+  /** Which requests are judged. Default `['token']`: token requests only. */
+  kinds?: ReadonlyArray<'token' | 'password'>;
+  onEvent?: EventListener;
+}
+
+/**
+ * Lets a request through only when its user is in one of `groups` (403 otherwise). The gate
+ * uses it for the `useTokens` permission. Memberships are resolved once per request; a failing
+ * resolver answers 503.
+ * @example app.use(requireGroups({ groups: ['api-users'], resolver: staticGroups({ alice: ['api-users'] }) }))
+ */
+export function requireGroups(options: Readonly<RequireGroupsOptions>): RequestHandler {
+  const permission = compilePermission(options.groups, 'groups');
+  const resolver = toGroupResolver(options.resolver);
+  const kinds = new Set(options.kinds ?? ['token']);
+  const emit = safeEmitter(options.onEvent);
+
+  return function requireGroupsMiddleware(req, res, next) {
+    const auth = req.auth;
+    if (permission.everyone || auth === undefined || auth.kind === 'anonymous' || !kinds.has(auth.kind)) {
+      next();
+      return;
+    }
+    const user = auth.user ?? '';
+    groupsOf(req, user, resolver)
+      .then((groups) => {
+        if (permission.allows(groups)) {
+          next();
+          return;
+        }
+        refuse(
+          req,
+          res,
+          new ForbiddenError('GROUP_REQUIRED', 'You are not in a group that may use API tokens.'),
+          emit,
+          {
+            ...(auth.token ? { tokenId: auth.token.id } : {}),
+            user,
+          },
+        );
+      })
+      .catch(refuseOrFail(req, res, next, emit));
+  };
+}
