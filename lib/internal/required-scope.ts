@@ -71,8 +71,15 @@ export async function requiredScope(
   if (services.length > 0 && !(services.length === 1 && services[0] === 'git-upload-pack'))
     return { scope: 'write' };
   if (!needsWrite) return { scope: 'read' };
-  // Only a plain POST can be one of the reads below.
-  if (req.method !== 'POST' || methods.length > 1 || !canonical(path)) return { scope: 'write' };
+  // Only a plain POST, to a canonical path without a query, can be one of the reads below.
+  if (
+    req.method !== 'POST' ||
+    methods.length > 1 ||
+    !canonical(path) ||
+    path.length !== (req.originalUrl ?? req.url).length
+  ) {
+    return { scope: 'write' };
+  }
   if (path.endsWith('/git-upload-pack')) return { scope: 'read' };
   if (path.endsWith('/info/lfs/objects/batch'))
     return { scope: (await lfsBatchIsDownload(req)) ? 'read' : 'write' };

@@ -4,6 +4,7 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { takePendingToken } from '../internal/credential-slot.js';
 import type { FailureThrottle } from '../internal/failure-throttle.js';
+import { parseIp } from '../internal/ip.js';
 import { type TokenService, toTokenInfo } from '../tokens/service.js';
 
 export interface AuthenticateTokenOptions {
@@ -37,7 +38,9 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
       next();
       return;
     }
-    const clientIp = req.auth?.clientIp ?? null;
+    const resolved = req.auth?.clientIp;
+    const clientIp =
+      resolved !== undefined ? resolved : (parseIp(req.socket?.remoteAddress ?? '')?.text ?? null);
     const fail = refuseOrFail(req, res, next, emit);
     const verify = async () => {
       const parsedId = throttle?.assertAllowed(clientIp, pending.token);
@@ -67,7 +70,12 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
         return;
       }
       throttle?.noteSuccess(record.id, pending.token);
-      req.auth = { kind: 'token', user: record.user, token: toTokenInfo(record), clientIp };
+      req.auth = {
+        kind: 'token',
+        user: record.user,
+        token: toTokenInfo(record),
+        ...(resolved === undefined ? {} : { clientIp }),
+      };
       tokens.noteUse(record, clientIp);
       next();
     };

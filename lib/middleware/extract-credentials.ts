@@ -103,7 +103,8 @@ export function extractCredentials(options: Readonly<ExtractCredentialsOptions> 
   const emit = safeEmitter(options.onEvent);
 
   return function extractCredentialsMiddleware(req, res, next) {
-    const base = { clientIp: req.auth?.clientIp ?? null };
+    // Keep what `clientIp` resolved; without it, later steps resolve the socket address themselves.
+    const base = req.auth?.clientIp === undefined ? {} : { clientIp: req.auth.clientIp };
     const credentials = parseAuthorization(req, prefix);
     switch (credentials.kind) {
       case 'invalid':

@@ -24,6 +24,7 @@ export interface ForwardIdentityOptions {
   jwt?: IdentityJwtOptions;
 }
 
+const DEFAULT_JWT_HEADER = 'x-forwarded-user-jwt';
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function headerName(value: string | undefined, fallback: string, option: string): string {
@@ -107,10 +108,11 @@ function createSigner(options: IdentityJwtOptions): Signer {
 export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}): RequestHandler {
   const header = headerName(options.header, 'x-forwarded-user', 'header');
   const jwtHeader = options.jwt
-    ? headerName(options.jwt.header, 'x-forwarded-user-jwt', 'jwt.header')
+    ? headerName(options.jwt.header, DEFAULT_JWT_HEADER, 'jwt.header')
     : undefined;
   const sign = options.jwt ? createSigner(options.jwt) : undefined;
-  const spoofable = new Set([header, ...(jwtHeader ? [jwtHeader] : [])]);
+  // The default JWT header is stripped even when no JWT is configured: it is never the client's to send.
+  const spoofable = new Set([header, DEFAULT_JWT_HEADER, ...(jwtHeader ? [jwtHeader] : [])]);
   const withAuthorization = new Set([...spoofable, 'authorization']);
 
   return function forwardIdentityMiddleware(req, _res, next) {

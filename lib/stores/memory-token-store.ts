@@ -152,5 +152,6 @@ export class MemoryTokenStore implements TokenStore {
 }
 
 function newestFirst(a: TokenRecord, b: TokenRecord): number {
-  return b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1);
+  // Same order as a Redis sorted set read newest first: ties by id, descending.
+  return b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1);
 }

@@ -63,8 +63,13 @@ function checksum(text: string): string {
 export function generateToken(prefix: string): { token: string; id: string; secret: string } {
   const id = randomBase62(ID_LENGTH);
   const secret = randomBase62(SECRET_LENGTH);
+  return { token: assembleToken(prefix, id, secret), id, secret };
+}
+
+/** The token string of an id and a secret, checksum appended. */
+export function assembleToken(prefix: string, id: string, secret: string): string {
   const head = `${prefix}_${id}${secret}`;
-  return { token: head + checksum(head), id, secret };
+  return head + checksum(head);
 }
 
 /** True when the string is meant as a token of this prefix (even a broken one). */

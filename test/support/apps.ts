@@ -35,4 +35,5 @@ export function echoApp(makeApp: ExpressFactory, ...middlewares: RequestHandler[
   return app;
 }
 
-export const basic = (user: string, secret: string) => `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`;
+export const basic = (user: string, secret: string) =>
+  `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`;

@@ -24,14 +24,23 @@ export async function freePort(): Promise<number> {
 export interface RedisProcess {
   port: number;
   url: string;
+  dir: string;
   process: ChildProcess;
-  stop(): Promise<void>;
+  /** Kills the server (SIGKILL: no goodbye to clients); `keepFiles` keeps its data for a restart. */
+  stop(keepFiles?: boolean): Promise<void>;
 }
 
-/** Starts a throw-away `redis-server` on a free port; `stop()` kills it and removes its files. */
-export async function startRedisServer(extraArgs: string[] = [], port?: number): Promise<RedisProcess> {
+/**
+ * Starts a throw-away `redis-server` on a free port (or the given one, reusing `dir` to restart
+ * it with its data); `stop()` kills it and removes its files unless told to keep them.
+ */
+export async function startRedisServer(
+  extraArgs: string[] = [],
+  port?: number,
+  reuseDir?: string,
+): Promise<RedisProcess> {
   const chosen = port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'eat-redis-'));
+  const dir = reuseDir ?? mkdtempSync(join(tmpdir(), 'eat-redis-'));
   const child = spawn(
     'redis-server',
     [
@@ -76,13 +85,14 @@ export async function startRedisServer(extraArgs: string[] = [], port?: number):
   return {
     port: chosen,
     url: `redis://127.0.0.1:${chosen}`,
+    dir,
     process: child,
-    async stop() {
+    async stop(keepFiles = false) {
       if (child.exitCode === null) {
         child.kill('SIGKILL');
         await exited;
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keepFiles) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -4,6 +4,7 @@ import { RedisTokenStore } from '../../lib/stores/redis-token-store.js';
 
 /** A store under a random prefix, and a cleanup that removes exactly that prefix's keys. */
 export async function openRedisStore(redis: Redis) {
+  if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
   const keyPrefix = `test-${randomBytes(6).toString('hex')}`;
   const store = new RedisTokenStore({ redis, keyPrefix });
   return {

@@ -1,0 +1,260 @@
+import { describe, expect, it } from 'vitest';
+import { StoreError, ValidationError } from '../../lib/errors.js';
+import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
+import type { TokenStore } from '../../lib/stores/token-store.js';
+import { bcryptHasher, sha256Hasher } from '../../lib/tokens/hashers.js';
+import { TokenService, type TokenServiceOptions } from '../../lib/tokens/service.js';
+
+const DAY = 86_400_000;
+
+function service(options: Partial<TokenServiceOptions> = {}) {
+  const store = options.store ?? new MemoryTokenStore();
+  return new TokenService({ store, hasher: sha256Hasher(), tokenPrefix: 'bbt', ...options });
+}
+
+/** A store that counts the calls made to it. */
+function countingStore(inner: TokenStore = new MemoryTokenStore()) {
+  const calls: string[] = [];
+  const store = new Proxy(inner, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(key));
+        return value.apply(target, args);
+      };
+    },
+  });
+  return { store, calls };
+}
+
+describe('TokenService.create', () => {
+  it('returns the token once and info without secret or hash', async () => {
+    const tokens = service();
+    const { token, info } = await tokens.create({ user: 'alice', name: 'laptop', scope: 'read' });
+    expect(token).toMatch(/^bbt_/);
+    expect(info).toEqual({
+      id: token.slice(4, 15),
+      user: 'alice',
+      name: 'laptop',
+      scope: 'read',
+      createdAt: expect.any(String),
+      createdBy: 'alice',
+      expiresAt: null,
+      lastUsedAt: null,
+      lastUsedIp: null,
+    });
+    expect(JSON.stringify(info)).not.toContain(token.slice(15, 58));
+  });
+
+  it('records who created a token for someone else', async () => {
+    const { info } = await service().create({
+      user: 'alice',
+      name: 'ci',
+      scope: 'write',
+      createdBy: 'admin',
+    });
+    expect(info.createdBy).toBe('admin');
+  });
+
+  it.each([
+    [{ name: '' }, 'name'],
+    [{ name: '   ' }, 'name'],
+    [{ name: 'x'.repeat(10_000) }, 'name'],
+    [{ name: 'tab\there' }, 'name'],
+    [{ name: 'bidi\u202Eevil' }, 'name'],
+    [{ scope: 'admin' }, 'scope'],
+    [{ user: 'a:b' }, 'user'],
+    [{ user: ' alice' }, 'user'],
+    [{ user: '' }, 'user'],
+    [{ user: 'new\nline' }, 'user'],
+    [{ expiresAt: '2001-01-01T00:00:00Z' }, 'expiresAt'],
+    [{ expiresAt: 'next tuesday' }, 'expiresAt'],
+    [{ createdBy: 'x:y' }, 'createdBy'],
+  ])('refuses bad input #%# naming the field', async (override, field) => {
+    const input = { user: 'alice', name: 'laptop', scope: 'read', ...override } as never;
+    await expect(service().create(input)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field });
+  });
+
+  it('accepts unicode, braces and stars in user names (they are stored safely)', async () => {
+    for (const user of ['ünïcödé', 'a{b}', 'star*', 'with space']) {
+      const { info } = await service().create({ user, name: 'x', scope: 'read' });
+      expect(info.user).toBe(user);
+    }
+  });
+
+  it('applies defaultDays, then maxDays, when no expiry is asked for', async () => {
+    const now = Date.now();
+    const withDefault = await service({ expiry: { defaultDays: 7, maxDays: 30 } }).create({
+      user: 'a',
+      name: 'x',
+      scope: 'read',
+    });
+    expect(Date.parse(withDefault.info.expiresAt!)).toBeCloseTo(now + 7 * DAY, -4);
+    const withMax = await service({ expiry: { maxDays: 30 } }).create({
+      user: 'a',
+      name: 'x',
+      scope: 'read',
+    });
+    expect(Date.parse(withMax.info.expiresAt!)).toBeCloseTo(now + 30 * DAY, -4);
+  });
+
+  it('refuses an expiry beyond maxDays instead of clamping it', async () => {
+    const tokens = service({ expiry: { maxDays: 30 } });
+    const expiresAt = new Date(Date.now() + 31 * DAY);
+    await expect(tokens.create({ user: 'a', name: 'x', scope: 'read', expiresAt })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    const ok = await tokens.create({
+      user: 'a',
+      name: 'x',
+      scope: 'read',
+      expiresAt: new Date(Date.now() + 29 * DAY).toISOString(),
+    });
+    expect(ok.info.expiresAt).not.toBeNull();
+  });
+
+  it('refuses an inconsistent expiry policy at startup', () => {
+    expect(() => service({ expiry: { defaultDays: 40, maxDays: 30 } })).toThrow(/defaultDays/);
+    expect(() => service({ expiry: { maxDays: 0 } })).toThrow(/maxDays/);
+  });
+});
+
+describe('TokenService.verify', () => {
+  it('verifies a fresh token and refuses unknown, tampered and revoked ones', async () => {
+    const tokens = service();
+    const { token, info } = await tokens.create({ user: 'alice', name: 'x', scope: 'read' });
+    expect(await tokens.verify(token)).toMatchObject({ id: info.id, user: 'alice' });
+    const other = await service().create({ user: 'alice', name: 'x', scope: 'read' });
+    expect(await tokens.verify(other.token)).toBeNull();
+    expect(await tokens.verify(`${token.slice(0, -1)}0`)).toBeNull();
+    await tokens.revoke(info.id);
+    expect(await tokens.verify(token)).toBeNull();
+  });
+
+  it('refuses garbage and bad checksums without touching the store', async () => {
+    const { store, calls } = countingStore();
+    const tokens = service({ store });
+    const { token } = await tokens.create({ user: 'alice', name: 'x', scope: 'read' });
+    calls.length = 0;
+    for (const bad of ['', 'garbage', `${token.slice(0, -2)}zz`, `bbt_${'A'.repeat(60)}`]) {
+      expect(await tokens.check(bad)).toMatchObject({ ok: false, reason: 'malformed' });
+    }
+    expect(calls).toEqual([]);
+  });
+
+  it('answers a second verification from the cache, with no store call', async () => {
+    const { store, calls } = countingStore();
+    const tokens = service({ store });
+    const { token } = await tokens.create({ user: 'alice', name: 'x', scope: 'read' });
+    await tokens.verify(token);
+    calls.length = 0;
+    await tokens.verify(token);
+    expect(calls).toEqual([]);
+  });
+
+  it('refuses a token once it expires, even from the cache', async () => {
+    let now = Date.now();
+    const tokens = service({ now: () => now, cache: { ttlMs: 60_000 } });
+    const { token } = await tokens.create({
+      user: 'a',
+      name: 'x',
+      scope: 'read',
+      expiresAt: new Date(now + 1_000),
+    });
+    expect(await tokens.verify(token)).not.toBeNull();
+    now += 2_000;
+    expect(await tokens.check(token)).toMatchObject({ ok: false, reason: 'expired' });
+  });
+
+  it('fails with a StoreError, never null, when the store fails or hangs', async () => {
+    const failing = {
+      ...new MemoryTokenStore(),
+      get: () => Promise.reject(new Error('down')),
+    } as unknown as TokenStore;
+    const hanging = { get: () => new Promise(() => {}) } as unknown as TokenStore;
+    const { token } = await service().create({ user: 'a', name: 'x', scope: 'read' });
+    await expect(service({ store: failing }).verify(token)).rejects.toBeInstanceOf(StoreError);
+    const started = Date.now();
+    await expect(service({ store: hanging, storeTimeoutMs: 100 }).verify(token)).rejects.toMatchObject({
+      code: 'STORE_UNAVAILABLE',
+    });
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('remembers a wrong secret with bcrypt, so repeating it costs no second hash', async () => {
+    const store = new MemoryTokenStore();
+    const hasher = bcryptHasher({ cost: 4 });
+    let verifications = 0;
+    const counted = {
+      ...hasher,
+      verify: (m: string, h: string) => {
+        verifications++;
+        return hasher.verify(m, h);
+      },
+    };
+    const tokens = new TokenService({ store, hasher: counted, tokenPrefix: 'bbt' });
+    const { info } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
+    const record = await store.get(info.id);
+    // Same id, wrong secret, valid checksum: forge one through a second service sharing the id.
+    const forged = await new TokenService({
+      store: new MemoryTokenStore(),
+      hasher,
+      tokenPrefix: 'bbt',
+    }).create({ user: 'a', name: 'x', scope: 'read' });
+    await store.put({ ...record!, id: forged.info.id });
+    expect(await tokens.verify(forged.token)).toBeNull();
+    expect(await tokens.verify(forged.token)).toBeNull();
+    expect(verifications).toBe(1);
+  });
+});
+
+describe('TokenService last-used tracking', () => {
+  it('records the first use at once and later uses at most once per interval', async () => {
+    let now = Date.now();
+    const { store, calls } = countingStore();
+    const tokens = service({ store, now: () => now, touchIntervalMs: 60_000 });
+    const { token, info } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
+    const use = async (ip: string) => {
+      const outcome = await tokens.check(token);
+      if (outcome.ok) tokens.noteUse(outcome.record, ip);
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    await use('203.0.113.1');
+    expect(await tokens.get(info.id)).toMatchObject({
+      lastUsedIp: '203.0.113.1',
+      lastUsedAt: new Date(now).toISOString(),
+    });
+    calls.length = 0;
+    for (let i = 0; i < 10; i++) await use('203.0.113.2');
+    expect(calls.filter((c) => c === 'touch')).toEqual([]);
+    now += 61_000;
+    await use('203.0.113.3');
+    expect(calls.filter((c) => c === 'touch')).toHaveLength(1);
+    expect(await tokens.get(info.id)).toMatchObject({ lastUsedIp: '203.0.113.3' });
+  });
+});
+
+describe('TokenService management', () => {
+  it('lists, renames and revokes (idempotently)', async () => {
+    const tokens = service();
+    const a = await tokens.create({ user: 'Alice', name: 'one', scope: 'read' });
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    const b = await tokens.create({ user: 'alice', name: 'two', scope: 'write' });
+    expect((await tokens.list('ALICE')).map((t) => t.id)).toEqual([b.info.id, a.info.id]);
+    expect(await tokens.rename(a.info.id, 'renamed')).toMatchObject({ name: 'renamed' });
+    expect(await tokens.rename('unknownid00', 'x')).toBeNull();
+    expect(await tokens.revoke(a.info.id)).toBe(true);
+    expect(await tokens.revoke(a.info.id)).toBe(false);
+    expect(await tokens.get(a.info.id)).toBeNull();
+    expect(await tokens.get('../../etc')).toBeNull();
+  });
+
+  it('drops a renamed token from the cache so the new name is seen', async () => {
+    const tokens = service();
+    const { token, info } = await tokens.create({ user: 'a', name: 'old', scope: 'read' });
+    await tokens.verify(token);
+    await tokens.rename(info.id, 'new');
+    expect((await tokens.verify(token))?.name).toBe('new');
+  });
+});
