@@ -1,0 +1,169 @@
+import request from 'supertest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createTokenGate } from '../../lib/gate.js';
+import { bitbucketGroups } from '../../lib/groups/bitbucket-groups.js';
+import { bitbucketLogin } from '../../lib/http/bitbucket-login.js';
+import { basic, EXPRESS_VERSIONS } from '../support/apps.js';
+import { type BitbucketStandIn, startBitbucketStandIn } from '../support/bitbucket-stand-in.js';
+
+let bitbucket: BitbucketStandIn;
+beforeAll(async () => {
+  bitbucket = await startBitbucketStandIn({
+    adminToken: 'admin-http-token',
+    groups: { alice: ['stash-users', 'developers', 'api-users', 'release'], bob: ['stash-users'] },
+    passwords: { alice: 'correct horse', bob: 'battery staple' },
+  });
+});
+afterAll(async () => {
+  await bitbucket.close();
+});
+beforeEach(() => {
+  bitbucket.mode = 'ok';
+  bitbucket.calls.length = 0;
+});
+
+describe('bitbucketGroups', () => {
+  it('follows Bitbucket’s paging to collect every group', async () => {
+    const resolve = bitbucketGroups({ baseUrl: bitbucket.baseUrl, token: 'admin-http-token' });
+    expect(await resolve('alice')).toEqual(['stash-users', 'developers', 'api-users', 'release']);
+    expect(bitbucket.calls).toHaveLength(2);
+    expect(bitbucket.calls[0]).toContain('context=alice');
+    expect(bitbucket.calls[1]).toContain('start=2');
+  });
+
+  it('caches memberships for cacheTtlMs', async () => {
+    const resolve = bitbucketGroups({
+      baseUrl: bitbucket.baseUrl,
+      token: 'admin-http-token',
+      cacheTtlMs: 100,
+    });
+    await resolve('bob');
+    await resolve('BOB');
+    expect(bitbucket.calls).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 150));
+    await resolve('bob');
+    expect(bitbucket.calls).toHaveLength(2);
+  });
+
+  it('answers no groups for a user Bitbucket does not know', async () => {
+    expect(await bitbucketGroups({ baseUrl: bitbucket.baseUrl, token: 'admin-http-token' })('ghost')).toEqual(
+      [],
+    );
+  });
+
+  it('fails closed when Bitbucket errors, refuses the admin token, hangs or is unreachable', async () => {
+    bitbucket.mode = 'error';
+    await expect(
+      bitbucketGroups({ baseUrl: bitbucket.baseUrl, token: 'admin-http-token' })('alice'),
+    ).rejects.toMatchObject({ status: 503 });
+    bitbucket.mode = 'ok';
+    await expect(
+      bitbucketGroups({ baseUrl: bitbucket.baseUrl, token: 'wrong' })('alice'),
+    ).rejects.toMatchObject({ status: 503 });
+    bitbucket.mode = 'hang';
+    const started = Date.now();
+    await expect(
+      bitbucketGroups({ baseUrl: bitbucket.baseUrl, token: 'admin-http-token', timeoutMs: 200 })('alice'),
+    ).rejects.toMatchObject({
+      code: 'UPSTREAM_UNAVAILABLE',
+    });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await expect(
+      bitbucketGroups({ baseUrl: 'http://127.0.0.1:1', token: 't' })('alice'),
+    ).rejects.toMatchObject({ status: 503 });
+  });
+
+  it('makes a gate answer 503, never "no groups", when Bitbucket is down', async () => {
+    const gate = createTokenGate({
+      groups: bitbucketGroups({ baseUrl: bitbucket.baseUrl, token: 'admin-http-token' }),
+      permissions: { useTokens: ['api-users'] },
+    });
+    const app = EXPRESS_VERSIONS[1]![1]();
+    app.use(gate.protect(), (_req, res) => {
+      res.end('ok');
+    });
+    const alice = (await gate.tokens.create({ user: 'alice', name: 'x', scope: 'read' })).token;
+    const bob = (await gate.tokens.create({ user: 'bob', name: 'x', scope: 'read' })).token;
+    expect((await request(app).get('/').set('Authorization', `Bearer ${alice}`)).status).toBe(200);
+    expect((await request(app).get('/').set('Authorization', `Bearer ${bob}`)).status).toBe(403);
+    bitbucket.mode = 'error';
+    const carol = (await gate.tokens.create({ user: 'carol', name: 'x', scope: 'read' })).token;
+    expect((await request(app).get('/').set('Authorization', `Bearer ${carol}`)).status).toBe(503);
+    await gate.close();
+  });
+
+  it('throws at startup on a bad URL or token', () => {
+    expect(() => bitbucketGroups({ baseUrl: 'not a url', token: 't' })).toThrow(/`baseUrl`/);
+    expect(() => bitbucketGroups({ baseUrl: 'ftp://x', token: 't' })).toThrow(/`baseUrl`/);
+    expect(() => bitbucketGroups({ baseUrl: 'https://x', token: '' })).toThrow(/`token`/);
+  });
+});
+
+describe.each(EXPRESS_VERSIONS)('bitbucketLogin on %s', (_name, makeApp) => {
+  const appWith = (options: Partial<Parameters<typeof bitbucketLogin>[0]> = {}) => {
+    const gate = createTokenGate();
+    const app = makeApp();
+    app.use('/tokens', bitbucketLogin({ baseUrl: bitbucket.baseUrl, ...options }), gate.router());
+    return { app, gate };
+  };
+
+  it('logs a user in with the Bitbucket password and sets the principal', async () => {
+    const { app, gate } = appWith();
+    const res = await request(app)
+      .post('/tokens')
+      .set('Authorization', basic('ALICE', 'correct horse'))
+      .send({ name: 'x', scope: 'read' });
+    expect(res.status).toBe(201);
+    expect(res.body.user).toBe('alice');
+    expect(bitbucket.calls).toEqual(['GET /rest/api/1.0/users/ALICE']);
+    await gate.close();
+  });
+
+  it('remembers a verified login, but never accepts another password from the cache', async () => {
+    const { app, gate } = appWith();
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await request(app).get('/tokens').set('Authorization', basic('bob', 'battery staple'))).status,
+      ).toBe(200);
+    expect(bitbucket.calls).toHaveLength(1);
+    const wrong = await request(app).get('/tokens').set('Authorization', basic('bob', 'battery stapler'));
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.errors[0].code).toBe('PASSWORD_INVALID');
+    expect(bitbucket.calls).toHaveLength(2);
+    await gate.close();
+  });
+
+  it('refuses wrong passwords, missing credentials and tokens with 401', async () => {
+    const { app, gate } = appWith();
+    expect((await request(app).get('/tokens').set('Authorization', basic('alice', 'nope'))).status).toBe(401);
+    const none = await request(app).get('/tokens');
+    expect(none.status).toBe(401);
+    expect(none.headers['www-authenticate']).toContain('Basic');
+    const token = (await gate.tokens.create({ user: 'alice', name: 'x', scope: 'write' })).token;
+    const viaToken = await request(app)
+      .post('/tokens')
+      .set('Authorization', basic('alice', token))
+      .send({ name: 'y', scope: 'read' });
+    expect(viaToken.status).toBe(401);
+    expect(viaToken.body.errors[0].code).toBe('TOKEN_CANNOT_MINT');
+    await gate.close();
+  });
+
+  it('fails closed (503) when Bitbucket is down or hangs', async () => {
+    const { app, gate } = appWith({ timeoutMs: 200 });
+    bitbucket.mode = 'error';
+    expect(
+      (await request(app).get('/tokens').set('Authorization', basic('alice', 'correct horse'))).status,
+    ).toBe(503);
+    bitbucket.mode = 'hang';
+    expect(
+      (await request(app).get('/tokens').set('Authorization', basic('alice', 'correct horse'))).status,
+    ).toBe(503);
+    await gate.close();
+  });
+
+  it('throws at startup on bad options', () => {
+    expect(() => bitbucketLogin({ baseUrl: '' })).toThrow(/`baseUrl`/);
+    expect(() => bitbucketLogin({ baseUrl: 'https://x', bcryptCost: 40 })).toThrow(/`bcryptCost`/);
+  });
+});

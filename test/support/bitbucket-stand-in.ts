@@ -1,0 +1,128 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A small HTTP server speaking the documented shapes of the two Bitbucket Data Center
+ * endpoints the library calls (REST API 1.0, as in the 8.x documentation):
+ * - `GET /rest/api/1.0/admin/users/more-members?context=<user>&start&limit`: a page of the
+ *   user's groups `{ size, limit, isLastPage, start, nextPageStart?, values: [{ name, deletable }] }`,
+ *   for a Bearer admin token;
+ * - `GET /rest/api/1.0/users/{slug}`: the user `{ name, slug, id, displayName, … }`, for that
+ *   user's own Basic credentials; 401 with Bitbucket's error body otherwise.
+ */
+export interface BitbucketStandIn {
+  baseUrl: string;
+  calls: string[];
+  /** `ok` (default), `error` (500 on everything), `hang` (never answers). */
+  mode: 'ok' | 'error' | 'hang';
+  close(): Promise<void>;
+}
+
+export interface StandInOptions {
+  adminToken: string;
+  groups: Record<string, string[]>;
+  passwords: Record<string, string>;
+  /** Largest page the stand-in returns, whatever `limit` asks (to exercise paging). */
+  pageSize?: number;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json;charset=UTF-8' });
+  res.end(JSON.stringify(body));
+}
+
+const unauthorized = (res: ServerResponse) =>
+  send(res, 401, {
+    errors: [
+      {
+        context: null,
+        message: 'Authentication failed. Please check your credentials and try again.',
+        exceptionName: 'com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException',
+      },
+    ],
+  });
+
+export async function startBitbucketStandIn(options: StandInOptions): Promise<BitbucketStandIn> {
+  const pageSize = options.pageSize ?? 2;
+  const state = { mode: 'ok' as BitbucketStandIn['mode'] };
+  const calls: string[] = [];
+  const hanging = new Set<ServerResponse>();
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    calls.push(`${req.method} ${url.pathname}${url.search}`);
+    if (state.mode === 'hang') {
+      hanging.add(res);
+      return;
+    }
+    if (state.mode === 'error') return send(res, 500, { errors: [{ message: 'Internal error' }] });
+    const auth = req.headers.authorization ?? '';
+    if (url.pathname === '/rest/api/1.0/admin/users/more-members') {
+      if (auth !== `Bearer ${options.adminToken}`) return unauthorized(res);
+      const user = url.searchParams.get('context') ?? '';
+      const known = Object.keys(options.groups).find((u) => u.toLowerCase() === user.toLowerCase());
+      if (known === undefined) {
+        return send(res, 404, {
+          errors: [
+            {
+              message: `User ${user} does not exist.`,
+              exceptionName: 'com.atlassian.bitbucket.user.NoSuchUserException',
+            },
+          ],
+        });
+      }
+      const start = Number(url.searchParams.get('start') ?? 0);
+      const limit = Math.min(Number(url.searchParams.get('limit') ?? 25), pageSize);
+      const all = options.groups[known]!;
+      const values = all.slice(start, start + limit).map((name) => ({ name, deletable: true }));
+      const isLastPage = start + values.length >= all.length;
+      return send(res, 200, {
+        size: values.length,
+        limit,
+        isLastPage,
+        start,
+        values,
+        ...(isLastPage ? {} : { nextPageStart: start + values.length }),
+      });
+    }
+    const userPath = /^\/rest\/api\/1\.0\/users\/([^/]+)$/.exec(url.pathname);
+    if (userPath) {
+      const slug = decodeURIComponent(userPath[1]!);
+      const [scheme, encoded] = auth.split(' ');
+      const decoded = scheme === 'Basic' && encoded ? Buffer.from(encoded, 'base64').toString() : '';
+      const colon = decoded.indexOf(':');
+      const user = decoded.slice(0, colon);
+      const known = Object.keys(options.passwords).find((u) => u.toLowerCase() === user.toLowerCase());
+      if (colon < 0 || known === undefined || options.passwords[known] !== decoded.slice(colon + 1))
+        return unauthorized(res);
+      if (known.toLowerCase() !== slug.toLowerCase())
+        return send(res, 404, { errors: [{ message: 'No such user' }] });
+      return send(res, 200, {
+        name: known,
+        emailAddress: `${known}@example.com`,
+        id: 1,
+        displayName: known,
+        active: true,
+        slug: known.toLowerCase(),
+        type: 'NORMAL',
+      });
+    }
+    send(res, 404, { errors: [{ message: 'Not found' }] });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    calls,
+    get mode() {
+      return state.mode;
+    },
+    set mode(value) {
+      state.mode = value;
+    },
+    async close() {
+      for (const res of hanging) res.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
