@@ -1,0 +1,203 @@
+/**
+ * A complete Bitbucket-facing reverse proxy built with express-api-tokens.
+ *
+ *   npm start                      # self-contained demo (local git repository, in-memory tokens)
+ *   BITBUCKET_URL=https://bitbucket.example.com REDIS_URL=redis://127.0.0.1:6379 npm start
+ *
+ * Every environment variable is documented in the README ("The example proxy").
+ */
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import express from 'express';
+import { Redis } from 'ioredis';
+import {
+  bitbucketGroups,
+  bitbucketLogin,
+  createTokenGate,
+  type GroupsOption,
+  RedisTokenStore,
+  type TokenGate,
+  type TokenGateOptions,
+} from '../lib/index.js';
+import { DEMO_PASSWORD, DEMO_USER, type DemoUpstream, startDemoUpstream } from './demo-upstream.js';
+import { forwardTo } from './forward.js';
+
+type Env = Record<string, string | undefined>;
+
+const list = (value: string | undefined) =>
+  value === undefined
+    ? undefined
+    : value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  if (!['true', 'false', '1', '0'].includes(value)) throw new Error(`${name} must be true or false`);
+  return value === 'true' || value === '1';
+}
+
+function days(env: Env, name: string): number | undefined {
+  const value = env[name];
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value)) throw new Error(`${name} must be a whole number of days`);
+  return Number(value);
+}
+
+export interface RunningProxy {
+  server: Server;
+  url: string;
+  gate: TokenGate;
+  demo?: { upstream: DemoUpstream; readToken: string; writeToken: string };
+  close(): Promise<void>;
+}
+
+/** Builds and starts the proxy from environment variables. */
+export async function startProxy(env: Env = process.env): Promise<RunningProxy> {
+  const demo = env['BITBUCKET_URL'] === undefined || env['BITBUCKET_URL'] === '';
+  const upstream = demo ? await startDemoUpstream() : undefined;
+  const bitbucketUrl = upstream ? upstream.url : new URL(env['BITBUCKET_URL']!);
+
+  const redis = env['REDIS_URL']
+    ? new Redis(env['REDIS_URL'], {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        commandTimeout: 1_000,
+      })
+    : undefined;
+  redis?.on('error', (err) => console.error(`redis: ${err.message}`));
+
+  let groups: GroupsOption | undefined;
+  if (env['GROUPS_FILE'])
+    groups = JSON.parse(readFileSync(env['GROUPS_FILE'], 'utf8')) as Record<string, string[]>;
+  else if (env['BITBUCKET_ADMIN_TOKEN'])
+    groups = bitbucketGroups({ baseUrl: bitbucketUrl.href, token: env['BITBUCKET_ADMIN_TOKEN'] });
+  else if (demo) groups = { [DEMO_USER]: ['developers'] };
+
+  const permissions = {
+    ...(list(env['USE_TOKENS_GROUPS']) ? { useTokens: list(env['USE_TOKENS_GROUPS'])! } : {}),
+    ...(list(env['CREATE_TOKENS_GROUPS']) ? { createTokens: list(env['CREATE_TOKENS_GROUPS'])! } : {}),
+    ...(list(env['CREATE_WRITE_TOKENS_GROUPS'])
+      ? { createWriteTokens: list(env['CREATE_WRITE_TOKENS_GROUPS'])! }
+      : {}),
+    ...(list(env['MANAGE_OTHERS_GROUPS']) ? { manageOthers: list(env['MANAGE_OTHERS_GROUPS'])! } : {}),
+  };
+  const maxDays = days(env, 'TOKEN_MAX_DAYS');
+  const defaultDays = days(env, 'TOKEN_DEFAULT_DAYS');
+  const options: TokenGateOptions = {
+    ...(redis ? { store: new RedisTokenStore({ redis }) } : {}),
+    ...(groups ? { groups } : {}),
+    permissions,
+    ...(list(env['IP_ALLOWLIST']) ? { ipAllowlist: list(env['IP_ALLOWLIST'])! } : {}),
+    ...(list(env['TRUSTED_PROXIES']) ? { trustedProxies: list(env['TRUSTED_PROXIES'])! } : {}),
+    ...(env['CLIENT_IP_HEADER'] ? { clientIpHeader: env['CLIENT_IP_HEADER'] } : {}),
+    ...(env['TOKEN_PEPPER'] ? { pepper: env['TOKEN_PEPPER'] } : {}),
+    ...(env['JWT_SECRET'] ? { identity: { jwt: { key: env['JWT_SECRET'] } } } : {}),
+    ...(maxDays !== undefined || defaultDays !== undefined
+      ? {
+          expiry: {
+            ...(maxDays !== undefined ? { maxDays } : {}),
+            ...(defaultDays !== undefined ? { defaultDays } : {}),
+          },
+        }
+      : {}),
+    blockPasswordAuth: flag(env, 'BLOCK_PASSWORD_AUTH', true),
+    onEvent: (event) => {
+      if (event.type !== 'auth.succeeded') console.log(JSON.stringify(event));
+    },
+  };
+  const gate = createTokenGate(options);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.use('/tokens', bitbucketLogin({ baseUrl: bitbucketUrl.href }), gate.router());
+  app.use(['/rest', '/scm'], gate.protect(), forwardTo(bitbucketUrl));
+
+  const server = app.listen(Number(env['PORT'] ?? 8080), env['HOST'] ?? '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  // git pushes can take a while; the defaults would cut long uploads off.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  const { port } = server.address() as AddressInfo;
+  const url = `http://localhost:${port}`;
+
+  let demoTokens: RunningProxy['demo'];
+  if (upstream) {
+    const read = await gate.tokens.create({ user: DEMO_USER, name: 'demo read token', scope: 'read' });
+    const write = await gate.tokens.create({ user: DEMO_USER, name: 'demo write token', scope: 'write' });
+    demoTokens = { upstream, readToken: read.token, writeToken: write.token };
+  }
+
+  return {
+    server,
+    url,
+    gate,
+    ...(demoTokens ? { demo: demoTokens } : {}),
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await gate.close();
+      await redis?.quit().catch(() => redis.disconnect());
+      await upstream?.close();
+    },
+  };
+}
+
+/** The demo's welcome text: tokens and commands that work as printed. */
+export function demoInstructions(proxy: RunningProxy): string {
+  const { url } = proxy;
+  const { readToken, writeToken } = proxy.demo!;
+  const host = url.replace('http://', '');
+  return [
+    `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in memory)`,
+    '',
+    `Read token for "${DEMO_USER}":  ${readToken}`,
+    `Write token for "${DEMO_USER}": ${writeToken}`,
+    '',
+    'Clone with the read token as the password, or as a Bearer header:',
+    `  $ git clone http://${DEMO_USER}:${readToken}@${host}/scm/demo/repo.git demo-repo`,
+    `  $ git -c http.extraHeader="Authorization: Bearer ${readToken}" clone ${url}/scm/demo/repo.git demo-repo-2`,
+    'Push with the write token (the read token is refused):',
+    `  $ git -C demo-repo -c user.name=Demo -c user.email=demo@example.com commit --allow-empty -m "Hello through the proxy"`,
+    `  $ git -C demo-repo push http://${DEMO_USER}:${writeToken}@${host}/scm/demo/repo.git HEAD:main`,
+    'Call the REST API (the upstream echoes the identity it was given):',
+    `  $ curl -s -H "Authorization: Bearer ${readToken}" ${url}/rest/api/1.0/projects`,
+    'Create and list tokens with the demo login (user demo, password demo):',
+    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens`,
+    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens`,
+    '',
+    'Press Ctrl+C to stop.',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const proxy = await startProxy();
+  console.log(proxy.demo ? demoInstructions(proxy) : `express-api-tokens proxy on ${proxy.url}`);
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    console.log('Shutting down…');
+    await proxy.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
