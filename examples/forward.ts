@@ -53,18 +53,16 @@ export function forwardTo(upstream: URL) {
     );
     outgoing.on('error', () => {
       if (!res.headersSent) {
-        res
-          .status(502)
-          .json({
-            errors: [
-              {
-                context: null,
-                message: 'Bitbucket is unreachable.',
-                exceptionName: null,
-                code: 'UPSTREAM_UNAVAILABLE',
-              },
-            ],
-          });
+        res.status(502).json({
+          errors: [
+            {
+              context: null,
+              message: 'Bitbucket is unreachable.',
+              exceptionName: null,
+              code: 'UPSTREAM_UNAVAILABLE',
+            },
+          ],
+        });
       } else {
         res.destroy();
       }
