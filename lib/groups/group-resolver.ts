@@ -31,28 +31,39 @@ export function toGroupResolver(option: GroupsOption | undefined): GroupResolver
   return typeof option === 'function' ? option : staticGroups(option);
 }
 
-const resolved = new WeakMap<Request, { user: string; groups: Promise<readonly string[]> }>();
+type Groups = readonly string[];
+const resolved = new WeakMap<Request, { user: string; groups: Groups | Promise<Groups> }>();
 
-/** The user's groups, asked once per request however many checks need them. */
-export function groupsOf(req: Request, user: string, resolver: GroupResolver): Promise<readonly string[]> {
+function unavailable(err: unknown): TokenGateError {
+  if (err instanceof TokenGateError) return err;
+  return new UnavailableError(
+    'UPSTREAM_UNAVAILABLE',
+    'Group membership could not be checked. Try again later.',
+    { cause: err },
+  );
+}
+
+function checked(result: unknown): Groups {
+  if (!Array.isArray(result)) throw new TypeError('a GroupResolver must return an array of group names');
+  return result;
+}
+
+/**
+ * The user's groups, asked once per request however many checks need them. A synchronous
+ * resolver answers synchronously (no promise on the request path); a failing one fails closed.
+ */
+export function groupsOf(req: Request, user: string, resolver: GroupResolver): Groups | Promise<Groups> {
   const known = resolved.get(req);
   if (known !== undefined && known.user === user) return known.groups;
-  const groups = (async () => {
-    try {
-      const result = await resolver(user);
-      if (!Array.isArray(result)) throw new TypeError('a GroupResolver must return an array of group names');
-      return result;
-    } catch (err) {
-      if (err instanceof TokenGateError) throw err;
-      throw new UnavailableError(
-        'UPSTREAM_UNAVAILABLE',
-        'Group membership could not be checked. Try again later.',
-        {
-          cause: err,
-        },
-      );
-    }
-  })();
+  let groups: Groups | Promise<Groups>;
+  try {
+    const result = resolver(user);
+    groups = Array.isArray(result)
+      ? checked(result)
+      : Promise.resolve(result).then(checked, (err: unknown) => Promise.reject(unavailable(err)));
+  } catch (err) {
+    throw unavailable(err);
+  }
   resolved.set(req, { user, groups });
   return groups;
 }

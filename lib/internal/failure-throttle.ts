@@ -83,6 +83,7 @@ export class FailureThrottle {
 
   /** Remembers a verified token so that attacks on its id never lock its owner out. */
   noteSuccess(id: string, token: string): void {
+    if (this.knownGood.has(id)) return; // an id has exactly one valid token string
     if (this.knownGood.size >= BOUND) this.knownGood.clear();
     this.knownGood.set(id, VerifiedTokenCache.keyOf(token));
   }

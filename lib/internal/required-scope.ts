@@ -54,6 +54,7 @@ function claimedMethods(req: Request, query: URLSearchParams): string[] {
 /**
  * The scope a request needs. Method overrides count as the method they claim; git smart HTTP
  * and Git LFS reads are recognised only in their exact forms; anything ambiguous is a write.
+ * Synchronous except for a Git LFS batch request, whose body must be read.
  */
 export async function requiredScope(
   req: Request,

@@ -4,8 +4,8 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { takePendingToken } from '../internal/credential-slot.js';
 import type { FailureThrottle } from '../internal/failure-throttle.js';
-import { parseIp } from '../internal/ip.js';
-import { type TokenService, toTokenInfo } from '../tokens/service.js';
+import { type TokenService, toTokenInfo, type VerifyOutcome } from '../tokens/service.js';
+import { peerAddress } from './client-ip.js';
 
 export interface AuthenticateTokenOptions {
   /** The token service (`gate.tokens`). */
@@ -39,16 +39,11 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
       return;
     }
     const resolved = req.auth?.clientIp;
-    const clientIp =
-      resolved !== undefined ? resolved : (parseIp(req.socket?.remoteAddress ?? '')?.text ?? null);
-    const fail = refuseOrFail(req, res, next, emit);
-    const verify = async () => {
-      const parsedId = throttle?.assertAllowed(clientIp, pending.token);
-      const outcome = await tokens.check(pending.token);
+    const clientIp = resolved !== undefined ? resolved : (peerAddress(req)?.text ?? null);
+    const accept = (outcome: VerifyOutcome): void | Promise<void> => {
       if (!outcome.ok) {
-        if (throttle) await throttle.recordFailure(clientIp, outcome.id ?? parsedId);
         refuse(req, res, invalid(), emit, outcome.id === undefined ? {} : { tokenId: outcome.id });
-        return;
+        return throttle?.recordFailure(clientIp, outcome.id);
       }
       const { record } = outcome;
       const claimed = pending.claimedUser;
@@ -57,28 +52,32 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
         !ANY_USER.has(claimed.toLowerCase()) &&
         claimed.toLowerCase() !== record.user.toLowerCase()
       ) {
-        refuse(
-          req,
-          res,
-          new AuthenticationError(
-            'TOKEN_USER_MISMATCH',
-            'The user name does not match the API token’s owner.',
-          ),
-          emit,
-          { tokenId: record.id, user: record.user },
-        );
+        const message = 'The user name does not match the API token’s owner.';
+        refuse(req, res, new AuthenticationError('TOKEN_USER_MISMATCH', message), emit, {
+          tokenId: record.id,
+          user: record.user,
+        });
         return;
       }
       throttle?.noteSuccess(record.id, pending.token);
-      req.auth = {
-        kind: 'token',
-        user: record.user,
-        token: toTokenInfo(record),
-        ...(resolved === undefined ? {} : { clientIp }),
-      };
+      const token = toTokenInfo(record);
+      req.auth = { kind: 'token', user: record.user, token, ...(resolved === undefined ? {} : { clientIp }) };
       tokens.noteUse(record, clientIp);
       next();
     };
-    verify().catch(fail);
+    const fail = refuseOrFail(req, res, next, emit);
+    try {
+      throttle?.assertAllowed(clientIp, pending.token);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    // A cached verification answers at once; only a miss waits for the store.
+    const cached = tokens.checkCached(pending.token);
+    if (cached !== undefined) {
+      void accept(cached);
+      return;
+    }
+    tokens.check(pending.token).then(accept).catch(fail);
   };
 }

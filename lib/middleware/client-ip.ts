@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Request, RequestHandler } from 'express';
 import { compileIpList, type IpAddress, type IpMatcher, parseIp } from '../internal/ip.js';
 
@@ -31,6 +32,21 @@ function forwardedFor(element: string): string | null {
   return null;
 }
 
+// A connection's peer never changes: parse it once per socket, not once per request.
+const peers = new WeakMap<Socket, IpAddress | null>();
+
+/** The socket peer's address, strictly parsed, or null. */
+export function peerAddress(req: Request): IpAddress | null {
+  const socket = req.socket;
+  if (socket === undefined || socket === null) return null;
+  let peer = peers.get(socket);
+  if (peer === undefined) {
+    peer = parseIp(socket.remoteAddress ?? '');
+    if (socket.remoteAddress !== undefined) peers.set(socket, peer);
+  }
+  return peer;
+}
+
 /** A compiled resolver: the client address of a request, or null when it is unknown. */
 export type ClientIpResolver = (req: Request) => IpAddress | null;
 
@@ -46,7 +62,7 @@ export function createClientIpResolver(options: Readonly<ClientIpOptions> = {}):
   const isForwarded = header === 'forwarded';
 
   return function resolve(req) {
-    const peer = parseIp(req.socket?.remoteAddress ?? '');
+    const peer = peerAddress(req);
     if (peer === null || trusted === null || !trusted(peer)) return peer;
     const raw = req.headers[header];
     const value = Array.isArray(raw) ? raw.join(',') : raw;

@@ -33,23 +33,31 @@ export function requireGroups(options: Readonly<RequireGroupsOptions>): RequestH
       return;
     }
     const user = auth.user ?? '';
-    groupsOf(req, user, resolver)
-      .then((groups) => {
-        if (permission.allows(groups)) {
-          next();
-          return;
-        }
-        refuse(
-          req,
-          res,
-          new ForbiddenError('GROUP_REQUIRED', 'You are not in a group that may use API tokens.'),
-          emit,
-          {
-            ...(auth.token ? { tokenId: auth.token.id } : {}),
-            user,
-          },
-        );
-      })
-      .catch(refuseOrFail(req, res, next, emit));
+    const decide = (groups: readonly string[]) => {
+      if (permission.allows(groups)) {
+        next();
+        return;
+      }
+      refuse(
+        req,
+        res,
+        new ForbiddenError('GROUP_REQUIRED', 'You are not in a group that may use API tokens.'),
+        emit,
+        {
+          ...(auth.token ? { tokenId: auth.token.id } : {}),
+          user,
+        },
+      );
+    };
+    const fail = refuseOrFail(req, res, next, emit);
+    let groups: readonly string[] | Promise<readonly string[]>;
+    try {
+      groups = groupsOf(req, user, resolver);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    if (Array.isArray(groups)) decide(groups);
+    else (groups as Promise<readonly string[]>).then(decide, fail);
   };
 }

@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import { ForbiddenError, TokenGateError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
-import { requiredScope } from '../internal/required-scope.js';
+import { requiredScope, type ScopeNeed } from '../internal/required-scope.js';
 import { SCOPES, type Scope } from '../tokens/token-info.js';
 
 export interface RequireScopeOptions {
@@ -40,25 +40,26 @@ export function requireScope(options: Readonly<RequireScopeOptions> = {}): Reque
     }
     const token = auth.token;
     const known = { tokenId: token.id, user: token.user };
-    requiredScope(req, extra)
-      .then((need) => {
-        if ('unknownMethod' in need) {
-          const error = new TokenGateError(
-            'METHOD_NOT_ALLOWED',
-            405,
-            'This HTTP method is not allowed with API tokens.',
-          );
-          refuse(req, res, error, emit, known);
-          return;
-        }
-        auth.requiredScope = need.scope;
-        if (need.scope === 'write' && token.scope !== 'write') {
-          const message = 'This API token is read-only; this request needs a token with write scope.';
-          refuse(req, res, new ForbiddenError('SCOPE_INSUFFICIENT', message), emit, known);
-          return;
-        }
-        next();
-      })
-      .catch(refuseOrFail(req, res, next, emit));
+    const decide = (need: ScopeNeed) => {
+      if ('unknownMethod' in need) {
+        const error = new TokenGateError(
+          'METHOD_NOT_ALLOWED',
+          405,
+          'This HTTP method is not allowed with API tokens.',
+        );
+        refuse(req, res, error, emit, known);
+        return;
+      }
+      auth.requiredScope = need.scope;
+      if (need.scope === 'write' && token.scope !== 'write') {
+        const message = 'This API token is read-only; this request needs a token with write scope.';
+        refuse(req, res, new ForbiddenError('SCOPE_INSUFFICIENT', message), emit, known);
+        return;
+      }
+      next();
+    };
+    const need = requiredScope(req, extra);
+    if ('then' in need) need.then(decide, refuseOrFail(req, res, next, emit));
+    else decide(need);
   };
 }

@@ -64,9 +64,13 @@ export interface TokenPage {
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-/** The public view of a record: no hash, ISO times. */
+const infos = new WeakMap<TokenRecord, TokenInfo>();
+
+/** The public view of a record: no hash, ISO times. Memoised per record (cached records reuse it). */
 export function toTokenInfo(record: TokenRecord): TokenInfo {
-  return {
+  const known = infos.get(record);
+  if (known !== undefined) return known;
+  const info: TokenInfo = {
     id: record.id,
     user: record.user,
     name: record.name,
@@ -77,6 +81,8 @@ export function toTokenInfo(record: TokenRecord): TokenInfo {
     lastUsedAt: iso(record.lastUsedAt),
     lastUsedIp: record.lastUsedIp,
   };
+  infos.set(record, info);
+  return info;
 }
 
 export function validateExpiryPolicy(expiry: ExpiryPolicy | undefined): ExpiryPolicy {
@@ -178,16 +184,26 @@ export class TokenService {
     return outcome.ok ? toTokenInfo(outcome.record) : null;
   }
 
+  /**
+   * The outcome from the verified-token cache alone, without waiting for anything; undefined
+   * when the cache cannot answer. The request path's fast lane.
+   */
+  checkCached(token: string): VerifyOutcome | undefined {
+    if (!this.cacheTrusted) return undefined;
+    const now = this.now();
+    const cached = this.cache.get(VerifiedTokenCache.keyOf(token), now);
+    if (cached === undefined) return undefined;
+    return cached.expiresAt !== null && cached.expiresAt <= now
+      ? { ok: false, reason: 'expired', id: cached.id }
+      : { ok: true, record: cached };
+  }
+
   /** Verification with the reason of a failure, for the request path. */
   async check(token: string): Promise<VerifyOutcome> {
+    const fromCache = this.checkCached(token);
+    if (fromCache !== undefined) return fromCache;
     const now = this.now();
     const key = VerifiedTokenCache.keyOf(token);
-    const cached = this.cacheTrusted ? this.cache.get(key, now) : undefined;
-    if (cached !== undefined) {
-      return cached.expiresAt !== null && cached.expiresAt <= now
-        ? { ok: false, reason: 'expired', id: cached.id }
-        : { ok: true, record: cached };
-    }
     const parsed = parseToken(token, this.tokenPrefix);
     if (parsed === null) return { ok: false, reason: 'malformed' };
     const { id, secret } = parsed;

@@ -1,0 +1,356 @@
+/**
+ * `npm run bench`: what protect() costs against a bare Express app, measured in one run.
+ * Throughput runs alternate bare and protected (A B A B …) and report the median ratio; the load
+ * generator (autocannon) runs in this process, the servers in a child process.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import { MemoryTokenStore } from '../lib/stores/memory-token-store.js';
+import { RedisTokenStore } from '../lib/stores/redis-token-store.js';
+import type { TokenRecord, TokenStore } from '../lib/stores/token-store.js';
+import { assembleToken, generateToken } from '../lib/tokens/format.js';
+import { bcryptHasher, sha256Hasher, type TokenHasher } from '../lib/tokens/hashers.js';
+import { TokenService } from '../lib/tokens/service.js';
+import { startRedisServer } from '../test/support/redis-server.js';
+
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
+const rows: string[][] = [];
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+const row = (...cells: string[]) => {
+  rows.push(cells);
+  console.error(`  ${cells.join(' | ')}`);
+};
+
+async function startServer(
+  variant: string,
+  redisUrl?: string,
+): Promise<{ port: number; token: string; child: ChildProcess }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bench/server.ts', variant, ...(redisUrl ? [redisUrl] : [])],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const ready = /READY (\d+) (\S+)/.exec(out);
+      if (ready) resolve(ready[0]);
+    });
+    child.once('exit', () => reject(new Error(`bench server ${variant} exited`)));
+  });
+  const [, port, token] = line.split(' ');
+  return { port: Number(port), token: token!, child };
+}
+
+async function throughput(port: number, token: string | undefined): Promise<number> {
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/rest/api/1.0/projects`,
+    connections: 16,
+    duration: SECONDS,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
+  if (result.non2xx > 0 || result.errors > 0)
+    throw new Error(`bench: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return result.requests.average;
+}
+
+async function throughputRatios(redisUrl: string): Promise<void> {
+  const bare = await startServer('bare');
+  try {
+    for (const [label, variant] of [
+      ['protect(), memory store', 'memory'],
+      ['protect(), Redis store', 'redis'],
+      ['protect(), bcrypt hasher (warm cache)', 'bcrypt'],
+    ] as const) {
+      const gated = await startServer(variant, redisUrl);
+      try {
+        await throughput(gated.port, gated.token); // warm-up (fills the cache)
+        const ratios: number[] = [];
+        let bareRps = 0;
+        for (let round = 0; round < ROUNDS; round++) {
+          const a = await throughput(bare.port, undefined);
+          const b = await throughput(gated.port, gated.token);
+          ratios.push(b / a);
+          bareRps = a;
+        }
+        row(
+          `Throughput: ${label} / bare Express`,
+          fmt(median(ratios)),
+          '≥ 0.90',
+          `bare ≈ ${Math.round(bareRps)} req/s`,
+        );
+      } finally {
+        gated.child.kill();
+      }
+    }
+  } finally {
+    bare.child.kill();
+  }
+}
+
+/** Mean time of `work` in microseconds, median of five batches. */
+async function perCall(work: () => Promise<unknown>, iterations: number): Promise<number> {
+  const batches: number[] = [];
+  for (let b = 0; b < 5; b++) {
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < iterations; i++) await work();
+    batches.push(Number(process.hrtime.bigint() - started) / 1e3 / iterations);
+  }
+  return median(batches);
+}
+
+/** Wraps a store or hasher to count calls to it. */
+function counted<T extends object>(target: T, counts: Record<string, number>): T {
+  return new Proxy(target, {
+    get(obj, key, receiver) {
+      const value = Reflect.get(obj, key, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        counts[String(key)] = (counts[String(key)] ?? 0) + 1;
+        return value.apply(obj, args);
+      };
+    },
+  });
+}
+
+async function commandCount(redis: Redis): Promise<number> {
+  const info = await redis.info('stats');
+  return Number(/total_commands_processed:(\d+)/.exec(info)![1]);
+}
+
+const service = (store: TokenStore, hasher: TokenHasher = sha256Hasher(), cache = true) =>
+  new TokenService({ store, hasher, tokenPrefix: 'bbt', cache: cache ? {} : { maxEntries: 0 } });
+
+async function verificationCosts(redis: Redis): Promise<void> {
+  const memory = service(new MemoryTokenStore());
+  const { token } = await memory.create({ user: 'alice', name: 'x', scope: 'read' });
+  await memory.verify(token);
+  const hit = await perCall(() => memory.check(token), 100_000);
+  row('Verify: cache hit', `${fmt(hit)} µs`, '< 5 µs', 'in-process, per call');
+
+  const missMemory = service(new MemoryTokenStore(), sha256Hasher(), false);
+  const memoryToken = (await missMemory.create({ user: 'alice', name: 'x', scope: 'read' })).token;
+  const missMem = await perCall(() => missMemory.check(memoryToken), 20_000);
+  row(
+    'Verify: cache miss, sha256, memory store',
+    `${fmt(missMem)} µs`,
+    '',
+    `${fmt(missMem / hit, 1)} × a cache hit`,
+  );
+
+  const redisService = service(
+    new RedisTokenStore({ redis, keyPrefix: 'bench-verify' }),
+    sha256Hasher(),
+    false,
+  );
+  const redisToken = (await redisService.create({ user: 'alice', name: 'x', scope: 'read' })).token;
+  await redisService.check(redisToken);
+  const before = await commandCount(redis);
+  const n = 2_000;
+  const missRedis = await perCall(() => redisService.check(redisToken), n / 5);
+  // `INFO` itself is one command; the lookups are all the rest.
+  const commands = ((await commandCount(redis)) - before - 1) / n;
+  row(
+    'Verify: cache miss, sha256, Redis store',
+    `${fmt(missRedis)} µs`,
+    '1 round trip',
+    `${fmt(commands)} Redis commands per verify`,
+  );
+
+  const bcrypt = service(new MemoryTokenStore(), bcryptHasher(), false);
+  const bcryptToken = (await bcrypt.create({ user: 'alice', name: 'x', scope: 'read' })).token;
+  const missBcrypt = await perCall(() => bcrypt.check(bcryptToken), 4);
+  row(
+    'Verify: cache miss, bcrypt (cost 10)',
+    `${fmt(missBcrypt / 1000)} ms`,
+    '',
+    `${fmt(missBcrypt / hit, 0)} × a cache hit`,
+  );
+}
+
+async function scale(redis: Redis): Promise<void> {
+  const small = new RedisTokenStore({ redis, keyPrefix: 'bench-small' });
+  const large = new RedisTokenStore({ redis, keyPrefix: 'bench-large' });
+  const hasher = sha256Hasher();
+  const fill = async (store: RedisTokenStore, count: number, user: (i: number) => string) => {
+    const tokens: string[] = [];
+    const batch = 2_000;
+    for (let start = 0; start < count; start += batch) {
+      await Promise.all(
+        Array.from({ length: Math.min(batch, count - start) }, async (_, k) => {
+          const i = start + k;
+          const { id, secret } = generateToken('bbt');
+          const record: TokenRecord = {
+            id,
+            user: user(i),
+            name: `token ${i} ${i % 7 === 0 ? 'deploy' : 'laptop'}`,
+            scope: i % 3 ? 'read' : 'write',
+            hash: await hasher.hash(id + secret),
+            createdAt: Date.now() - (count - i),
+            createdBy: 'bench',
+            expiresAt: null,
+            lastUsedAt: null,
+            lastUsedIp: null,
+          };
+          await store.put(record);
+          if (i % 1000 === 0) tokens.push(assembleToken('bbt', id, secret));
+        }),
+      );
+    }
+    return tokens;
+  };
+  const started = Date.now();
+  const smallTokens = await fill(small, 100, () => 'small-user');
+  const largeTokens = await fill(large, 100_000, (i) => (i < 1_000 ? 'heavy-user' : `user-${i % 5_000}`));
+  console.error(`  (stored 100,100 tokens in Redis in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+
+  const smallService = service(small, hasher, false);
+  const largeService = service(large, hasher, false);
+  const latency = async (svc: TokenService, tokens: string[]) => perCall(() => svc.check(tokens[0]!), 400);
+  const latencies = { small: [] as number[], large: [] as number[] };
+  for (let round = 0; round < 3; round++) {
+    latencies.small.push(await latency(smallService, smallTokens));
+    latencies.large.push(await latency(largeService, largeTokens));
+  }
+  row(
+    'Scale: verify latency, 100,000 / 100 tokens in Redis',
+    fmt(median(latencies.large) / median(latencies.small)),
+    '≈ 1.00',
+    `${fmt(median(latencies.large))} µs vs ${fmt(median(latencies.small))} µs`,
+  );
+  const listTime = await perCall(() => large.listByUser('heavy-user'), 3);
+  row(
+    'Scale: list a user with 1,000 tokens (Redis)',
+    `${fmt(listTime / 1000)} ms`,
+    '',
+    '1 ZREVRANGE + 1,000 HGETALL',
+  );
+  const page = await perCall(() => large.search({ name: 'deploy', scope: 'write', start: 0, limit: 25 }), 5);
+  row(
+    'Scale: token manager page, name+scope filter, 100,000 tokens',
+    `${fmt(page / 1000)} ms`,
+    '',
+    'examines ≤ 1,000 index entries',
+  );
+  const firstPage = await perCall(() => large.search({ start: 0, limit: 25 }), 5);
+  row(
+    'Scale: token manager page, no filter, 100,000 tokens',
+    `${fmt(firstPage / 1000)} ms`,
+    '',
+    '25 index entries',
+  );
+
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const heap = () => {
+    gc?.();
+    return process.memoryUsage().heapUsed;
+  };
+  const memStore = new MemoryTokenStore();
+  const base = heap();
+  for (let i = 0; i < 100_000; i++) {
+    const { id, secret } = generateToken('bbt');
+    await memStore.put({
+      id,
+      user: `user-${i % 5_000}`,
+      name: `token ${i}`,
+      scope: 'read',
+      hash: await hasher.hash(id + secret),
+      createdAt: Date.now(),
+      createdBy: 'bench',
+      expiresAt: null,
+      lastUsedAt: null,
+      lastUsedIp: null,
+    });
+  }
+  row(
+    'Memory: MemoryTokenStore, 100,000 tokens',
+    `${fmt((heap() - base) / 1048576, 1)} MiB`,
+    '',
+    gc ? 'heap, after GC' : 'heap (run with --expose-gc for exact)',
+  );
+  await memStore.close();
+
+  const cacheService = service(new MemoryTokenStore(), hasher, true);
+  const cacheTokens = await Promise.all(
+    Array.from({ length: 10_000 }, (_, i) =>
+      cacheService.create({ user: `u${i}`, name: 'x', scope: 'read' }),
+    ),
+  );
+  const beforeCache = heap();
+  for (const { token } of cacheTokens) await cacheService.check(token);
+  row(
+    'Memory: full verified-token cache (10,000 entries)',
+    `${fmt((heap() - beforeCache) / 1048576, 1)} MiB`,
+    '',
+    `${cacheService.cache.size} entries`,
+  );
+}
+
+async function rejections(): Promise<void> {
+  const storeCalls: Record<string, number> = {};
+  const hashCalls: Record<string, number> = {};
+  const store = counted(new MemoryTokenStore(), storeCalls);
+  const tokens = service(store, counted(sha256Hasher(), hashCalls));
+  const { token } = await tokens.create({ user: 'alice', name: 'x', scope: 'read' });
+  for (const key of Object.keys(storeCalls)) delete storeCalls[key];
+  for (const key of Object.keys(hashCalls)) delete hashCalls[key];
+  const garbage = [
+    '',
+    'garbage',
+    `bbt_${'x'.repeat(60)}`,
+    `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`,
+  ];
+  for (let i = 0; i < 2_500; i++) for (const bad of garbage) await tokens.check(bad);
+  const storeTotal = Object.values(storeCalls).reduce((a, b) => a + b, 0);
+  row(
+    'Rejection: 10,000 garbage and bad-checksum tokens',
+    `${storeTotal} store calls`,
+    '0',
+    `${hashCalls['verify'] ?? 0} hash checks`,
+  );
+  const unknown = Array.from({ length: 1_000 }, () => generateToken('bbt').token);
+  for (const t of unknown) await tokens.check(t);
+  row(
+    'Rejection: 1,000 unknown ids',
+    `${storeCalls['get'] ?? 0} lookups`,
+    '1 each',
+    `${hashCalls['verify'] ?? 0} hash checks`,
+  );
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  console.error(
+    `express-api-tokens bench on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  );
+  const redisServer = await startRedisServer();
+  const redis = new Redis(redisServer.url);
+  try {
+    await throughputRatios(redisServer.url);
+    await verificationCosts(redis);
+    await scale(redis);
+    await rejections();
+  } finally {
+    redis.disconnect();
+    await redisServer.stop();
+  }
+  const widths = [0, 1, 2, 3].map((c) =>
+    Math.max(...[['Measure', 'Result', 'Target', 'Notes'], ...rows].map((r) => (r[c] ?? '').length)),
+  );
+  const line = (cells: string[]) => `| ${cells.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
+  console.log(line(['Measure', 'Result', 'Target', 'Notes']));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+  console.log(
+    `\n${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; ${ROUNDS} alternating rounds of ${SECONDS} s; total ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  );
+}
+
+await main();

@@ -1,0 +1,44 @@
+/**
+ * The servers under load, in their own process (the load generator runs in the parent).
+ * Usage: node --import tsx bench/server.ts <variant> <redisUrl?>
+ * Prints `READY <port> <bearer token>` once listening.
+ */
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { Redis } from 'ioredis';
+import { createTokenGate, RedisTokenStore, type TokenGateOptions } from '../lib/index.js';
+
+const [variant = 'bare', redisUrl] = process.argv.slice(2);
+
+const app = express();
+app.disable('x-powered-by');
+let token = '-';
+
+if (variant !== 'bare') {
+  const options: TokenGateOptions = {
+    // The whole request path: token, IP allowlist, group check, scope check, identity.
+    groups: { alice: ['api-users'] },
+    permissions: { useTokens: ['api-users'] },
+    ipAllowlist: ['127.0.0.0/8', '10.0.0.0/8', '2001:db8::/32'],
+    ...(variant === 'bcrypt' ? { hasher: 'bcrypt' as const } : {}),
+  };
+  if (variant === 'redis') {
+    const redis = new Redis(redisUrl!, { enableOfflineQueue: false });
+    await new Promise((resolve) => redis.once('ready', resolve));
+    options.store = new RedisTokenStore({ redis, keyPrefix: `bench-${process.pid}` });
+  }
+  const gate = createTokenGate(options);
+  while (variant === 'redis' && !gate.tokens.cacheTrusted) await new Promise((r) => setTimeout(r, 10));
+  token = (await gate.tokens.create({ user: 'alice', name: 'bench', scope: 'read' })).token;
+  app.use(gate.protect());
+}
+
+// What the upstream would answer; the same for every variant.
+app.get('/rest/api/1.0/projects', (req, res) => {
+  res.json({ size: 1, values: [{ key: 'PROJ', user: req.headers['x-forwarded-user'] ?? null }] });
+});
+
+const server = app.listen(0, '127.0.0.1', () => {
+  console.log(`READY ${(server.address() as AddressInfo).port} ${token}`);
+});
+process.on('SIGINT', () => process.exit(0));
