@@ -49,7 +49,21 @@ async function startServer(
   return { port: Number(port), token: token!, child };
 }
 
-async function throughput(port: number, token: string | undefined): Promise<number> {
+interface Load {
+  rps: number;
+  /** Server CPU time per request, in µs (user + system), read from the server itself. */
+  cpuPerRequest: number;
+}
+
+async function serverCpu(port: number): Promise<{ cpuMicros: number; served: number }> {
+  return (await (await fetch(`http://127.0.0.1:${port}/__cpu`)).json()) as {
+    cpuMicros: number;
+    served: number;
+  };
+}
+
+async function throughput(port: number, token: string | undefined): Promise<Load> {
+  const before = await serverCpu(port);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/rest/api/1.0/projects`,
     connections: 16,
@@ -58,7 +72,11 @@ async function throughput(port: number, token: string | undefined): Promise<numb
   });
   if (result.non2xx > 0 || result.errors > 0)
     throw new Error(`bench: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return result.requests.average;
+  const after = await serverCpu(port);
+  return {
+    rps: result.requests.average,
+    cpuPerRequest: (after.cpuMicros - before.cpuMicros) / (after.served - before.served),
+  };
 }
 
 async function throughputRatios(redisUrl: string): Promise<void> {
@@ -73,18 +91,26 @@ async function throughputRatios(redisUrl: string): Promise<void> {
       try {
         await throughput(gated.port, gated.token); // warm-up (fills the cache)
         const ratios: number[] = [];
-        let bareRps = 0;
+        const cpuRatios: number[] = [];
+        const overheads: number[] = [];
         for (let round = 0; round < ROUNDS; round++) {
           const a = await throughput(bare.port, undefined);
           const b = await throughput(gated.port, gated.token);
-          ratios.push(b / a);
-          bareRps = a;
+          ratios.push(b.rps / a.rps);
+          cpuRatios.push(a.cpuPerRequest / b.cpuPerRequest);
+          overheads.push(b.cpuPerRequest - a.cpuPerRequest);
         }
         row(
           `Throughput: ${label} / bare Express`,
           fmt(median(ratios)),
           '≥ 0.90',
-          `bare ≈ ${Math.round(bareRps)} req/s`,
+          'req/s under autocannon, same 2 cores',
+        );
+        row(
+          `Server CPU: bare / ${label}`,
+          fmt(median(cpuRatios)),
+          '≥ 0.90',
+          `protect() adds ${fmt(median(overheads), 0)} µs CPU per request`,
         );
       } finally {
         gated.child.kill();

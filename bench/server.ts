@@ -13,6 +13,17 @@ const [variant = 'bare', redisUrl] = process.argv.slice(2);
 const app = express();
 app.disable('x-powered-by');
 let token = '-';
+let served = 0;
+
+// CPU spent per request, read by the bench before and after a run (not behind protect()).
+app.get('/__cpu', (_req, res) => {
+  const { user, system } = process.cpuUsage();
+  res.json({ cpuMicros: user + system, served });
+});
+app.use((_req, _res, next) => {
+  served++;
+  next();
+});
 
 if (variant !== 'bare') {
   const options: TokenGateOptions = {

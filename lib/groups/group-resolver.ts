@@ -32,7 +32,7 @@ export function toGroupResolver(option: GroupsOption | undefined): GroupResolver
 }
 
 type Groups = readonly string[];
-const resolved = new WeakMap<Request, { user: string; groups: Groups | Promise<Groups> }>();
+const resolved = new WeakMap<Request, { user: string; groups: Promise<Groups> }>();
 
 function unavailable(err: unknown): TokenGateError {
   if (err instanceof TokenGateError) return err;
@@ -55,15 +55,15 @@ function checked(result: unknown): Groups {
 export function groupsOf(req: Request, user: string, resolver: GroupResolver): Groups | Promise<Groups> {
   const known = resolved.get(req);
   if (known !== undefined && known.user === user) return known.groups;
-  let groups: Groups | Promise<Groups>;
+  let result: Groups | Promise<Groups>;
   try {
-    const result = resolver(user);
-    groups = Array.isArray(result)
-      ? checked(result)
-      : Promise.resolve(result).then(checked, (err: unknown) => Promise.reject(unavailable(err)));
+    result = resolver(user);
   } catch (err) {
     throw unavailable(err);
   }
+  // A synchronous answer is as cheap to ask again as to remember; only lookups are remembered.
+  if (Array.isArray(result)) return checked(result);
+  const groups = Promise.resolve(result).then(checked, (err: unknown) => Promise.reject(unavailable(err)));
   resolved.set(req, { user, groups });
   return groups;
 }

@@ -10,7 +10,8 @@ export interface PendingToken {
   claimedUser?: string;
 }
 
-const pending = new WeakMap<Request, PendingToken>();
+// One entry per token request: the credential until it is taken, then only the mark.
+const pending = new WeakMap<Request, PendingToken | null>();
 
 export function setPendingToken(req: Request, value: PendingToken): void {
   pending.set(req, value);
@@ -18,17 +19,11 @@ export function setPendingToken(req: Request, value: PendingToken): void {
 
 export function takePendingToken(req: Request): PendingToken | undefined {
   const value = pending.get(req);
-  pending.delete(req);
-  return value;
+  if (value) pending.set(req, null);
+  return value ?? undefined;
 }
 
 /** True when the request carried a token credential (verified or not). */
-const tokenRequests = new WeakSet<Request>();
-
-export function markTokenRequest(req: Request): void {
-  tokenRequests.add(req);
-}
-
 export function isTokenRequest(req: Request): boolean {
-  return tokenRequests.has(req);
+  return pending.has(req);
 }

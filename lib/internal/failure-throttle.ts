@@ -56,14 +56,14 @@ export class FailureThrottle {
     this.windowMs = positive(options.windowMs, 900_000, 'windowMs');
   }
 
-  /** Throws TooManyAttemptsError when the address, or the token id, is blocked. Returns the token id if well-formed. */
-  assertAllowed(clientIp: string | null, token: string): string | undefined {
+  /** Throws TooManyAttemptsError when the address, or the token id, is blocked. */
+  assertAllowed(clientIp: string | null, token: string): void {
+    if (this.blockedUntil.size === 0) return; // the usual case costs nothing
     const now = Date.now();
     this.check(addressKey(clientIp), now);
     const id = parseToken(token, this.prefix)?.id;
     if (id !== undefined && this.knownGood.get(id) !== VerifiedTokenCache.keyOf(token))
       this.check(`id:${id}`, now);
-    return id;
   }
 
   /** Counts a failed attempt; never fails the (already refused) request itself. */

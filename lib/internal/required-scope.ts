@@ -26,11 +26,13 @@ const LFS_BATCH_LIMIT = 1_048_576;
 
 export type ScopeNeed = { scope: Scope } | { unknownMethod: string };
 
+const NO_QUERY = new URLSearchParams();
+
 function splitUrl(req: Request): { path: string; query: URLSearchParams } {
   const url = req.originalUrl ?? req.url;
   const q = url.indexOf('?');
   return q < 0
-    ? { path: url, query: new URLSearchParams() }
+    ? { path: url, query: NO_QUERY }
     : { path: url.slice(0, q), query: new URLSearchParams(url.slice(q + 1)) };
 }
 
@@ -47,7 +49,8 @@ function claimedMethods(req: Request, query: URLSearchParams): string[] {
     for (const part of (Array.isArray(value) ? value.join(',') : value).split(','))
       methods.push(part.trim().toUpperCase());
   }
-  for (const value of query.getAll('_method')) methods.push(value.trim().toUpperCase());
+  if (query !== NO_QUERY)
+    for (const value of query.getAll('_method')) methods.push(value.trim().toUpperCase());
   return methods;
 }
 
@@ -68,7 +71,7 @@ export async function requiredScope(
     if (scope === undefined) return { unknownMethod: method };
     if (scope === 'write') needsWrite = true;
   }
-  const services = query.getAll('service');
+  const services = query === NO_QUERY ? [] : query.getAll('service');
   if (services.length > 0 && !(services.length === 1 && services[0] === 'git-upload-pack'))
     return { scope: 'write' };
   if (!needsWrite) return { scope: 'read' };

@@ -65,11 +65,10 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
       tokens.noteUse(record, clientIp);
       next();
     };
-    const fail = refuseOrFail(req, res, next, emit);
     try {
       throttle?.assertAllowed(clientIp, pending.token);
     } catch (err) {
-      fail(err);
+      refuseOrFail(req, res, next, emit)(err);
       return;
     }
     // A cached verification answers at once; only a miss waits for the store.
@@ -78,6 +77,9 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
       void accept(cached);
       return;
     }
-    tokens.check(pending.token).then(accept).catch(fail);
+    tokens
+      .check(pending.token)
+      .then(accept)
+      .catch(refuseOrFail(req, res, next, emit));
   };
 }

@@ -89,8 +89,9 @@ export function createClientIpResolver(options: Readonly<ClientIpOptions> = {}):
 export function clientIp(options: Readonly<ClientIpOptions> = {}): RequestHandler {
   const resolve = createClientIpResolver(options);
   return function clientIpMiddleware(req, _res, next) {
-    const address = resolve(req);
-    req.auth = { ...(req.auth ?? { kind: 'anonymous' }), clientIp: address === null ? null : address.text };
+    const clientIp = resolve(req)?.text ?? null;
+    if (req.auth === undefined) req.auth = { kind: 'anonymous', clientIp };
+    else req.auth.clientIp = clientIp;
     next();
   };
 }

@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { AuthenticationError, type TokenGateError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
-import { markTokenRequest, setPendingToken } from '../internal/credential-slot.js';
+import { setPendingToken } from '../internal/credential-slot.js';
 import { assertTokenPrefix, looksLikeToken } from '../tokens/format.js';
 
 export interface ExtractCredentialsOptions {
@@ -129,7 +129,6 @@ export function extractCredentials(options: Readonly<ExtractCredentialsOptions> 
       case 'token':
         // Not a token request until verified: `anonymous` with the token parked aside.
         req.auth = { kind: 'anonymous', ...base };
-        markTokenRequest(req);
         setPendingToken(
           req,
           credentials.claimedUser === undefined

@@ -37,7 +37,7 @@ function headerName(value: string | undefined, fallback: string, option: string)
 
 /** Removes headers (any letter case) from both `req.headers` and `req.rawHeaders`. */
 function stripHeaders(req: Request, names: ReadonlySet<string>): void {
-  for (const name of names) delete req.headers[name];
+  for (const name of names) if (req.headers[name] !== undefined) delete req.headers[name];
   const raw = req.rawHeaders;
   let dirty = false;
   for (let i = 0; i < raw.length; i += 2) if (names.has(raw[i]!.toLowerCase())) dirty = true;

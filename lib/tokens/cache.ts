@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { TokenRecord } from '../stores/token-store.js';
 
 export interface CacheOptions {
@@ -35,7 +35,7 @@ export class VerifiedTokenCache {
 
   /** The cache key of a token string. */
   static keyOf(token: string): string {
-    return createHash('sha256').update(token).digest('base64');
+    return hash('sha256', token, 'base64');
   }
 
   get(key: string, now: number): TokenRecord | undefined {

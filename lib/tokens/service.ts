@@ -124,6 +124,7 @@ export class TokenService {
   private readonly touchIntervalMs: number;
   private readonly slowChecks: Semaphore | undefined;
   private readonly lastTouch = new Map<string, number>();
+  private readonly inFlight = new Map<string, Promise<VerifyOutcome>>();
   private readonly now: () => number;
 
   constructor(options: TokenServiceOptions) {
@@ -198,12 +199,23 @@ export class TokenService {
       : { ok: true, record: cached };
   }
 
-  /** Verification with the reason of a failure, for the request path. */
-  async check(token: string): Promise<VerifyOutcome> {
+  /**
+   * Verification with the reason of a failure, for the request path. Concurrent checks of one
+   * token share a single lookup (and a single bcrypt run) instead of stampeding the store.
+   */
+  check(token: string): Promise<VerifyOutcome> {
     const fromCache = this.checkCached(token);
-    if (fromCache !== undefined) return fromCache;
-    const now = this.now();
+    if (fromCache !== undefined) return Promise.resolve(fromCache);
     const key = VerifiedTokenCache.keyOf(token);
+    const pending = this.inFlight.get(key);
+    if (pending !== undefined) return pending;
+    const check = this.checkUncached(token, key).finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, check);
+    return check;
+  }
+
+  private async checkUncached(token: string, key: string): Promise<VerifyOutcome> {
+    const now = this.now();
     const parsed = parseToken(token, this.tokenPrefix);
     if (parsed === null) return { ok: false, reason: 'malformed' };
     const { id, secret } = parsed;

@@ -258,3 +258,25 @@ describe('TokenService management', () => {
     expect((await tokens.verify(token))?.name).toBe('new');
   });
 });
+
+describe('TokenService under concurrency', () => {
+  it('shares one lookup and one hash among concurrent checks of the same token', async () => {
+    const store = new MemoryTokenStore();
+    let lookups = 0;
+    const counting = Object.assign(Object.create(store), {
+      get: (id: string) => {
+        lookups++;
+        return store.get(id);
+      },
+    });
+    const tokens = new TokenService({
+      store: counting,
+      hasher: bcryptHasher({ cost: 4 }),
+      tokenPrefix: 'bbt',
+    });
+    const { token } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
+    const outcomes = await Promise.all(Array.from({ length: 16 }, () => tokens.check(token)));
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    expect(lookups).toBe(1);
+  });
+});
