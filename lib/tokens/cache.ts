@@ -26,6 +26,7 @@ export class VerifiedTokenCache {
   private readonly entries = new Map<string, Entry>();
   private readonly keyById = new Map<string, string>();
   private readonly failures = new Map<string, number>();
+  private readonly verifiedHashes = new Map<string, string>();
 
   constructor(options: Readonly<CacheOptions> = {}) {
     this.maxEntries = options.maxEntries ?? 10_000;
@@ -82,6 +83,17 @@ export class VerifiedTokenCache {
     if (until > now) return true;
     this.failures.delete(key);
     return false;
+  }
+
+  /** Remembers that this token matched this stored (slow) hash. */
+  rememberVerified(key: string, storedHash: string): void {
+    if (this.verifiedHashes.size >= this.maxEntries) this.evictOldest(this.verifiedHashes, false);
+    this.verifiedHashes.set(key, storedHash);
+  }
+
+  /** True when this token matched exactly this stored hash before. */
+  verifiedBefore(key: string, storedHash: string): boolean {
+    return this.verifiedHashes.get(key) === storedHash;
   }
 
   private remove(key: string, id: string): void {

@@ -222,8 +222,11 @@ export class TokenService {
     if (this.slowChecks && this.cache.failedRecently(key, now)) return { ok: false, reason: 'mismatch', id };
     const record = await this.call(() => this.store.get(id));
     if (record === null || record.id !== id) return { ok: false, reason: 'unknown', id };
+    // A slow hash is checked once per token: later look-ups that find the same stored hash
+    // (not revoked, not re-issued) need not run bcrypt again for the same secret.
     const matches = this.slowChecks
-      ? await this.slowChecks.run(() => this.hasher.verify(id + secret, record.hash))
+      ? this.cache.verifiedBefore(key, record.hash) ||
+        (await this.slowChecks.run(() => this.hasher.verify(id + secret, record.hash)))
       : await this.hasher.verify(id + secret, record.hash);
     if (!matches) {
       if (this.slowChecks) this.cache.rememberFailure(key, now);
@@ -231,6 +234,7 @@ export class TokenService {
     }
     if (record.expiresAt !== null && record.expiresAt <= this.now())
       return { ok: false, reason: 'expired', id };
+    if (this.slowChecks) this.cache.rememberVerified(key, record.hash);
     if (this.cacheTrusted) this.cache.set(key, record, now);
     return { ok: true, record };
   }

@@ -64,6 +64,17 @@ export async function startRedisCluster(masters = 3, replicasPerMaster = 0): Pro
           }
         }
       }
+      // Replicas must hold their master's data before anything may fail over to them.
+      for (const replica of clients.slice(masters)) {
+        for (
+          let attempt = 0;
+          !(await replica.info('replication')).includes('master_link_status:up');
+          attempt++
+        ) {
+          if (attempt > 200) throw new Error('Redis Cluster replica did not sync');
+          await sleep(50);
+        }
+      }
       // Every node must agree before clients connect.
       for (const client of clients) {
         for (let attempt = 0; !(await clusterReady(client, masters)); attempt++) {

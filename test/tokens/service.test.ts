@@ -280,3 +280,34 @@ describe('TokenService under concurrency', () => {
     expect(lookups).toBe(1);
   });
 });
+
+describe('TokenService with a slow hasher', () => {
+  it('runs bcrypt once per token, re-checking only the stored record when the cache expires', async () => {
+    let now = Date.now();
+    const hasher = bcryptHasher({ cost: 4 });
+    let verifications = 0;
+    const counted = {
+      ...hasher,
+      verify: (m: string, h: string) => {
+        verifications++;
+        return hasher.verify(m, h);
+      },
+    };
+    const store = new MemoryTokenStore();
+    const tokens = new TokenService({
+      store,
+      hasher: counted,
+      tokenPrefix: 'bbt',
+      now: () => now,
+      cache: { ttlMs: 1_000 },
+    });
+    const { token, info } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
+    expect(await tokens.verify(token)).not.toBeNull();
+    now += 5_000;
+    expect(await tokens.verify(token)).not.toBeNull();
+    expect(verifications).toBe(1);
+    await tokens.revoke(info.id);
+    now += 5_000;
+    expect(await tokens.verify(token)).toBeNull();
+  });
+});
