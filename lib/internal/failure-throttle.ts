@@ -2,6 +2,7 @@ import { TooManyAttemptsError } from '../errors.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { VerifiedTokenCache } from '../tokens/cache.js';
 import { parseToken } from '../tokens/format.js';
+import { FixedWindowCounter } from './fixed-window-counter.js';
 import { parseIp } from './ip.js';
 
 /** Brute-force throttling of failed token attempts. */
@@ -42,7 +43,7 @@ export class FailureThrottle {
   private readonly perToken: number;
   private readonly windowMs: number;
   private readonly blockedUntil = new Map<string, number>();
-  private readonly localCounts = new Map<string, { count: number; until: number }>();
+  private readonly localCounts = new FixedWindowCounter(BOUND);
   /** Tokens this instance verified lately, by id: their owner keeps working while the id is under attack. */
   private readonly knownGood = new Map<string, string>();
 
@@ -101,14 +102,8 @@ export class FailureThrottle {
   }
 
   private async count(key: string): Promise<number> {
-    if (this.store.countFailure) return this.store.countFailure(key, this.windowMs);
-    const now = Date.now();
-    const entry = this.localCounts.get(key);
-    if (entry === undefined || entry.until <= now) {
-      if (this.localCounts.size >= BOUND) this.localCounts.clear();
-      this.localCounts.set(key, { count: 1, until: now + this.windowMs });
-      return 1;
-    }
-    return ++entry.count;
+    return this.store.countFailure
+      ? this.store.countFailure(key, this.windowMs)
+      : this.localCounts.add(key, this.windowMs);
   }
 }

@@ -1,3 +1,4 @@
+import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { matchesQuery } from './token-query.js';
 import type {
   RevocationListener,
@@ -19,7 +20,7 @@ export interface MemoryTokenStoreOptions {
 export class MemoryTokenStore implements TokenStore {
   private readonly records = new Map<string, TokenRecord>();
   private readonly byUser = new Map<string, Set<string>>();
-  private readonly failures = new Map<string, { count: number; until: number }>();
+  private readonly failures = new FixedWindowCounter();
   private readonly listeners = new Set<RevocationListener>();
   private readonly timer: NodeJS.Timeout;
 
@@ -91,19 +92,11 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   async countFailure(key: string, windowMs: number): Promise<number> {
-    const now = Date.now();
-    const entry = this.failures.get(key);
-    if (entry === undefined || entry.until <= now) {
-      this.failures.set(key, { count: 1, until: now + windowMs });
-      return 1;
-    }
-    entry.count++;
-    return entry.count;
+    return this.failures.add(key, windowMs);
   }
 
   async failureCount(key: string): Promise<number> {
-    const entry = this.failures.get(key);
-    return entry === undefined || entry.until <= Date.now() ? 0 : entry.count;
+    return this.failures.count(key);
   }
 
   async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
@@ -147,7 +140,7 @@ export class MemoryTokenStore implements TokenStore {
     for (const [id, record] of this.records) {
       if (record.expiresAt !== null && record.expiresAt <= now) this.remove(id);
     }
-    for (const [key, entry] of this.failures) if (entry.until <= now) this.failures.delete(key);
+    this.failures.sweep(now);
   }
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { StoreError, ValidationError } from '../../lib/errors.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';
-import { bcryptHasher, sha256Hasher } from '../../lib/tokens/hashers.js';
+import { bcryptHasher, sha256Hasher, type TokenHasher } from '../../lib/tokens/hashers.js';
 import { TokenService, type TokenServiceOptions } from '../../lib/tokens/service.js';
 
 const DAY = 86_400_000;
@@ -10,6 +10,19 @@ const DAY = 86_400_000;
 function service(options: Partial<TokenServiceOptions> = {}) {
   const store = options.store ?? new MemoryTokenStore();
   return new TokenService({ store, hasher: sha256Hasher(), tokenPrefix: 'bbt', ...options });
+}
+
+/** A hasher that counts its verifications. */
+function countingHasher(hasher: TokenHasher) {
+  let verifications = 0;
+  const counted: TokenHasher = {
+    ...hasher,
+    verify: (material, stored) => {
+      verifications++;
+      return hasher.verify(material, stored);
+    },
+  };
+  return { hasher: counted, verifications: () => verifications };
 }
 
 /** A store that counts the calls made to it. */
@@ -185,14 +198,7 @@ describe('TokenService.verify', () => {
   it('remembers a wrong secret with bcrypt, so repeating it costs no second hash', async () => {
     const store = new MemoryTokenStore();
     const hasher = bcryptHasher({ cost: 4 });
-    let verifications = 0;
-    const counted = {
-      ...hasher,
-      verify: (m: string, h: string) => {
-        verifications++;
-        return hasher.verify(m, h);
-      },
-    };
+    const { hasher: counted, verifications } = countingHasher(hasher);
     const tokens = new TokenService({ store, hasher: counted, tokenPrefix: 'bbt' });
     const { info } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
     const record = await store.get(info.id);
@@ -205,7 +211,7 @@ describe('TokenService.verify', () => {
     await store.put({ ...record!, id: forged.info.id });
     expect(await tokens.verify(forged.token)).toBeNull();
     expect(await tokens.verify(forged.token)).toBeNull();
-    expect(verifications).toBe(1);
+    expect(verifications()).toBe(1);
   });
 });
 
@@ -285,14 +291,7 @@ describe('TokenService with a slow hasher', () => {
   it('runs bcrypt once per token, re-checking only the stored record when the cache expires', async () => {
     let now = Date.now();
     const hasher = bcryptHasher({ cost: 4 });
-    let verifications = 0;
-    const counted = {
-      ...hasher,
-      verify: (m: string, h: string) => {
-        verifications++;
-        return hasher.verify(m, h);
-      },
-    };
+    const { hasher: counted, verifications } = countingHasher(hasher);
     const store = new MemoryTokenStore();
     const tokens = new TokenService({
       store,
@@ -305,7 +304,7 @@ describe('TokenService with a slow hasher', () => {
     expect(await tokens.verify(token)).not.toBeNull();
     now += 5_000;
     expect(await tokens.verify(token)).not.toBeNull();
-    expect(verifications).toBe(1);
+    expect(verifications()).toBe(1);
     await tokens.revoke(info.id);
     now += 5_000;
     expect(await tokens.verify(token)).toBeNull();
