@@ -190,6 +190,20 @@ describe('brute-force throttling', () => {
     expect((await from(app, '203.0.113.9', `Bearer ${token}`)).status).toBe(200);
   });
 
+  it('never keys the throttle on a header sent by an untrusted peer', async () => {
+    const { tokens } = setup();
+    const throttle = new FailureThrottle(new MemoryTokenStore(), 'bbt', { maxFailuresPerIp: 3 });
+    // No trusted proxies: X-Forwarded-For is the client's own claim and must not spread its failures.
+    const app = echoApp(
+      EXPRESS_VERSIONS[1]![1],
+      clientIp(),
+      extractCredentials(),
+      authenticateToken({ tokens, throttle }),
+    );
+    for (let i = 0; i < 3; i++) await from(app, `198.51.100.${i + 1}`, 'Bearer bbt_garbage');
+    expect((await from(app, '198.51.100.99', 'Bearer bbt_garbage')).status).toBe(429);
+  });
+
   it('refuses bad throttle options at startup', () => {
     expect(() => new FailureThrottle(new MemoryTokenStore(), 'bbt', { windowMs: 0 })).toThrow(
       /throttle.windowMs/,

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   assertTokenPrefix,
@@ -47,6 +48,19 @@ describe('token format', () => {
       const changed = token.slice(0, i) + replacement + token.slice(i + 1);
       expect(parseToken(changed, 'bbt')).toBeNull();
     }
+  });
+
+  it('refuses any single-character change, of any character, at any position', () => {
+    const { token } = generateToken('bbt');
+    const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-.~+/=:';
+    fc.assert(
+      fc.property(fc.nat(token.length - 1), fc.constantFrom(...alphabet), (position, replacement) => {
+        fc.pre(token[position] !== replacement);
+        const changed = token.slice(0, position) + replacement + token.slice(position + 1);
+        expect(parseToken(changed, 'bbt')).toBeNull();
+      }),
+      { numRuns: Number(process.env['FUZZ_RUNS'] ?? 1_000) },
+    );
   });
 
   it('recognises token-shaped strings by their prefix', () => {
