@@ -121,10 +121,17 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   app.use(['/rest', '/scm'], gate.protect(), forwardTo(bitbucketUrl));
 
   const server = app.listen(Number(env['PORT'] ?? 8080), env['HOST'] ?? '127.0.0.1');
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+  } catch (err) {
+    await gate.close();
+    redis?.disconnect();
+    await upstream?.close();
+    throw err;
+  }
   // git pushes can take a while; the defaults would cut long uploads off.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -197,7 +204,14 @@ async function main(): Promise<void> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
+    const inUse = (err as { code?: unknown })?.code === 'EADDRINUSE';
+    console.error(
+      inUse
+        ? `Port ${process.env['PORT'] ?? 8080} is in use: set PORT to another port (PORT=0 picks a free one).`
+        : err instanceof Error
+          ? err.message
+          : err,
+    );
     process.exit(1);
   });
 }

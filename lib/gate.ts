@@ -2,7 +2,9 @@ import type { RequestHandler, Router } from 'express';
 import { type EventListener, safeEmitter } from './events.js';
 import { compilePermission, type GroupsOption, toGroupResolver } from './groups/group-resolver.js';
 import { createRouter, type RouterOptions } from './http/router.js';
+import { compose } from './internal/compose.js';
 import { FailureThrottle, type ThrottleOptions } from './internal/failure-throttle.js';
+import { listenForRevocations } from './internal/revocation-feed.js';
 import { authenticateToken } from './middleware/authenticate-token.js';
 import { blockPasswordAuth } from './middleware/block-password-auth.js';
 import { clientIp, createClientIpResolver } from './middleware/client-ip.js';
@@ -125,26 +127,6 @@ function assertBoolean(value: unknown, name: string): void {
     throw new TypeError(`\`${name}\` must be true or false`);
 }
 
-/** Runs middlewares in order as one; stops at the first that answers or fails. */
-function compose(steps: RequestHandler[]): RequestHandler {
-  return function protectMiddleware(req, res, next) {
-    let index = 0;
-    const run = (err?: unknown): void => {
-      if (err !== undefined && err !== null) {
-        next(err);
-        return;
-      }
-      const step = steps[index++];
-      if (step === undefined) {
-        next();
-        return;
-      }
-      step(req, res, run);
-    };
-    run();
-  };
-}
-
 /**
  * Builds a token gate from one options object: the token service, the request path
  * (`protect()`) and the management API (`router()`). Invalid options throw here, naming the option.
@@ -255,9 +237,14 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
 
   return {
     tokens,
-    protect: () => protect,
-    router: (routerOptions) =>
-      createRouter(
+    protect: (...args: unknown[]) => {
+      // `app.use(gate.protect)` without the call would hang every request: say so at once.
+      if (args.length > 0) throw new TypeError('Mount `gate.protect()` (called), not `gate.protect`');
+      return protect;
+    },
+    router: (routerOptions?: RouterOptions, ...rest: unknown[]) => {
+      if (rest.length > 0) throw new TypeError('Mount `gate.router()` (called), not `gate.router`');
+      return createRouter(
         {
           tokens,
           groups,
@@ -267,46 +254,11 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
           emit,
         },
         routerOptions,
-      ),
+      );
+    },
     async close() {
       await subscription.stop();
       if (ownsStore) await store.close?.();
-    },
-  };
-}
-
-/**
- * Subscribes to the store's revocation feed, retrying while it is down. Until the feed is up,
- * the verified-token cache is not trusted (every request asks the store), so a revocation can
- * never be missed.
- */
-function listenForRevocations(store: TokenStore, tokens: TokenService): { stop(): Promise<void> } {
-  if (!store.subscribe) return { stop: async () => {} };
-  let stopped = false;
-  let unsubscribe: (() => Promise<void>) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  tokens.cacheTrusted = false;
-  const attempt = () => {
-    store.subscribe!((id) => tokens.forget(id)).then(
-      (stop) => {
-        if (stopped) {
-          void stop();
-          return;
-        }
-        unsubscribe = stop;
-        tokens.cacheTrusted = true;
-      },
-      () => {
-        if (!stopped) timer = setTimeout(attempt, 1_000).unref();
-      },
-    );
-  };
-  attempt();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await unsubscribe?.();
     },
   };
 }

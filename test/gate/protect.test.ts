@@ -197,3 +197,17 @@ describe('two gates sharing one Redis', () => {
     }
   });
 });
+
+describe('misuse', () => {
+  it('fails loudly when protect or router is mounted without being called', async () => {
+    const gate = createTokenGate();
+    const app = EXPRESS_VERSIONS[1]![1]();
+    app.use('/a', gate.protect as never);
+    app.use('/b', gate.router as never);
+    const a = await request(app).get('/a');
+    expect(a.status).toBe(500);
+    expect(a.text).toContain('gate.protect()');
+    expect((await request(app).get('/b')).text).toContain('gate.router()');
+    await gate.close();
+  });
+});
