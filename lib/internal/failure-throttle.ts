@@ -3,7 +3,7 @@ import type { TokenStore } from '../stores/token-store.js';
 import { VerifiedTokenCache } from '../tokens/cache.js';
 import { parseToken } from '../tokens/format.js';
 import { FixedWindowCounter } from './fixed-window-counter.js';
-import { parseIp } from './ip.js';
+import { parseIpCached } from './ip.js';
 
 /** Brute-force throttling of failed token attempts. */
 export interface ThrottleOptions {
@@ -19,7 +19,7 @@ const BOUND = 100_000;
 
 /** The throttle key of an address: IPv4 as is, IPv6 by its /64 (one subscriber's usual share). */
 function addressKey(clientIp: string | null): string {
-  const address = clientIp === null ? null : parseIp(clientIp);
+  const address = clientIp === null ? null : parseIpCached(clientIp);
   if (address === null) return 'ip:unknown';
   if (address.family === 4) return `ip:${address.text}`;
   return `ip6:${address.v6[0]!.toString(16)}:${address.v6[1]!.toString(16)}`;

@@ -99,6 +99,21 @@ export function parseIp(input: string): IpAddress | null {
   return { family: 6, v6, text: v6Text(groups) };
 }
 
+// The same few addresses (proxies, busy clients) come again and again: remember recent parses.
+const recent = new Map<string, IpAddress | null>();
+const RECENT_LIMIT = 4_096;
+
+/** `parseIp` with a small memo; the result is shared, so callers must not change it. */
+export function parseIpCached(input: string): IpAddress | null {
+  let address = recent.get(input);
+  if (address === undefined) {
+    address = parseIp(input);
+    if (recent.size >= RECENT_LIMIT) recent.clear();
+    recent.set(input, address);
+  }
+  return address;
+}
+
 interface V4Rule {
   family: 4;
   base: number;

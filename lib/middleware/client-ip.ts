@@ -1,6 +1,5 @@
-import type { Socket } from 'node:net';
 import type { Request, RequestHandler } from 'express';
-import { compileIpList, type IpAddress, type IpMatcher, parseIp } from '../internal/ip.js';
+import { compileIpList, type IpAddress, type IpMatcher, parseIpCached } from '../internal/ip.js';
 
 export interface ClientIpOptions {
   /**
@@ -32,19 +31,9 @@ function forwardedFor(element: string): string | null {
   return null;
 }
 
-// A connection's peer never changes: parse it once per socket, not once per request.
-const peers = new WeakMap<Socket, IpAddress | null>();
-
 /** The socket peer's address, strictly parsed, or null. */
 export function peerAddress(req: Request): IpAddress | null {
-  const socket = req.socket;
-  if (socket === undefined || socket === null) return null;
-  let peer = peers.get(socket);
-  if (peer === undefined) {
-    peer = parseIp(socket.remoteAddress ?? '');
-    if (socket.remoteAddress !== undefined) peers.set(socket, peer);
-  }
-  return peer;
+  return parseIpCached(req.socket?.remoteAddress ?? '');
 }
 
 /** A compiled resolver: the client address of a request, or null when it is unknown. */
@@ -72,7 +61,7 @@ export function createClientIpResolver(options: Readonly<ClientIpOptions> = {}):
     let leftmost: IpAddress | null = null;
     for (let i = hops.length - 1; i >= 0; i--) {
       const text = isForwarded ? forwardedFor(hops[i]!) : hops[i]!;
-      const address = text === null ? null : parseIp(text);
+      const address = text === null ? null : parseIpCached(text);
       if (address === null) return null;
       if (!trusted(address)) return address;
       leftmost = address;

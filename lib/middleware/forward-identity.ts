@@ -36,16 +36,16 @@ function headerName(value: string | undefined, fallback: string, option: string)
 }
 
 /** Removes headers (any letter case) from both `req.headers` and `req.rawHeaders`. */
-function stripHeaders(req: Request, names: ReadonlySet<string>): void {
+function stripHeaders(req: Request, names: readonly string[]): void {
   for (const name of names) if (req.headers[name] !== undefined) delete req.headers[name];
   const raw = req.rawHeaders;
   let dirty = false;
-  for (let i = 0; i < raw.length; i += 2) if (names.has(raw[i]!.toLowerCase())) dirty = true;
+  for (let i = 0; i < raw.length && !dirty; i += 2) dirty = names.includes(raw[i]!.toLowerCase());
   if (!dirty) return;
   const kept: string[] = [];
   for (let i = 0; i < raw.length; i += 2)
-    if (!names.has(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
-  req.rawHeaders.splice(0, raw.length, ...kept);
+    if (!names.includes(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
+  raw.splice(0, raw.length, ...kept);
 }
 
 function setHeader(req: Request, name: string, value: string): void {
@@ -112,8 +112,8 @@ export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}):
     : undefined;
   const sign = options.jwt ? createSigner(options.jwt) : undefined;
   // The default JWT header is stripped even when no JWT is configured: it is never the client's to send.
-  const spoofable = new Set([header, DEFAULT_JWT_HEADER, ...(jwtHeader ? [jwtHeader] : [])]);
-  const withAuthorization = new Set([...spoofable, 'authorization']);
+  const spoofable = [...new Set([header, DEFAULT_JWT_HEADER, ...(jwtHeader ? [jwtHeader] : [])])];
+  const withAuthorization = [...spoofable, 'authorization'];
 
   return function forwardIdentityMiddleware(req, _res, next) {
     const auth = req.auth;

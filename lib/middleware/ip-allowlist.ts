@@ -3,7 +3,7 @@ import { ForbiddenError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
 import { isTokenRequest } from '../internal/credential-slot.js';
-import { compileIpList, parseIp } from '../internal/ip.js';
+import { compileIpList, parseIpCached } from '../internal/ip.js';
 import { type ClientIpOptions, createClientIpResolver } from './client-ip.js';
 
 export interface IpAllowlistOptions extends ClientIpOptions {
@@ -36,7 +36,7 @@ export function ipAllowlist(options: Readonly<IpAllowlistOptions>): RequestHandl
       return;
     }
     const known = req.auth?.clientIp;
-    const address = known === undefined ? resolve(req) : known === null ? null : parseIp(known);
+    const address = known === undefined ? resolve(req) : known === null ? null : parseIpCached(known);
     if (address !== null && allowed(address)) {
       next();
       return;

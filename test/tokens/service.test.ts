@@ -140,7 +140,7 @@ describe('TokenService.verify', () => {
     expect(await tokens.verify(token)).toMatchObject({ id: info.id, user: 'alice' });
     const other = await service().create({ user: 'alice', name: 'x', scope: 'read' });
     expect(await tokens.verify(other.token)).toBeNull();
-    expect(await tokens.verify(`${token.slice(0, -1)}0`)).toBeNull();
+    expect(await tokens.verify(`${token.slice(0, -1)}${token.endsWith('0') ? '1' : '0'}`)).toBeNull();
     await tokens.revoke(info.id);
     expect(await tokens.verify(token)).toBeNull();
   });
@@ -150,7 +150,12 @@ describe('TokenService.verify', () => {
     const tokens = service({ store });
     const { token } = await tokens.create({ user: 'alice', name: 'x', scope: 'read' });
     calls.length = 0;
-    for (const bad of ['', 'garbage', `${token.slice(0, -2)}zz`, `bbt_${'A'.repeat(60)}`]) {
+    for (const bad of [
+      '',
+      'garbage',
+      `${token.slice(0, -2)}${token.endsWith('zz') ? 'yy' : 'zz'}`,
+      `bbt_${'A'.repeat(60)}`,
+    ]) {
       expect(await tokens.check(bad)).toMatchObject({ ok: false, reason: 'malformed' });
     }
     expect(calls).toEqual([]);
