@@ -84,8 +84,9 @@ export function parseAuthorization(req: Request, prefix: string): Credentials {
   if (CONTROL.test(decoded))
     return { kind: 'invalid', error: malformed('The Basic credential holds control characters.') };
   if (looksLikeToken(secret, prefix)) return { kind: 'token', token: secret, claimedUser: user };
-  // Some clients send the token as the user name with an empty password.
-  if (secret === '' && looksLikeToken(user, prefix)) return { kind: 'token', token: user };
+  // Some clients send the token as the user name (password empty or a filler such as
+  // `x-oauth-basic`). Never forward a token-shaped user name upstream as a password login.
+  if (looksLikeToken(user, prefix)) return { kind: 'token', token: user };
   return { kind: 'password', user, password: secret };
 }
 

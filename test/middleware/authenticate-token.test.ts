@@ -34,6 +34,7 @@ describe.each(EXPRESS_VERSIONS)('authenticateToken on %s', (_name, makeApp) => {
       basic('', token),
       basic('x-token-auth', token),
       basic(token, ''),
+      basic(token, 'x-oauth-basic'),
     ]) {
       const res = await request(app).get('/').set('Authorization', header);
       expect(res.status).toBe(200);
