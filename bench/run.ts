@@ -7,13 +7,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
-import { MemoryTokenStore } from '../lib/stores/memory-token-store.js';
-import { RedisTokenStore } from '../lib/stores/redis-token-store.js';
-import type { TokenRecord, TokenStore } from '../lib/stores/token-store.js';
+import type { TokenHasher, TokenRecord, TokenService as TokenServiceType, TokenStore } from '../lib/index.js';
+// Test data only: token strings for records the bench writes straight into a store.
 import { assembleToken, generateToken } from '../lib/tokens/format.js';
-import { bcryptHasher, sha256Hasher, type TokenHasher } from '../lib/tokens/hashers.js';
-import { TokenService } from '../lib/tokens/service.js';
 import { startRedisServer } from '../test/support/redis-server.js';
+import { library } from './load-library.js';
+
+const { MemoryTokenStore, RedisTokenStore, TokenService, bcryptHasher, sha256Hasher } = library;
+type RedisTokenStore = InstanceType<typeof RedisTokenStore>;
+type TokenService = TokenServiceType;
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);

@@ -6,7 +6,10 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Redis } from 'ioredis';
-import { createTokenGate, RedisTokenStore, type TokenGateOptions } from '../lib/index.js';
+import type { TokenGateOptions } from '../lib/index.js';
+import { library } from './load-library.js';
+
+const { createTokenGate, RedisTokenStore } = library;
 
 const [variant = 'bare', redisUrl] = process.argv.slice(2);
 

@@ -1,8 +1,9 @@
 import type { Request } from 'express';
 
 /**
- * A credential waiting for verification, kept off the request object (and so out of any
- * logged or serialised `req`) between `extractCredentials` and `authenticateToken`.
+ * A credential waiting for verification, between `extractCredentials` and `authenticateToken`.
+ * It sits under a symbol, not a named property, so it stays out of `JSON.stringify(req)` and
+ * is cleared as soon as `authenticateToken` takes it.
  */
 export interface PendingToken {
   token: string;
@@ -10,20 +11,22 @@ export interface PendingToken {
   claimedUser?: string;
 }
 
-// One entry per token request: the credential until it is taken, then only the mark.
-const pending = new WeakMap<Request, PendingToken | null>();
+const PENDING = Symbol('express-api-tokens.pendingToken');
+
+type WithPending = Request & { [PENDING]?: PendingToken | null };
 
 export function setPendingToken(req: Request, value: PendingToken): void {
-  pending.set(req, value);
+  (req as WithPending)[PENDING] = value;
 }
 
+/** The pending token, once; afterwards the request only remembers that it carried one. */
 export function takePendingToken(req: Request): PendingToken | undefined {
-  const value = pending.get(req);
-  if (value) pending.set(req, null);
+  const value = (req as WithPending)[PENDING];
+  if (value) (req as WithPending)[PENDING] = null;
   return value ?? undefined;
 }
 
 /** True when the request carried a token credential (verified or not). */
 export function isTokenRequest(req: Request): boolean {
-  return pending.has(req);
+  return (req as WithPending)[PENDING] !== undefined;
 }

@@ -61,7 +61,11 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
       }
       throttle?.noteSuccess(record.id, pending.token);
       const token = toTokenInfo(record);
-      req.auth = { kind: 'token', user: record.user, token, ...(resolved === undefined ? {} : { clientIp }) };
+      if (req.auth === undefined) req.auth = { kind: 'token' };
+      const auth = req.auth;
+      auth.kind = 'token';
+      auth.user = record.user;
+      auth.token = token;
       tokens.noteUse(record, clientIp);
       next();
     };

@@ -104,32 +104,28 @@ export function extractCredentials(options: Readonly<ExtractCredentialsOptions> 
   const emit = safeEmitter(options.onEvent);
 
   return function extractCredentialsMiddleware(req, res, next) {
-    // Keep what `clientIp` resolved; without it, later steps resolve the socket address themselves.
-    const base = req.auth?.clientIp === undefined ? {} : { clientIp: req.auth.clientIp };
+    // Keeps what `clientIp` resolved; without it, later steps resolve the socket address themselves.
+    if (req.auth === undefined) req.auth = { kind: 'anonymous' };
+    const auth = req.auth;
+    auth.kind = 'anonymous';
     const credentials = parseAuthorization(req, prefix);
     switch (credentials.kind) {
       case 'invalid':
-        req.auth = { kind: 'anonymous', ...base };
         refuse(req, res, credentials.error, emit);
         return;
       case 'none':
-        req.auth = { kind: 'anonymous', ...base };
         if (anonymous === 'deny') {
-          refuse(
-            req,
-            res,
-            new AuthenticationError('CREDENTIALS_MISSING', 'Authenticate with an API token.'),
-            emit,
-          );
+          const error = new AuthenticationError('CREDENTIALS_MISSING', 'Authenticate with an API token.');
+          refuse(req, res, error, emit);
           return;
         }
         break;
       case 'password':
-        req.auth = { kind: 'password', user: credentials.user, ...base };
+        auth.kind = 'password';
+        auth.user = credentials.user;
         break;
       case 'token':
-        // Not a token request until verified: `anonymous` with the token parked aside.
-        req.auth = { kind: 'anonymous', ...base };
+        // Not a token request until verified: `anonymous`, with the token parked aside.
         setPendingToken(
           req,
           credentials.claimedUser === undefined
