@@ -390,7 +390,7 @@ async function main(): Promise<void> {
   );
   const line = (cells: string[]) => `| ${cells.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
   console.log(line(['Measure', 'Result', 'Target', 'Notes']));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  console.log(`| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
   for (const r of rows) console.log(line(r));
   console.log(
     `\n${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; ${ROUNDS} alternating rounds of ${SECONDS} s; total ${((Date.now() - started) / 1000).toFixed(0)} s`,
