@@ -62,6 +62,8 @@ export interface TokenPage {
   nextStart?: number;
 }
 
+const MAX_TOKEN_LENGTH = 256;
+
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 const infos = new WeakMap<TokenRecord, TokenInfo>();
@@ -204,6 +206,9 @@ export class TokenService {
    * token share a single lookup (and a single bcrypt run) instead of stampeding the store.
    */
   check(token: string): Promise<VerifyOutcome> {
+    // Nothing that is not a plausible token string is hashed or looked up.
+    if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH)
+      return Promise.resolve({ ok: false, reason: 'malformed' });
     const fromCache = this.checkCached(token);
     if (fromCache !== undefined) return Promise.resolve(fromCache);
     const key = VerifiedTokenCache.keyOf(token);

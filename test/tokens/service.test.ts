@@ -161,6 +161,13 @@ describe('TokenService.verify', () => {
     expect(calls).toEqual([]);
   });
 
+  it('answers null for values that are not token strings', async () => {
+    const tokens = service();
+    for (const value of [undefined, null, 42, {}, 'bbt_'.padEnd(10_000, 'x')]) {
+      expect(await tokens.verify(value as never)).toBeNull();
+    }
+  });
+
   it('answers a second verification from the cache, with no store call', async () => {
     const { store, calls } = countingStore();
     const tokens = service({ store });
