@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import type { TokenHasher, TokenRecord, TokenService as TokenServiceType, TokenStore } from '../lib/index.js';
 // Test data only: token strings for records the bench writes straight into a store.
 import { assembleToken, generateToken } from '../lib/tokens/format.js';
+import { countCalls } from '../test/support/count-calls.js';
 import { startRedisServer } from '../test/support/redis-server.js';
 import { library } from './load-library.js';
 
@@ -132,20 +133,6 @@ async function perCall(work: () => Promise<unknown>, iterations: number): Promis
     batches.push(Number(process.hrtime.bigint() - started) / 1e3 / iterations);
   }
   return median(batches);
-}
-
-/** Wraps a store or hasher to count calls to it. */
-function counted<T extends object>(target: T, counts: Record<string, number>): T {
-  return new Proxy(target, {
-    get(obj, key, receiver) {
-      const value = Reflect.get(obj, key, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        counts[String(key)] = (counts[String(key)] ?? 0) + 1;
-        return value.apply(obj, args);
-      };
-    },
-  });
 }
 
 async function commandCount(redis: Redis): Promise<number> {
@@ -338,13 +325,12 @@ async function scale(redis: Redis): Promise<void> {
 }
 
 async function rejections(): Promise<void> {
-  const storeCalls: Record<string, number> = {};
-  const hashCalls: Record<string, number> = {};
-  const store = counted(new MemoryTokenStore(), storeCalls);
-  const tokens = service(store, counted(sha256Hasher(), hashCalls));
+  const store = countCalls(new MemoryTokenStore());
+  const hasher = countCalls(sha256Hasher());
+  const tokens = service(store.target, hasher.target);
   const { token } = await tokens.create({ user: 'alice', name: 'x', scope: 'read' });
-  for (const key of Object.keys(storeCalls)) delete storeCalls[key];
-  for (const key of Object.keys(hashCalls)) delete hashCalls[key];
+  store.calls.length = 0;
+  hasher.calls.length = 0;
   const garbage = [
     '',
     'garbage',
@@ -352,20 +338,19 @@ async function rejections(): Promise<void> {
     `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`,
   ];
   for (let i = 0; i < 2_500; i++) for (const bad of garbage) await tokens.check(bad);
-  const storeTotal = Object.values(storeCalls).reduce((a, b) => a + b, 0);
   row(
     'Rejection: 10,000 garbage and bad-checksum tokens',
-    `${storeTotal} store calls`,
+    `${store.calls.length} store calls`,
     '0',
-    `${hashCalls['verify'] ?? 0} hash checks`,
+    `${hasher.count('verify')} hash checks`,
   );
   const unknown = Array.from({ length: 1_000 }, () => generateToken('bbt').token);
   for (const t of unknown) await tokens.check(t);
   row(
     'Rejection: 1,000 unknown ids',
-    `${storeCalls['get'] ?? 0} lookups`,
+    `${store.count('get')} lookups`,
     '1 each',
-    `${hashCalls['verify'] ?? 0} hash checks`,
+    `${hasher.count('verify')} hash checks`,
   );
 }
 

@@ -11,6 +11,7 @@ import { assembleToken, generateToken } from '../../lib/tokens/format.js';
 import { sha256Hasher } from '../../lib/tokens/hashers.js';
 import { TokenService } from '../../lib/tokens/service.js';
 import { basic, EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
+import { countCalls } from '../support/count-calls.js';
 
 const service = (store: TokenStore = new MemoryTokenStore()) =>
   new TokenService({ store, hasher: sha256Hasher(), tokenPrefix: 'bbt', storeTimeoutMs: 200 });
@@ -130,14 +131,7 @@ describe.each(EXPRESS_VERSIONS)('authenticateToken on %s', (_name, makeApp) => {
 
 describe('brute-force throttling', () => {
   const setup = (options = {}) => {
-    const store = new MemoryTokenStore();
-    let lookups = 0;
-    const counted = Object.assign(Object.create(store), {
-      get: (id: string) => {
-        lookups++;
-        return store.get(id);
-      },
-    });
+    const { target: counted, count } = countCalls<TokenStore>(new MemoryTokenStore());
     const tokens = service(counted);
     const throttle = new FailureThrottle(counted, 'bbt', {
       maxFailuresPerIp: 5,
@@ -150,7 +144,7 @@ describe('brute-force throttling', () => {
       extractCredentials(),
       authenticateToken({ tokens, throttle }),
     );
-    return { tokens, app, lookups: () => lookups };
+    return { tokens, app, lookups: () => count('get') };
   };
   const from = (app: ReturnType<typeof setup>['app'], ip: string, auth: string) =>
     request(app).get('/').set('X-Forwarded-For', ip).set('Authorization', auth);

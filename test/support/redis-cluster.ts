@@ -1,6 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, Redis } from 'ioredis';
-import { type RedisProcess, startRedisServer } from './redis-server.js';
+import { type RedisProcess, retryUntil, startRedisServer } from './redis-server.js';
 
 export interface RedisClusterProcess {
   masters: RedisProcess[];
@@ -48,40 +47,34 @@ export async function startRedisCluster(masters = 3, replicasPerMaster = 0): Pro
       for (let m = 0; m < masters; m++) {
         await clients[m]!.cluster('ADDSLOTSRANGE', m * per, Math.min(SLOTS, (m + 1) * per) - 1);
       }
-      for (let attempt = 0; !(await clusterReady(first, masters)); attempt++) {
-        if (attempt > 200) throw new Error('Redis Cluster did not become ready');
-        await sleep(50);
-      }
+      await retryUntil(
+        'Redis Cluster',
+        () => false,
+        () => clusterReady(first, masters),
+      );
       for (let r = masters; r < started.length; r++) {
         const masterId = String(await clients[(r - masters) % masters]!.cluster('MYID'));
-        for (let attempt = 0; ; attempt++) {
-          try {
+        await retryUntil(
+          'CLUSTER REPLICATE',
+          () => false,
+          async () => {
             await clients[r]!.cluster('REPLICATE', masterId);
-            break;
-          } catch (err) {
-            if (attempt > 100) throw err;
-            await sleep(50);
-          }
-        }
+            return true;
+          },
+        );
       }
       // Replicas must hold their master's data before anything may fail over to them.
       for (const replica of clients.slice(masters)) {
-        for (
-          let attempt = 0;
-          !(await replica.info('replication')).includes('master_link_status:up');
-          attempt++
-        ) {
-          if (attempt > 200) throw new Error('Redis Cluster replica did not sync');
-          await sleep(50);
-        }
+        const synced = async () => (await replica.info('replication')).includes('master_link_status:up');
+        await retryUntil('Redis Cluster replica sync', () => false, synced);
       }
       // Every node must agree before clients connect.
-      for (const client of clients) {
-        for (let attempt = 0; !(await clusterReady(client, masters)); attempt++) {
-          if (attempt > 200) throw new Error('Redis Cluster nodes did not agree');
-          await sleep(50);
-        }
-      }
+      for (const client of clients)
+        await retryUntil(
+          'Redis Cluster agreement',
+          () => false,
+          () => clusterReady(client, masters),
+        );
     } finally {
       for (const client of clients) client.disconnect();
     }

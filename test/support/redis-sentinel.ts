@@ -2,9 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { freePort, type RedisProcess, startRedisServer } from './redis-server.js';
+import { freePort, type RedisProcess, retryUntil, startRedisServer } from './redis-server.js';
 
 export interface RedisSentinelSetup {
   master: RedisProcess;
@@ -46,23 +45,20 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
     host: '127.0.0.1',
     lazyConnect: true,
     maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
   });
   probe.on('error', () => {});
   try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        if (probe.status !== 'ready') await probe.connect();
+    await retryUntil(
+      'redis sentinel',
+      () => child.exitCode !== null,
+      async () => {
+        if (probe.status === 'wait') await probe.connect();
         const address = (await probe.call('SENTINEL', 'get-master-addr-by-name', 'mymaster')) as
           | string[]
           | null;
-        if (address?.[1] === String(master.port)) break;
-      } catch (err) {
-        if (attempt > 100 || child.exitCode !== null)
-          throw new Error(`redis sentinel did not start: ${String(err)}`);
-      }
-      await sleep(50);
-    }
+        return address?.[1] === String(master.port);
+      },
+    );
   } catch (err) {
     await stop();
     throw err;

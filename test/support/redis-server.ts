@@ -59,29 +59,11 @@ export async function startRedisServer(
     { stdio: 'ignore' },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const client = new Redis({
-    port: chosen,
-    host: '127.0.0.1',
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  client.on('error', () => {});
-  try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await client.connect();
-        await client.ping();
-        break;
-      } catch (err) {
-        if (attempt > 100 || child.exitCode !== null)
-          throw new Error(`redis-server on ${chosen} did not start: ${String(err)}`);
-        await sleep(50);
-      }
-    }
-  } finally {
-    client.disconnect();
-  }
+  await retryUntil(
+    `redis-server on ${chosen}`,
+    () => child.exitCode !== null,
+    () => answersPing(chosen),
+  );
   return {
     port: chosen,
     url: `redis://127.0.0.1:${chosen}`,
@@ -95,6 +77,32 @@ export async function startRedisServer(
       if (!keepFiles) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Retries `attempt` every 50 ms until it resolves true. Gives up after about ten seconds, or
+ * at once when `gaveUp()` says the process died.
+ */
+export async function retryUntil(
+  what: string,
+  gaveUp: () => boolean,
+  attempt: () => Promise<boolean>,
+): Promise<void> {
+  let last: unknown;
+  for (let i = 0; i < 200; i++) {
+    if (gaveUp()) break;
+    try {
+      if (await attempt()) return;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(50);
+  }
+  throw new Error(`${what} did not become ready${last ? `: ${String(last)}` : ''}`);
+}
+
+async function answersPing(port: number): Promise<boolean> {
+  return redisAnswers(`redis://127.0.0.1:${port}`);
 }
 
 /** True when a Redis answers PING at the URL within a second. */

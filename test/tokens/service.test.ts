@@ -2,43 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { StoreError, ValidationError } from '../../lib/errors.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';
-import { bcryptHasher, sha256Hasher, type TokenHasher } from '../../lib/tokens/hashers.js';
+import { bcryptHasher, sha256Hasher } from '../../lib/tokens/hashers.js';
 import { TokenService, type TokenServiceOptions } from '../../lib/tokens/service.js';
+import { countCalls } from '../support/count-calls.js';
 
 const DAY = 86_400_000;
 
 function service(options: Partial<TokenServiceOptions> = {}) {
   const store = options.store ?? new MemoryTokenStore();
   return new TokenService({ store, hasher: sha256Hasher(), tokenPrefix: 'bbt', ...options });
-}
-
-/** A hasher that counts its verifications. */
-function countingHasher(hasher: TokenHasher) {
-  let verifications = 0;
-  const counted: TokenHasher = {
-    ...hasher,
-    verify: (material, stored) => {
-      verifications++;
-      return hasher.verify(material, stored);
-    },
-  };
-  return { hasher: counted, verifications: () => verifications };
-}
-
-/** A store that counts the calls made to it. */
-function countingStore(inner: TokenStore = new MemoryTokenStore()) {
-  const calls: string[] = [];
-  const store = new Proxy(inner, {
-    get(target, key, receiver) {
-      const value = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.push(String(key));
-        return value.apply(target, args);
-      };
-    },
-  });
-  return { store, calls };
 }
 
 describe('TokenService.create', () => {
@@ -146,7 +118,7 @@ describe('TokenService.verify', () => {
   });
 
   it('refuses garbage and bad checksums without touching the store', async () => {
-    const { store, calls } = countingStore();
+    const { target: store, calls } = countCalls<TokenStore>(new MemoryTokenStore());
     const tokens = service({ store });
     const { token } = await tokens.create({ user: 'alice', name: 'x', scope: 'read' });
     calls.length = 0;
@@ -169,7 +141,7 @@ describe('TokenService.verify', () => {
   });
 
   it('answers a second verification from the cache, with no store call', async () => {
-    const { store, calls } = countingStore();
+    const { target: store, calls } = countCalls<TokenStore>(new MemoryTokenStore());
     const tokens = service({ store });
     const { token } = await tokens.create({ user: 'alice', name: 'x', scope: 'read' });
     await tokens.verify(token);
@@ -210,7 +182,8 @@ describe('TokenService.verify', () => {
   it('remembers a wrong secret with bcrypt, so repeating it costs no second hash', async () => {
     const store = new MemoryTokenStore();
     const hasher = bcryptHasher({ cost: 4 });
-    const { hasher: counted, verifications } = countingHasher(hasher);
+    const { target: counted, count } = countCalls(hasher);
+    const verifications = () => count('verify');
     const tokens = new TokenService({ store, hasher: counted, tokenPrefix: 'bbt' });
     const { info } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
     const record = await store.get(info.id);
@@ -230,7 +203,7 @@ describe('TokenService.verify', () => {
 describe('TokenService last-used tracking', () => {
   it('records the first use at once and later uses at most once per interval', async () => {
     let now = Date.now();
-    const { store, calls } = countingStore();
+    const { target: store, calls } = countCalls<TokenStore>(new MemoryTokenStore());
     const tokens = service({ store, now: () => now, touchIntervalMs: 60_000 });
     const { token, info } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
     const use = async (ip: string) => {
@@ -279,14 +252,7 @@ describe('TokenService management', () => {
 
 describe('TokenService under concurrency', () => {
   it('shares one lookup and one hash among concurrent checks of the same token', async () => {
-    const store = new MemoryTokenStore();
-    let lookups = 0;
-    const counting = Object.assign(Object.create(store), {
-      get: (id: string) => {
-        lookups++;
-        return store.get(id);
-      },
-    });
+    const { target: counting, count } = countCalls<TokenStore>(new MemoryTokenStore());
     const tokens = new TokenService({
       store: counting,
       hasher: bcryptHasher({ cost: 4 }),
@@ -295,7 +261,7 @@ describe('TokenService under concurrency', () => {
     const { token } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
     const outcomes = await Promise.all(Array.from({ length: 16 }, () => tokens.check(token)));
     expect(outcomes.every((o) => o.ok)).toBe(true);
-    expect(lookups).toBe(1);
+    expect(count('get')).toBe(1);
   });
 });
 
@@ -303,7 +269,8 @@ describe('TokenService with a slow hasher', () => {
   it('runs bcrypt once per token, re-checking only the stored record when the cache expires', async () => {
     let now = Date.now();
     const hasher = bcryptHasher({ cost: 4 });
-    const { hasher: counted, verifications } = countingHasher(hasher);
+    const { target: counted, count } = countCalls(hasher);
+    const verifications = () => count('verify');
     const store = new MemoryTokenStore();
     const tokens = new TokenService({
       store,
