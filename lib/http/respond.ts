@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { type TokenGateError, TokenGateError as TokenGateErrorClass } from '../errors.js';
+import { TokenGateError } from '../errors.js';
 import type { EventListener } from '../events.js';
 
 const DEFAULT_REALM = 'Bitbucket API';
@@ -43,6 +43,7 @@ export function refuse(
   emit: EventListener,
   known: { tokenId?: string; user?: string } = {},
 ): void {
+  const user = known.user ?? req.auth?.user;
   emit({
     type: 'auth.denied',
     time: new Date().toISOString(),
@@ -51,7 +52,7 @@ export function refuse(
     method: req.method,
     path: (req.originalUrl ?? req.url).split('?')[0] ?? '/',
     ...(known.tokenId === undefined ? {} : { tokenId: known.tokenId }),
-    ...((known.user ?? req.auth?.user) === undefined ? {} : { user: (known.user ?? req.auth?.user)! }),
+    ...(user === undefined ? {} : { user }),
   });
   sendError(req, res, error);
 }
@@ -64,7 +65,7 @@ export function refuseOrFail(
   emit: EventListener,
 ): (err: unknown) => void {
   return (err) => {
-    if (err instanceof TokenGateErrorClass) refuse(req, res, err, emit);
+    if (err instanceof TokenGateError) refuse(req, res, err, emit);
     else next(err);
   };
 }
