@@ -192,9 +192,13 @@ export class TokenService {
    * when the cache cannot answer. The request path's fast lane.
    */
   checkCached(token: string): VerifyOutcome | undefined {
+    return this.cachedOutcome(VerifiedTokenCache.keyOf(token));
+  }
+
+  private cachedOutcome(key: string): VerifyOutcome | undefined {
     if (!this.cacheTrusted) return undefined;
     const now = this.now();
-    const cached = this.cache.get(VerifiedTokenCache.keyOf(token), now);
+    const cached = this.cache.get(key, now);
     if (cached === undefined) return undefined;
     return cached.expiresAt !== null && cached.expiresAt <= now
       ? { ok: false, reason: 'expired', id: cached.id }
@@ -209,9 +213,9 @@ export class TokenService {
     // Nothing that is not a plausible token string is hashed or looked up.
     if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH)
       return Promise.resolve({ ok: false, reason: 'malformed' });
-    const fromCache = this.checkCached(token);
-    if (fromCache !== undefined) return Promise.resolve(fromCache);
     const key = VerifiedTokenCache.keyOf(token);
+    const fromCache = this.cachedOutcome(key);
+    if (fromCache !== undefined) return Promise.resolve(fromCache);
     const pending = this.inFlight.get(key);
     if (pending !== undefined) return pending;
     const check = this.checkUncached(token, key).finally(() => this.inFlight.delete(key));
