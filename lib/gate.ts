@@ -1,6 +1,7 @@
 import type { RequestHandler, Router } from 'express';
 import { type EventListener, safeEmitter } from './events.js';
 import { compilePermission, type GroupsOption, toGroupResolver } from './groups/group-resolver.js';
+import { requestPath } from './http/respond.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { compose } from './internal/compose.js';
 import { FailureThrottle, type ThrottleOptions } from './internal/failure-throttle.js';
@@ -221,7 +222,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
           time: new Date().toISOString(),
           clientIp: auth.clientIp ?? null,
           method: req.method,
-          path: (req.originalUrl ?? req.url).split('?')[0] ?? '/',
+          path: requestPath(req),
           tokenId: auth.token.id,
           user: auth.token.user,
           scope: auth.token.scope,

@@ -4,6 +4,11 @@ import type { EventListener } from '../events.js';
 
 const DEFAULT_REALM = 'Bitbucket API';
 
+/** The request's full path without its query string, as events report it. */
+export function requestPath(req: Request): string {
+  return (req.originalUrl ?? req.url).split('?')[0] ?? '/';
+}
+
 /** True for requests from the git command line, which shows a text/plain body as `remote: …`. */
 function fromGit(req: Request): boolean {
   const agent = req.headers['user-agent'];
@@ -50,7 +55,7 @@ export function refuse(
     code: error.code,
     clientIp: req.auth?.clientIp ?? null,
     method: req.method,
-    path: (req.originalUrl ?? req.url).split('?')[0] ?? '/',
+    path: requestPath(req),
     ...(known.tokenId === undefined ? {} : { tokenId: known.tokenId }),
     ...(user === undefined ? {} : { user }),
   });

@@ -13,6 +13,7 @@ import {
   daysToMs,
   isDayCount,
   parseInstant,
+  sameUser,
   validateName,
   validateScope,
   validateUser,
@@ -86,8 +87,6 @@ function queryInteger(req: Request, name: string, fallback: number, min: number,
   }
   return Number(value);
 }
-
-const sameUser = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /**
  * The management API: create, list, read, rename and revoke tokens, with the gate's group

@@ -38,6 +38,11 @@ export function validateUser(value: unknown, field = 'user'): string {
   return value;
 }
 
+/** Bitbucket user names are case-insensitive: the one comparison every part of the library uses. */
+export function sameUser(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
 export function validateScope(value: unknown, field = 'scope'): Scope {
   if (typeof value !== 'string' || !SCOPES.includes(value as Scope)) {
     throw new ValidationError(field, `\`${field}\` must be 'read' or 'write'.`);

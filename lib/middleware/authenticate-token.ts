@@ -4,6 +4,7 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { takePendingToken } from '../internal/credential-slot.js';
 import type { FailureThrottle } from '../internal/failure-throttle.js';
+import { sameUser } from '../internal/validate.js';
 import { type TokenService, toTokenInfo, type VerifyOutcome } from '../tokens/service.js';
 import { peerAddress } from './client-ip.js';
 
@@ -47,11 +48,7 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
       }
       const { record } = outcome;
       const claimed = pending.claimedUser;
-      if (
-        claimed !== undefined &&
-        !ANY_USER.has(claimed.toLowerCase()) &&
-        claimed.toLowerCase() !== record.user.toLowerCase()
-      ) {
+      if (claimed !== undefined && !ANY_USER.has(claimed.toLowerCase()) && !sameUser(claimed, record.user)) {
         const message = 'The user name does not match the API token’s owner.';
         refuse(req, res, new AuthenticationError('TOKEN_USER_MISMATCH', message), emit, {
           tokenId: record.id,

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { StoreError, TokenGateError } from '../errors.js';
+import { sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
 import { SCOPES, type Scope } from '../tokens/token-info.js';
 import {
@@ -114,9 +115,7 @@ export class RedisTokenStore implements TokenStore {
       const key = this.userKey(user);
       const ids = await this.redis.zrevrange(key, 0, -1);
       const records = await this.fetch(ids, [key]);
-      return records.filter(
-        (r): r is TokenRecord => r !== null && r.user.toLowerCase() === user.toLowerCase(),
-      );
+      return records.filter((r): r is TokenRecord => r !== null && sameUser(r.user, user));
     });
   }
 
