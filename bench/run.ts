@@ -14,6 +14,8 @@ import { countCalls } from '../test/support/count-calls.js';
 import { startRedisServer } from '../test/support/redis-server.js';
 import { library } from './load-library.js';
 
+const UNRESTRICTED = { allowedIps: null, requiredHeaders: null, resources: null, upstream: null } as const;
+
 const { MemoryTokenStore, RedisTokenStore, TokenService, bcryptHasher, sha256Hasher } = library;
 type RedisTokenStore = InstanceType<typeof RedisTokenStore>;
 type TokenService = TokenServiceType;
@@ -229,6 +231,7 @@ async function scale(redis: Redis): Promise<void> {
             expiresAt: null,
             lastUsedAt: null,
             lastUsedIp: null,
+            ...UNRESTRICTED,
           };
           await store.put(record);
           if (i % 1000 === 0) tokens.push(assembleToken('bbt', id, secret));
@@ -298,6 +301,7 @@ async function scale(redis: Redis): Promise<void> {
       expiresAt: null,
       lastUsedAt: null,
       lastUsedIp: null,
+      ...UNRESTRICTED,
     });
   }
   row(

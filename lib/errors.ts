@@ -1,110 +1,196 @@
 /**
  * Every failure the library reports carries a stable `code`, so callers can
- * `switch (err.code)` without parsing messages. Messages never contain a secret
- * and never say whether a token id exists.
+ * `switch (err.code)` without parsing messages. Each code has exactly one HTTP status (the
+ * table below), and each status one error class. Messages never contain a secret and never
+ * say whether a token id exists.
  */
-export type TokenGateErrorCode =
-  | 'CREDENTIALS_MISSING'
-  | 'CREDENTIALS_MALFORMED'
-  | 'TOKEN_INVALID'
-  | 'TOKEN_USER_MISMATCH'
-  | 'PASSWORD_AUTH_DISABLED'
-  | 'PASSWORD_INVALID'
-  | 'IP_NOT_ALLOWED'
-  | 'GROUP_REQUIRED'
-  | 'SCOPE_INSUFFICIENT'
-  | 'METHOD_NOT_ALLOWED'
-  | 'TOKEN_CANNOT_MINT'
-  | 'PERMISSION_DENIED'
-  | 'NOT_AUTHENTICATED'
-  | 'TOKEN_NOT_FOUND'
-  | 'VALIDATION_FAILED'
-  | 'TOO_MANY_ATTEMPTS'
-  | 'STORE_UNAVAILABLE'
-  | 'UPSTREAM_UNAVAILABLE'
-  | 'BUSY';
+const STATUS = {
+  CREDENTIALS_MALFORMED: 400,
+  VALIDATION_FAILED: 400,
+  TOKEN_LIMIT_REACHED: 400,
+  CREDENTIALS_MISSING: 401,
+  CREDENTIALS_UNSUPPORTED: 401,
+  TOKEN_INVALID: 401,
+  TOKEN_USER_MISMATCH: 401,
+  PASSWORD_AUTH_DISABLED: 401,
+  PASSWORD_INVALID: 401,
+  NOT_AUTHENTICATED: 401,
+  UPSTREAM_TOKEN_REVOKED: 401,
+  IP_NOT_ALLOWED: 403,
+  GROUP_REQUIRED: 403,
+  SCOPE_INSUFFICIENT: 403,
+  HEADER_REQUIRED: 403,
+  RESOURCE_NOT_ALLOWED: 403,
+  TOKEN_CANNOT_MINT: 403,
+  TOKEN_CANNOT_MANAGE: 403,
+  PERMISSION_DENIED: 403,
+  CSRF_REJECTED: 403,
+  LOGIN_CAPTCHA_REQUIRED: 403,
+  TOKEN_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  UPSTREAM_TOKEN_REQUIRED: 409,
+  BODY_TOO_LARGE: 413,
+  TOO_MANY_ATTEMPTS: 429,
+  STORE_UNAVAILABLE: 503,
+  UPSTREAM_UNAVAILABLE: 503,
+  UPSTREAM_CREDENTIAL_UNAVAILABLE: 503,
+  BUSY: 503,
+} as const;
 
-/** Base class of every error this library throws or answers with. */
+type StatusTable = typeof STATUS;
+/** Every code the library answers with. */
+export type TokenGateErrorCode = keyof StatusTable;
+type CodeOf<S extends number> = {
+  [C in TokenGateErrorCode]: StatusTable[C] extends S ? C : never;
+}[TokenGateErrorCode];
+
+/** Codes of `BadRequestError` (400). */
+export type BadRequestCode = CodeOf<400>;
+/** Codes of `AuthenticationError` (401). */
+export type AuthenticationCode = CodeOf<401>;
+/** Codes of `ForbiddenError` (403). */
+export type ForbiddenCode = CodeOf<403>;
+/** Codes of `UnavailableError` (503). */
+export type UnavailableCode = CodeOf<503>;
+
+/** The HTTP status of a code. */
+export function statusOf(code: TokenGateErrorCode): number {
+  return STATUS[code];
+}
+
+/**
+ * Base class of every error this library throws or answers with.
+ * @example
+ * try { await gate.tokens.create(input) } catch (err) { if (isTokenGateError(err)) console.log(err.code, err.status) }
+ */
 export class TokenGateError extends Error {
   override readonly name: string = 'TokenGateError';
   /** Stable machine-readable code. */
   readonly code: TokenGateErrorCode;
-  /** HTTP status the error is answered with. */
+  /** HTTP status the error is answered with; fixed by the code. */
   readonly status: number;
   /** Seconds after which a retry may succeed (429 and 503 answers). */
   readonly retryAfter: number | undefined;
 
-  constructor(
-    code: TokenGateErrorCode,
-    status: number,
-    message: string,
-    options?: ErrorOptions & { retryAfter?: number },
-  ) {
+  constructor(code: TokenGateErrorCode, message: string, options?: ErrorOptions & { retryAfter?: number }) {
     super(message, options);
     this.code = code;
-    this.status = status;
+    this.status = STATUS[code];
     this.retryAfter = options?.retryAfter;
   }
 }
 
-/** 401: credentials are missing, malformed or wrong. */
-export class AuthenticationError extends TokenGateError {
-  override readonly name = 'AuthenticationError';
-  constructor(code: TokenGateErrorCode, message: string, status = 401) {
-    super(code, status, message);
+/**
+ * 400: the request is malformed. Codes: `CREDENTIALS_MALFORMED` (an unreadable
+ * `Authorization` header), `TOKEN_LIMIT_REACHED` (`maxTokensPerUser`), and `VALIDATION_FAILED`
+ * through its subclass `ValidationError`.
+ */
+export class BadRequestError extends TokenGateError {
+  override readonly name: string = 'BadRequestError';
+  constructor(code: BadRequestCode, message: string) {
+    super(code, message);
   }
 }
 
-/** 403: the caller is known but may not do this. */
-export class ForbiddenError extends TokenGateError {
-  override readonly name = 'ForbiddenError';
-  constructor(code: TokenGateErrorCode, message: string) {
-    super(code, 403, message);
-  }
-}
-
-/** 400: an input failed validation; the message names the field. */
-export class ValidationError extends TokenGateError {
+/**
+ * 400 `VALIDATION_FAILED`: an input failed validation; the message names the field.
+ * @example
+ * catch (err) { if (err instanceof ValidationError) console.log(`${err.field}: ${err.message}`) }
+ */
+export class ValidationError extends BadRequestError {
   override readonly name = 'ValidationError';
-  /** The field (or option) that failed, e.g. `name` or `expiresInDays`. */
+  /** The field that failed, e.g. `name` or `expiresInDays`. */
   readonly field: string;
   constructor(field: string, message: string) {
-    super('VALIDATION_FAILED', 400, message);
+    super('VALIDATION_FAILED', message);
     this.field = field;
   }
 }
 
-/** 404: no such token, or one the caller may not see (indistinguishable on purpose). */
+/**
+ * 401: credentials are missing, malformed or wrong. Codes: `CREDENTIALS_MISSING`,
+ * `CREDENTIALS_UNSUPPORTED` (a scheme other than Basic or Bearer), `TOKEN_INVALID`,
+ * `TOKEN_USER_MISMATCH`, `PASSWORD_AUTH_DISABLED`, `PASSWORD_INVALID`, `NOT_AUTHENTICATED`,
+ * `UPSTREAM_TOKEN_REVOKED` (Bitbucket no longer accepts the access token behind ours).
+ */
+export class AuthenticationError extends TokenGateError {
+  override readonly name = 'AuthenticationError';
+  constructor(code: AuthenticationCode, message: string) {
+    super(code, message);
+  }
+}
+
+/**
+ * 403: the caller is known but may not do this. Codes: `IP_NOT_ALLOWED`, `GROUP_REQUIRED`,
+ * `SCOPE_INSUFFICIENT`, `HEADER_REQUIRED`, `RESOURCE_NOT_ALLOWED`, `TOKEN_CANNOT_MINT`,
+ * `TOKEN_CANNOT_MANAGE`, `PERMISSION_DENIED`, `CSRF_REJECTED`, `LOGIN_CAPTCHA_REQUIRED`.
+ */
+export class ForbiddenError extends TokenGateError {
+  override readonly name = 'ForbiddenError';
+  constructor(code: ForbiddenCode, message: string) {
+    super(code, message);
+  }
+}
+
+/** 404 `TOKEN_NOT_FOUND`: no such token, or one the caller may not see (indistinguishable on purpose); `NOT_FOUND`: no such route. */
 export class NotFoundError extends TokenGateError {
   override readonly name = 'NotFoundError';
-  constructor(message = 'No such token.') {
-    super('TOKEN_NOT_FOUND', 404, message);
+  constructor(message = 'No such token.', code: 'TOKEN_NOT_FOUND' | 'NOT_FOUND' = 'TOKEN_NOT_FOUND') {
+    super(code, message);
   }
 }
 
-/** 429: too many failed attempts from this address or against this token. */
+/** 405 `METHOD_NOT_ALLOWED`: an HTTP method tokens may not use. */
+export class MethodNotAllowedError extends TokenGateError {
+  override readonly name = 'MethodNotAllowedError';
+  constructor(message = 'This HTTP method is not allowed with API tokens.') {
+    super('METHOD_NOT_ALLOWED', message);
+  }
+}
+
+/** 409 `UPSTREAM_TOKEN_REQUIRED`: access-token mode needs a Bitbucket token that is not at hand. */
+export class ConflictError extends TokenGateError {
+  override readonly name = 'ConflictError';
+  constructor(message: string) {
+    super('UPSTREAM_TOKEN_REQUIRED', message);
+  }
+}
+
+/** 413 `BODY_TOO_LARGE`: a request body over the limit. */
+export class PayloadTooLargeError extends TokenGateError {
+  override readonly name = 'PayloadTooLargeError';
+  constructor(message = 'The request body is too large.') {
+    super('BODY_TOO_LARGE', message);
+  }
+}
+
+/** 429 `TOO_MANY_ATTEMPTS`: too many failed attempts from this address, with `retryAfter`. */
 export class TooManyAttemptsError extends TokenGateError {
   override readonly name = 'TooManyAttemptsError';
-  constructor(retryAfter: number) {
-    super('TOO_MANY_ATTEMPTS', 429, 'Too many failed authentication attempts. Try again later.', {
-      retryAfter,
-    });
+  constructor(retryAfter: number, message = 'Too many failed authentication attempts. Try again later.') {
+    super('TOO_MANY_ATTEMPTS', message, { retryAfter });
   }
 }
 
-/** 503: the token store (or another backend) failed or timed out. Fail closed. */
-export class StoreError extends TokenGateError {
+/**
+ * 503: a backend failed, timed out or is saturated; the request is refused (fail closed).
+ * Codes: `STORE_UNAVAILABLE` (see `StoreError`), `UPSTREAM_UNAVAILABLE` (Bitbucket, a group
+ * resolver), `UPSTREAM_CREDENTIAL_UNAVAILABLE` (a stored Bitbucket token cannot be decrypted),
+ * `BUSY` (too many slow checks queued).
+ */
+export class UnavailableError extends TokenGateError {
+  override readonly name: string = 'UnavailableError';
+  constructor(code: UnavailableCode, message: string, options?: ErrorOptions) {
+    super(code, message, { ...options, retryAfter: 1 });
+  }
+}
+
+/** 503 `STORE_UNAVAILABLE`: the token store failed or timed out. */
+export class StoreError extends UnavailableError {
   override readonly name = 'StoreError';
   constructor(message = 'The token store is unavailable. Try again later.', options?: ErrorOptions) {
-    super('STORE_UNAVAILABLE', 503, message, { ...options, retryAfter: 1 });
-  }
-}
-
-/** 503: a backend other than the store (Bitbucket, the verifier pool) failed or is saturated. */
-export class UnavailableError extends TokenGateError {
-  override readonly name = 'UnavailableError';
-  constructor(code: 'UPSTREAM_UNAVAILABLE' | 'BUSY', message: string, options?: ErrorOptions) {
-    super(code, 503, message, { ...options, retryAfter: 1 });
+    super('STORE_UNAVAILABLE', message, options);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { TokenGateErrorCode } from './errors.js';
-import type { Scope } from './tokens/token-info.js';
+import type { Scope } from './model.js';
 
 interface EventBase {
   /** ISO time of the event. */

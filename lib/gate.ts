@@ -4,7 +4,6 @@ import { compilePermission, type GroupsOption, toGroupResolver } from './groups/
 import { requestPath } from './http/respond.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { compose } from './internal/compose.js';
-import { FailureThrottle, type ThrottleOptions } from './internal/failure-throttle.js';
 import { listenForRevocations } from './internal/revocation-feed.js';
 import { authenticateToken } from './middleware/authenticate-token.js';
 import { blockPasswordAuth } from './middleware/block-password-auth.js';
@@ -14,13 +13,14 @@ import { type ForwardIdentityOptions, forwardIdentity } from './middleware/forwa
 import { ipAllowlist } from './middleware/ip-allowlist.js';
 import { requireGroups } from './middleware/require-groups.js';
 import { requireScope } from './middleware/require-scope.js';
+import type { Scope } from './model.js';
+import { FailureThrottle, type ThrottleOptions } from './request/throttle.js';
 import { MemoryTokenStore } from './stores/memory-token-store.js';
 import type { TokenStore } from './stores/token-store.js';
 import type { CacheOptions } from './tokens/cache.js';
 import { assertTokenPrefix } from './tokens/format.js';
 import { resolveHasher, type TokenHasher } from './tokens/hashers.js';
 import { type ExpiryPolicy, TokenService, validateExpiryPolicy } from './tokens/service.js';
-import type { Scope } from './tokens/token-info.js';
 
 /** Who may do what, as lists of groups. Each: omitted = everyone, `[]` = no one. */
 export interface Permissions {
@@ -115,7 +115,7 @@ const KNOWN_OPTIONS = new Set<string>([
 const PERMISSION_NAMES = new Set(['useTokens', 'createTokens', 'createWriteTokens', 'manageOthers']);
 
 function assertStore(store: unknown): asserts store is TokenStore {
-  const required = ['put', 'get', 'listByUser', 'rename', 'delete', 'touch', 'search'] as const;
+  const required = ['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'] as const;
   const missing = required.filter(
     (m) => typeof (store as Record<string, unknown> | null)?.[m] !== 'function',
   );

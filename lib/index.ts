@@ -23,7 +23,6 @@ export { type GroupResolver, type GroupsOption, staticGroups } from './groups/gr
 export { type BitbucketLoginOptions, bitbucketLogin } from './http/bitbucket-login.js';
 export { sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
-export type { ThrottleOptions } from './internal/failure-throttle.js';
 export type { AuthContext } from './middleware/auth-context.js';
 export { type AuthenticateTokenOptions, authenticateToken } from './middleware/authenticate-token.js';
 export { type BlockPasswordAuthOptions, blockPasswordAuth } from './middleware/block-password-auth.js';
@@ -37,6 +36,8 @@ export {
 export { type IpAllowlistOptions, ipAllowlist } from './middleware/ip-allowlist.js';
 export { type RequireGroupsOptions, requireGroups } from './middleware/require-groups.js';
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
+export type { Scope, TokenInfo } from './model.js';
+export type { ThrottleOptions } from './request/throttle.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory-token-store.js';
 export { RedisTokenStore, type RedisTokenStoreOptions } from './stores/redis-token-store.js';
 export type {
@@ -61,4 +62,3 @@ export {
   TokenService,
   type VerifyOutcome,
 } from './tokens/service.js';
-export type { Scope, TokenInfo } from './tokens/token-info.js';

@@ -1,13 +1,13 @@
 import bcrypt from 'bcryptjs';
 import type { RequestHandler } from 'express';
-import { AuthenticationError, TokenGateError, UnavailableError } from '../errors.js';
+import { AuthenticationError, ForbiddenError, TokenGateError, UnavailableError } from '../errors.js';
 import {
   bitbucketBaseUrl,
   bitbucketGet,
   bitbucketJson,
   positiveInteger,
 } from '../internal/bitbucket-client.js';
-import { parseAuthorization } from '../middleware/extract-credentials.js';
+import { parseAuthorization } from '../request/authorization-header.js';
 import { assertTokenPrefix } from '../tokens/format.js';
 import { sendError } from './respond.js';
 
@@ -86,7 +86,7 @@ export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): Reques
     let failure: TokenGateError | undefined;
     if (credentials.kind === 'invalid') failure = credentials.error;
     else if (credentials.kind === 'token') {
-      failure = new AuthenticationError(
+      failure = new ForbiddenError(
         'TOKEN_CANNOT_MINT',
         'API tokens cannot manage tokens. Log in with your Bitbucket password.',
       );

@@ -3,12 +3,12 @@ import {
   AuthenticationError,
   ForbiddenError,
   NotFoundError,
+  PayloadTooLargeError,
   TokenGateError,
   ValidationError,
 } from '../errors.js';
 import type { EventListener, TokenChangedEvent } from '../events.js';
 import { type GroupResolver, groupsOf, type Permission } from '../groups/group-resolver.js';
-import { isTokenRequest } from '../internal/credential-slot.js';
 import {
   daysToMs,
   isDayCount,
@@ -19,10 +19,11 @@ import {
   validateUser,
 } from '../internal/validate.js';
 import type { ClientIpResolver } from '../middleware/client-ip.js';
-import { parseAuthorization } from '../middleware/extract-credentials.js';
+import type { TokenInfo } from '../model.js';
+import { parseAuthorization } from '../request/authorization-header.js';
+import { isTokenRequest } from '../request/credential-slot.js';
 import type { TokenQuery } from '../stores/token-store.js';
 import type { TokenService } from '../tokens/service.js';
-import type { TokenInfo } from '../tokens/token-info.js';
 import { sendError } from './respond.js';
 
 export interface RouterOptions {
@@ -273,7 +274,7 @@ export function createRouter(context: RouterContext, options: Readonly<RouterOpt
   );
 
   router.use((req: Request, res: Response) => {
-    sendError(req, res, new TokenGateError('TOKEN_NOT_FOUND', 404, 'No such resource.'));
+    sendError(req, res, new NotFoundError('No such resource.', 'NOT_FOUND'));
   });
 
   router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
@@ -284,9 +285,13 @@ export function createRouter(context: RouterContext, options: Readonly<RouterOpt
     // body-parser errors: malformed JSON (400), too large (413), bad charset (415).
     const status = (err as { status?: unknown })?.status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      const message =
-        status === 413 ? 'The request body is too large.' : 'The request body is not valid JSON.';
-      sendError(req, res, new TokenGateError('VALIDATION_FAILED', status, message));
+      sendError(
+        req,
+        res,
+        status === 413
+          ? new PayloadTooLargeError()
+          : new ValidationError('body', 'The request body is not valid JSON.'),
+      );
       return;
     }
     next(err);

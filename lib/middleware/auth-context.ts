@@ -1,4 +1,4 @@
-import type { Scope, TokenInfo } from '../tokens/token-info.js';
+import type { Scope, TokenInfo } from '../model.js';
 
 /**
  * What the request path knows about a request, on `req.auth`. Each middleware reads what the

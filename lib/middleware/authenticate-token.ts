@@ -2,9 +2,9 @@ import type { RequestHandler } from 'express';
 import { AuthenticationError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
-import { takePendingToken } from '../internal/credential-slot.js';
-import type { FailureThrottle } from '../internal/failure-throttle.js';
 import { sameUser } from '../internal/validate.js';
+import { takePendingToken } from '../request/credential-slot.js';
+import type { FailureThrottle } from '../request/throttle.js';
 import { type TokenService, toTokenInfo, type VerifyOutcome } from '../tokens/service.js';
 import { peerAddress } from './client-ip.js';
 

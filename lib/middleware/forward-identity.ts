@@ -1,7 +1,7 @@
 import { createPrivateKey, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { SignJWT } from 'jose';
-import { isTokenRequest } from '../internal/credential-slot.js';
+import { isTokenRequest } from '../request/credential-slot.js';
 
 /** A short-lived signed statement of who the request is, for upstreams that verify it. */
 export interface IdentityJwtOptions {

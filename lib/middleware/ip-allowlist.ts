@@ -2,8 +2,8 @@ import type { RequestHandler } from 'express';
 import { ForbiddenError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
-import { isTokenRequest } from '../internal/credential-slot.js';
 import { compileIpList, parseIpCached } from '../internal/ip.js';
+import { isTokenRequest } from '../request/credential-slot.js';
 import { type ClientIpOptions, createClientIpResolver } from './client-ip.js';
 
 export interface IpAllowlistOptions extends ClientIpOptions {

@@ -1,9 +1,9 @@
 import type { RequestHandler } from 'express';
-import { ForbiddenError, TokenGateError } from '../errors.js';
+import { ForbiddenError, MethodNotAllowedError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
-import { requiredScope, type ScopeNeed } from '../internal/required-scope.js';
-import { SCOPES, type Scope } from '../tokens/token-info.js';
+import { SCOPES, type Scope } from '../model.js';
+import { requiredScope, type ScopeNeed } from '../request/scope-rules.js';
 
 export interface RequireScopeOptions {
   /**
@@ -42,12 +42,7 @@ export function requireScope(options: Readonly<RequireScopeOptions> = {}): Reque
     const known = { tokenId: token.id, user: token.user };
     const decide = (need: ScopeNeed) => {
       if ('unknownMethod' in need) {
-        const error = new TokenGateError(
-          'METHOD_NOT_ALLOWED',
-          405,
-          'This HTTP method is not allowed with API tokens.',
-        );
-        refuse(req, res, error, emit, known);
+        refuse(req, res, new MethodNotAllowedError(), emit, known);
         return;
       }
       auth.requiredScope = need.scope;

@@ -2,6 +2,7 @@ import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { matchesQuery } from './token-query.js';
 import type {
   RevocationListener,
+  TokenChanges,
   TokenQuery,
   TokenRecord,
   TokenSearchPage,
@@ -55,9 +56,9 @@ export class MemoryTokenStore implements TokenStore {
     return out.sort(newestFirst);
   }
 
-  async rename(id: string, name: string): Promise<boolean> {
+  async update(id: string, changes: TokenChanges): Promise<boolean> {
     const record = this.live(id, Date.now());
-    if (record) record.name = name;
+    if (record) Object.assign(record, changes);
     return record !== undefined;
   }
 

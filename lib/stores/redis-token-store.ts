@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { StoreError, TokenGateError } from '../errors.js';
 import { sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
-import { SCOPES, type Scope } from '../tokens/token-info.js';
+import { SCOPES, type Scope } from '../model.js';
 import {
   COUNT_FAILURE,
   DELETE_TOKEN,
@@ -14,6 +14,7 @@ import {
 import { matchesQuery } from './token-query.js';
 import type {
   RevocationListener,
+  TokenChanges,
   TokenQuery,
   TokenRecord,
   TokenSearchPage,
@@ -119,10 +120,23 @@ export class RedisTokenStore implements TokenStore {
     });
   }
 
-  rename(id: string, name: string): Promise<boolean> {
-    return this.guard(
-      async () => (await UPDATE_IF_EXISTS.run(this.redis, [this.tokenKey(id)], ['name', name])) === 1,
-    );
+  update(id: string, changes: TokenChanges): Promise<boolean> {
+    return this.guard(async () => {
+      const fields = encodeChanges(changes);
+      if (fields.length === 0) return (await this.redis.exists(this.tokenKey(id))) === 1;
+      const updated = (await UPDATE_IF_EXISTS.run(this.redis, [this.tokenKey(id)], fields)) === 1;
+      if (updated && changes.expiresAt !== undefined) {
+        const key = this.tokenKey(id);
+        if (changes.expiresAt === null) {
+          await this.redis.persist(key);
+          await this.redis.zrem(this.expiringKey, id);
+        } else {
+          await this.redis.pexpireat(key, changes.expiresAt);
+          await this.redis.zadd(this.expiringKey, changes.expiresAt, id);
+        }
+      }
+      return updated;
+    });
   }
 
   touch(id: string, at: number, ip: string | null): Promise<void> {
@@ -261,6 +275,19 @@ export class RedisTokenStore implements TokenStore {
   }
 }
 
+const json = (value: unknown) => (value === null ? '' : JSON.stringify(value));
+
+function encodeChanges(changes: TokenChanges): string[] {
+  const fields: string[] = [];
+  if (changes.name !== undefined) fields.push('name', changes.name);
+  if (changes.expiresAt !== undefined)
+    fields.push('expiresAt', changes.expiresAt === null ? '' : String(changes.expiresAt));
+  for (const key of ['allowedIps', 'requiredHeaders', 'resources'] as const)
+    if (changes[key] !== undefined) fields.push(key, json(changes[key]));
+  if (changes.upstream !== undefined) fields.push('upstream', changes.upstream ?? '');
+  return fields;
+}
+
 function encode(record: TokenRecord): string[] {
   return [
     'user', record.user,
@@ -272,11 +299,24 @@ function encode(record: TokenRecord): string[] {
     'expiresAt', record.expiresAt === null ? '' : String(record.expiresAt),
     'lastUsedAt', record.lastUsedAt === null ? '' : String(record.lastUsedAt),
     'lastUsedIp', record.lastUsedIp ?? '',
+    'allowedIps', json(record.allowedIps),
+    'requiredHeaders', json(record.requiredHeaders),
+    'resources', json(record.resources),
+    'upstream', record.upstream ?? '',
   ]; // biome-ignore format: field/value pairs read best side by side
 }
 
 const optionalNumber = (value: string | undefined) =>
   value === undefined || value === '' ? null : Number(value);
+
+function optionalJson(value: string | undefined): unknown {
+  if (value === undefined || value === '') return null;
+  try {
+    return JSON.parse(value);
+  } catch (err) {
+    throw new StoreError('A token record in Redis is corrupt.', { cause: err });
+  }
+}
 
 function decode(id: string, hash: Record<string, string>): TokenRecord | null {
   if (hash['hash'] === undefined || hash['user'] === undefined) return null;
@@ -296,5 +336,9 @@ function decode(id: string, hash: Record<string, string>): TokenRecord | null {
     expiresAt: optionalNumber(hash['expiresAt']),
     lastUsedAt: optionalNumber(hash['lastUsedAt']),
     lastUsedIp: hash['lastUsedIp'] || null,
+    allowedIps: optionalJson(hash['allowedIps']) as string[] | null,
+    requiredHeaders: optionalJson(hash['requiredHeaders']) as Record<string, string> | null,
+    resources: optionalJson(hash['resources']) as string[] | null,
+    upstream: hash['upstream'] || null,
   };
 }

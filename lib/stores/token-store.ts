@@ -1,22 +1,6 @@
-import type { Scope } from '../tokens/token-info.js';
+import type { Scope, TokenChanges, TokenRecord } from '../model.js';
 
-/**
- * A token as stored. Holds the hash of the secret, never the secret itself.
- * Times are epoch milliseconds.
- */
-export interface TokenRecord {
-  id: string;
-  user: string;
-  name: string;
-  scope: Scope;
-  /** Output of the configured `TokenHasher`, e.g. `hmac-sha256$…` or a bcrypt hash. */
-  hash: string;
-  createdAt: number;
-  createdBy: string;
-  expiresAt: number | null;
-  lastUsedAt: number | null;
-  lastUsedIp: string | null;
-}
+export type { TokenChanges, TokenRecord } from '../model.js';
 
 /** Filters of the token manager; every field is optional and they combine with AND. */
 export interface TokenQuery {
@@ -30,6 +14,8 @@ export interface TokenQuery {
   /** Tokens last used before this time, or never used. */
   lastUsedBefore?: number;
   createdAfter?: number;
+  /** `true`: tokens with any restriction (`allowedIps`, `requiredHeaders`, `resources`); `false`: none. */
+  restricted?: boolean;
   /** Position in the store's newest-first index where this page starts (0 = newest). */
   start: number;
   /** Most values to return. */
@@ -49,22 +35,33 @@ export interface TokenSearchPage {
 export type RevocationListener = (id: string) => void;
 
 /**
- * Where tokens live. Implement it to bring your own database; run the contract suite
- * (`test/stores/contract.ts`) against your implementation.
+ * How long a store keeps an expired record, invisible to `get`, `listByUser` and `search`, so
+ * that `expiringBetween` can still report its expiry (for `token.expired` events). 24 hours.
+ */
+export const EXPIRED_RETENTION_MS = 86_400_000;
+
+/**
+ * Where tokens live. Implement it to bring your own database, and prove it with the contract
+ * suite from `express-api-tokens/testing`.
  *
  * Every method rejects with a `StoreError` (code `STORE_UNAVAILABLE`) when the backend fails,
  * never resolves "not found" for a failure: the gate turns that into a 503 (fail closed).
  * User names are matched case-insensitively. Ids passed in have already been validated.
+ * A record is *live* until its `expiresAt`; an expired record is never returned by `get`,
+ * `listByUser` or `search`.
  */
 export interface TokenStore {
   /** Required. Stores a new token. The id is fresh; an existing id may be overwritten. */
   put(record: TokenRecord): Promise<void>;
-  /** Required. The record, or null when unknown, revoked or expired. */
+  /** Required. The live record, or null when unknown, revoked or expired. */
   get(id: string): Promise<TokenRecord | null>;
   /** Required. All live tokens of one user (case-insensitive), newest first. */
   listByUser(user: string): Promise<TokenRecord[]>;
-  /** Required. Renames a live token; false (and no write) when the token is gone. Never resurrects. */
-  rename(id: string, name: string): Promise<boolean>;
+  /**
+   * Required. Changes fields of a live token (a changed `expiresAt` moves its expiry in every
+   * index); false, and no write, when the token is gone. Never resurrects a token.
+   */
+  update(id: string, changes: TokenChanges): Promise<boolean>;
   /** Required. Revokes: true when the token existed. Idempotent. Notifies subscribers. */
   delete(id: string): Promise<boolean>;
   /** Required. Records a use. A no-op for a token that is gone: it never recreates one. */
@@ -79,6 +76,18 @@ export interface TokenStore {
   countFailure?(key: string, windowMs: number): Promise<number>;
   /** Optional. Reads the failure count of `key` without adding one. */
   failureCount?(key: string): Promise<number>;
+  /**
+   * Optional. Claims `key` once for `ttlMs`: true for the first caller on any instance sharing
+   * the store, false for everyone else until the claim lapses. Expiry reminders use it so a
+   * fleet sends each reminder once; without it they are claimed in process only.
+   */
+  claim?(key: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Optional. Records with `after < expiresAt <= upTo`, soonest first, at most `limit`,
+   * including records that expired less than `EXPIRED_RETENTION_MS` ago. Expiry reminders and
+   * `token.expired` events need it; without it they are off.
+   */
+  expiringBetween?(after: number, upTo: number, limit: number): Promise<TokenRecord[]>;
   /**
    * Optional. Delivers revocations made by any instance sharing this store, so verified-token
    * caches can drop them. Resolves once listening; the result stops listening.

@@ -9,11 +9,11 @@ import {
   validateUser,
 } from '../internal/validate.js';
 import { storeCall } from '../internal/with-timeout.js';
+import type { Scope, TokenInfo } from '../model.js';
 import type { TokenQuery, TokenRecord, TokenStore } from '../stores/token-store.js';
 import { type CacheOptions, VerifiedTokenCache } from './cache.js';
 import { generateToken, isTokenId, parseToken } from './format.js';
 import type { TokenHasher } from './hashers.js';
-import type { Scope, TokenInfo } from './token-info.js';
 
 /** When tokens expire. */
 export interface ExpiryPolicy {
@@ -82,6 +82,9 @@ export function toTokenInfo(record: TokenRecord): TokenInfo {
     expiresAt: iso(record.expiresAt),
     lastUsedAt: iso(record.lastUsedAt),
     lastUsedIp: record.lastUsedIp,
+    allowedIps: record.allowedIps,
+    requiredHeaders: record.requiredHeaders,
+    resources: record.resources,
   };
   infos.set(record, info);
   return info;
@@ -158,6 +161,10 @@ export class TokenService {
       expiresAt: this.expiryFor(parseInstant(input.expiresAt, 'expiresAt'), now),
       lastUsedAt: null,
       lastUsedIp: null,
+      allowedIps: null,
+      requiredHeaders: null,
+      resources: null,
+      upstream: null,
     };
     const { token, id, secret } = generateToken(this.tokenPrefix);
     record.id = id;
@@ -281,7 +288,7 @@ export class TokenService {
   async rename(id: string, name: string): Promise<TokenInfo | null> {
     const valid = validateName(name);
     if (!isTokenId(id)) return null;
-    const renamed = await this.call(() => this.store.rename(id, valid));
+    const renamed = await this.call(() => this.store.update(id, { name: valid }));
     if (!renamed) return null;
     this.cache.deleteId(id);
     return this.get(id);

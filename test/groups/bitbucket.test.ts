@@ -133,7 +133,7 @@ describe.each(EXPRESS_VERSIONS)('bitbucketLogin on %s', (_name, makeApp) => {
     await gate.close();
   });
 
-  it('refuses wrong passwords, missing credentials and tokens with 401', async () => {
+  it('refuses wrong passwords, missing credentials with 401, and tokens with 403', async () => {
     const { app, gate } = appWith();
     expect((await request(app).get('/tokens').set('Authorization', basic('alice', 'nope'))).status).toBe(401);
     const none = await request(app).get('/tokens');
@@ -144,7 +144,7 @@ describe.each(EXPRESS_VERSIONS)('bitbucketLogin on %s', (_name, makeApp) => {
       .post('/tokens')
       .set('Authorization', basic('alice', token))
       .send({ name: 'y', scope: 'read' });
-    expect(viaToken.status).toBe(401);
+    expect(viaToken.status).toBe(403);
     expect(viaToken.body.errors[0].code).toBe('TOKEN_CANNOT_MINT');
     await gate.close();
   });

@@ -1,10 +1,10 @@
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { FailureThrottle } from '../../lib/internal/failure-throttle.js';
 import { authenticateToken } from '../../lib/middleware/authenticate-token.js';
 import { clientIp } from '../../lib/middleware/client-ip.js';
 import { extractCredentials } from '../../lib/middleware/extract-credentials.js';
+import { FailureThrottle } from '../../lib/request/throttle.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';
 import { assembleToken, generateToken } from '../../lib/tokens/format.js';

@@ -57,7 +57,7 @@ describe.each(EXPRESS_VERSIONS)('extractCredentials on %s', (_name, makeApp) => 
   it('answers 401 for an unsupported scheme', async () => {
     const res = await request(app).get('/rest').set('Authorization', 'Digest username="a"');
     expect(res.status).toBe(401);
-    expect(res.body.errors[0].code).toBe('CREDENTIALS_MALFORMED');
+    expect(res.body.errors[0].code).toBe('CREDENTIALS_UNSUPPORTED');
   });
 
   it('refuses two Authorization headers with 400', async () => {

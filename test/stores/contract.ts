@@ -26,6 +26,10 @@ export function makeRecord(overrides: Partial<TokenRecord> = {}): TokenRecord {
     expiresAt: null,
     lastUsedAt: null,
     lastUsedIp: null,
+    allowedIps: null,
+    requiredHeaders: null,
+    resources: null,
+    upstream: null,
     ...overrides,
   };
 }
@@ -93,10 +97,10 @@ export function runTokenStoreContract(name: string, open: () => Promise<StoreHar
     it('renames a live token and refuses to rename a missing one without creating it', async () => {
       const record = makeRecord();
       await store.put(record);
-      expect(await store.rename(record.id, 'renamed')).toBe(true);
+      expect(await store.update(record.id, { name: 'renamed' })).toBe(true);
       expect((await store.get(record.id))?.name).toBe('renamed');
       const missing = makeRecord();
-      expect(await store.rename(missing.id, 'ghost')).toBe(false);
+      expect(await store.update(missing.id, { name: 'ghost' })).toBe(false);
       expect(await store.get(missing.id)).toBeNull();
     });
 

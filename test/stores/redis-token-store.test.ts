@@ -33,6 +33,7 @@ describe('RedisTokenStore', () => {
     const stored = await redis.hgetall(`${keyPrefix}:t:{${record.id}}`);
     expect(Object.keys(stored).sort()).toEqual(
       [
+        'allowedIps',
         'createdAt',
         'createdBy',
         'expiresAt',
@@ -40,7 +41,10 @@ describe('RedisTokenStore', () => {
         'lastUsedAt',
         'lastUsedIp',
         'name',
+        'requiredHeaders',
+        'resources',
         'scope',
+        'upstream',
         'user',
       ].sort(),
     );

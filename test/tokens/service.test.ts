@@ -28,6 +28,9 @@ describe('TokenService.create', () => {
       expiresAt: null,
       lastUsedAt: null,
       lastUsedIp: null,
+      allowedIps: null,
+      requiredHeaders: null,
+      resources: null,
     });
     expect(JSON.stringify(info)).not.toContain(token.slice(15, 58));
   });

@@ -1,9 +1,9 @@
 import { TooManyAttemptsError } from '../errors.js';
+import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
+import { parseIpCached } from '../internal/ip.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { VerifiedTokenCache } from '../tokens/cache.js';
 import { parseToken } from '../tokens/format.js';
-import { FixedWindowCounter } from './fixed-window-counter.js';
-import { parseIpCached } from './ip.js';
 
 /** Brute-force throttling of failed token attempts. */
 export interface ThrottleOptions {

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { Scope } from '../tokens/token-info.js';
+import type { Scope } from '../model.js';
 import { peekBody } from './peek-body.js';
 
 const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
