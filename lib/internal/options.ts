@@ -127,7 +127,7 @@ export function array(item: Check, options: { minLength?: number } = {}): Check 
     if (!Array.isArray(value)) fail(path, 'must be an array');
     if (value.length < (options.minLength ?? 0))
       fail(path, `must hold at least ${options.minLength} entries`);
-    value.forEach((entry, i) => item(entry, `${path}[${i}]`));
+    for (const [i, entry] of value.entries()) item(entry, `${path}[${i}]`);
   };
 }
 
