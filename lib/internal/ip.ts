@@ -114,6 +114,14 @@ export function parseIpCached(input: string): IpAddress | null {
   return address;
 }
 
+/** The throttle key of an address: IPv4 as is, IPv6 by its /64 (one subscriber's usual share). */
+export function addressKey(clientIp: string | null): string {
+  const address = clientIp === null ? null : parseIpCached(clientIp);
+  if (address === null) return 'ip:unknown';
+  if (address.family === 4) return `ip:${address.text}`;
+  return `ip6:${address.v6[0]!.toString(16)}:${address.v6[1]!.toString(16)}`;
+}
+
 interface V4Rule {
   family: 4;
   base: number;

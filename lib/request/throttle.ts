@@ -1,6 +1,6 @@
 import { TooManyAttemptsError } from '../errors.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
-import { parseIpCached } from '../internal/ip.js';
+import { addressKey } from '../internal/ip.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { VerifiedTokenCache } from '../tokens/cache.js';
 import { parseToken } from '../tokens/format.js';
@@ -16,14 +16,6 @@ export interface ThrottleOptions {
 }
 
 const BOUND = 100_000;
-
-/** The throttle key of an address: IPv4 as is, IPv6 by its /64 (one subscriber's usual share). */
-function addressKey(clientIp: string | null): string {
-  const address = clientIp === null ? null : parseIpCached(clientIp);
-  if (address === null) return 'ip:unknown';
-  if (address.family === 4) return `ip:${address.text}`;
-  return `ip6:${address.v6[0]!.toString(16)}:${address.v6[1]!.toString(16)}`;
-}
 
 function positive(value: number | undefined, fallback: number, name: string): number {
   const chosen = value ?? fallback;

@@ -1,0 +1,79 @@
+import { TooManyAttemptsError } from '../errors.js';
+import { BoundedCache } from '../internal/bounded-cache.js';
+import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
+import { addressKey } from '../internal/ip.js';
+import type { TokenStore } from '../stores/token-store.js';
+
+/** Limits on failed password logins (management API, token pages). */
+export interface LoginThrottleOptions {
+  /** Failed logins one client address (an IPv6 /64) may make per window. Default 30. */
+  maxFailuresPerIp?: number;
+  /**
+   * Failed logins for one user name from one address per window. Default 5. There is no
+   * fleet-wide per-user limit: anyone could use one to lock a victim out.
+   */
+  maxFailuresPerUser?: number;
+  /** Window length. Default 900,000 ms (15 minutes). */
+  windowMs?: number;
+}
+
+const MAX_BLOCKS = 100_000;
+
+/**
+ * Counts failed logins per address and per address + user name, shared through the store when
+ * it counts failures (in process otherwise), and refuses with 429 once either is over its limit.
+ */
+export class LoginThrottle {
+  readonly #perIp: number;
+  readonly #perUser: number;
+  readonly #windowMs: number;
+  readonly #store: Pick<TokenStore, 'countFailure'> | undefined;
+  readonly #local = new FixedWindowCounter();
+  readonly #blocked: BoundedCache<string, true>;
+
+  constructor(
+    store: Pick<TokenStore, 'countFailure'> | undefined,
+    options: Readonly<LoginThrottleOptions> = {},
+  ) {
+    this.#store = store;
+    this.#perIp = options.maxFailuresPerIp ?? 30;
+    this.#perUser = options.maxFailuresPerUser ?? 5;
+    this.#windowMs = options.windowMs ?? 900_000;
+    this.#blocked = new BoundedCache(MAX_BLOCKS, this.#windowMs);
+  }
+
+  /** Throws TooManyAttemptsError when the address, or this user from this address, is blocked. */
+  assertAllowed(clientIp: string | null, user: string): void {
+    const now = Date.now();
+    for (const key of this.#keys(clientIp, user)) {
+      const until = this.#blocked.expiresAt(key, now);
+      if (until !== undefined)
+        throw new TooManyAttemptsError(
+          Math.ceil((until - now) / 1000),
+          'Too many failed logins. Try again later.',
+        );
+    }
+  }
+
+  /** Counts a failed login; never fails the (already refused) login itself. */
+  async recordFailure(clientIp: string | null, user: string): Promise<void> {
+    const [ipKey, userKey] = this.#keys(clientIp, user);
+    await Promise.all([this.#count(ipKey, this.#perIp), this.#count(userKey, this.#perUser)]);
+  }
+
+  async #count(key: string, limit: number): Promise<void> {
+    try {
+      const count = this.#store?.countFailure
+        ? await this.#store.countFailure(key, this.#windowMs)
+        : this.#local.add(key, this.#windowMs);
+      if (count >= limit) this.#blocked.set(key, true);
+    } catch {
+      // Best effort while the store is down: the login itself needs Bitbucket anyway.
+    }
+  }
+
+  #keys(clientIp: string | null, user: string): [string, string] {
+    const address = addressKey(clientIp);
+    return [`login:${address}`, `login:${address}:${user.toLowerCase()}`];
+  }
+}
