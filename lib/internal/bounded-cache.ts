@@ -20,22 +20,23 @@ export class BoundedCache<K, V> {
     readonly ttlMs = Number.POSITIVE_INFINITY,
   ) {}
 
-  get(key: K, now = Date.now()): V | undefined {
+  get(key: K, now?: number): V | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
-    if (entry.until <= now) {
+    // Entries that never expire skip the clock.
+    if (entry.until !== Number.POSITIVE_INFINITY && entry.until <= (now ?? Date.now())) {
       this.entries.delete(key);
       return undefined;
     }
     return entry.value;
   }
 
-  has(key: K, now = Date.now()): boolean {
+  has(key: K, now?: number): boolean {
     return this.get(key, now) !== undefined;
   }
 
   /** When the entry under `key` expires, or undefined when there is none. */
-  expiresAt(key: K, now = Date.now()): number | undefined {
+  expiresAt(key: K, now?: number): number | undefined {
     return this.get(key, now) === undefined ? undefined : this.entries.get(key)!.until;
   }
 

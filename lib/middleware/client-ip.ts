@@ -1,10 +1,14 @@
 import type { Request, RequestHandler } from 'express';
-import { compileIpList, type IpAddress, type IpMatcher, parseIpCached } from '../internal/ip.js';
+import { type IpAddress, parseIpCached } from '../internal/ip.js';
+import { compileIpList, type IpMatcher } from '../internal/ip-list.js';
+import { any, headerName, validateOptions } from '../internal/options.js';
+import { forwardedForChain } from '../request/forwarded-header.js';
 
 export interface ClientIpOptions {
   /**
-   * Peers whose client-address header is believed: addresses, CIDR ranges, or the names
-   * `loopback`, `private`, `linklocal`. Default: none (the socket address is the client).
+   * Peers whose client-address header is believed: addresses, CIDR ranges, `first-last`
+   * ranges, or the names `loopback`, `private`, `uniquelocal`, `linklocal`. Default: none (the
+   * socket address is the client).
    */
   trustedProxies?: readonly string[];
   /**
@@ -14,22 +18,7 @@ export interface ClientIpOptions {
   clientIpHeader?: string;
 }
 
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
-/** Pulls the address out of one RFC 7239 `for=` value: quotes, brackets and ports removed. */
-function forwardedFor(element: string): string | null {
-  for (const pair of element.split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq < 0 || pair.slice(0, eq).trim().toLowerCase() !== 'for') continue;
-    let value = pair.slice(eq + 1).trim();
-    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
-    const bracketed = /^\[([^\]]+)\](:\d{1,5})?$/.exec(value);
-    if (bracketed) return bracketed[1]!;
-    const v4WithPort = /^([\d.]+):\d{1,5}$/.exec(value);
-    return v4WithPort ? v4WithPort[1]! : value;
-  }
-  return null;
-}
+export const CLIENT_IP_OPTIONS = { trustedProxies: any, clientIpHeader: headerName };
 
 /** The socket peer's address, strictly parsed, or null. */
 export function peerAddress(req: Request): IpAddress | null {
@@ -41,13 +30,12 @@ export type ClientIpResolver = (req: Request) => IpAddress | null;
 
 /** Compiles the options once. Throws at startup on a bad `trustedProxies` entry or header name. */
 export function createClientIpResolver(options: Readonly<ClientIpOptions> = {}): ClientIpResolver {
+  validateOptions<ClientIpOptions>(options, CLIENT_IP_OPTIONS);
   const trusted: IpMatcher | null =
     options.trustedProxies === undefined || options.trustedProxies.length === 0
       ? null
       : compileIpList(options.trustedProxies, 'trustedProxies');
   const header = (options.clientIpHeader ?? 'x-forwarded-for').toLowerCase();
-  if (!HEADER_NAME.test(header))
-    throw new TypeError(`\`clientIpHeader\` is not a header name: ${JSON.stringify(header)}`);
   const isForwarded = header === 'forwarded';
 
   return function resolve(req) {
@@ -56,12 +44,13 @@ export function createClientIpResolver(options: Readonly<ClientIpOptions> = {}):
     const raw = req.headers[header];
     const value = Array.isArray(raw) ? raw.join(',') : raw;
     if (value === undefined || value.trim() === '') return null;
+    const hops = isForwarded ? forwardedForChain(value) : value.split(',');
+    if (hops === null) return null;
     // Right to left: the nearest hop that is not one of our proxies is the client.
-    const hops = value.split(',');
     let leftmost: IpAddress | null = null;
     for (let i = hops.length - 1; i >= 0; i--) {
-      const text = isForwarded ? forwardedFor(hops[i]!) : hops[i]!;
-      const address = text === null ? null : parseIpCached(text);
+      const hop = hops[i];
+      const address = hop === null || hop === undefined ? null : parseIpCached(hop);
       if (address === null) return null;
       if (!trusted(address)) return address;
       leftmost = address;

@@ -2,29 +2,46 @@ import type { RequestHandler } from 'express';
 import { ForbiddenError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
-import { compileIpList, parseIpCached } from '../internal/ip.js';
+import { parseIpCached } from '../internal/ip.js';
+import { compileIpList } from '../internal/ip-list.js';
+import { any, boolean, func, validateOptions } from '../internal/options.js';
 import { isTokenRequest } from '../request/credential-slot.js';
-import { type ClientIpOptions, createClientIpResolver } from './client-ip.js';
+import { CLIENT_IP_OPTIONS, type ClientIpOptions, createClientIpResolver } from './client-ip.js';
 
 export interface IpAllowlistOptions extends ClientIpOptions {
-  /** Addresses and CIDR ranges (IPv4 and IPv6) that token requests may come from. */
+  /** Addresses, CIDR ranges and `first-last` ranges (IPv4 and IPv6) that token requests may come from. */
   allow: readonly string[];
   /** Judge password requests too. Default false: token requests only. Anonymous ones never. */
   forPasswords?: boolean;
   onEvent?: EventListener;
 }
 
+const OPTIONS = { ...CLIENT_IP_OPTIONS, allow: any, forPasswords: boolean, onEvent: func };
+
+/** The one refusal for an address outside a list, whether the gate's or a token's own. */
+export function ipNotAllowed(address: string | null): ForbiddenError {
+  return new ForbiddenError(
+    'IP_NOT_ALLOWED',
+    address === null
+      ? 'Your client address could not be determined, so API access is refused.'
+      : `API access is not allowed from ${address}.`,
+  );
+}
+
 /**
  * Refuses token requests (and, with `forPasswords`, password requests) from addresses outside
- * the allowlist with 403. An unknown or unparsable client address is refused, never matched
- * loosely. Uses `req.auth.clientIp` from `clientIp`; alone, it resolves the address itself.
- * @example app.use(ipAllowlist({ allow: ['10.0.0.0/8', '2001:db8::/32'] }))
+ * the allowlist with 403, before the token is looked at, so the answer says nothing about the
+ * token. An unknown or unparsable client address is refused, never matched loosely. Uses
+ * `req.auth.clientIp` from `clientIp`; alone, it resolves the address itself.
+ * @example app.use(ipAllowlist({ allow: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.10-192.0.2.20'] }))
  */
 export function ipAllowlist(options: Readonly<IpAllowlistOptions>): RequestHandler {
-  if (typeof options !== 'object' || options === null)
-    throw new TypeError('`ipAllowlist` needs options with `allow`');
+  validateOptions<IpAllowlistOptions>(options, OPTIONS);
   const allowed = compileIpList(options.allow, 'ipAllowlist');
-  const resolve = createClientIpResolver(options);
+  const resolve = createClientIpResolver({
+    ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
+    ...(options.clientIpHeader === undefined ? {} : { clientIpHeader: options.clientIpHeader }),
+  });
   const forPasswords = options.forPasswords ?? false;
   const emit = safeEmitter(options.onEvent);
 
@@ -41,17 +58,6 @@ export function ipAllowlist(options: Readonly<IpAllowlistOptions>): RequestHandl
       next();
       return;
     }
-    refuse(
-      req,
-      res,
-      new ForbiddenError(
-        'IP_NOT_ALLOWED',
-        address === null
-          ? 'Your client address could not be determined, so API access is refused.'
-          : `API access is not allowed from ${address.text}.`,
-      ),
-      emit,
-      req.auth?.token ? { tokenId: req.auth.token.id } : {},
-    );
+    refuse(req, res, ipNotAllowed(address?.text ?? null), emit);
   };
 }

@@ -1,7 +1,13 @@
 import { BlockList } from 'node:net';
 import fc from 'fast-check';
+import IPCIDR from 'ip-cidr';
 import { describe, expect, it } from 'vitest';
-import { compileIpList, parseIp } from '../../lib/internal/ip.js';
+import { parseIp } from '../../lib/internal/ip.js';
+import { canonicalIpEntry, compileIpList } from '../../lib/internal/ip-list.js';
+
+/** The network of `address/bits` (host bits cleared), as lists require. */
+const network = (address: string, bits: number) =>
+  new IPCIDR(`${parseIp(address)!.text}/${bits}`).start<string>();
 
 const runs = Number(process.env['FUZZ_RUNS'] ?? 500);
 
@@ -78,7 +84,7 @@ describe('compileIpList', () => {
       fc.property(v4, fc.integer({ min: 0, max: 32 }), v4, fc.boolean(), (base, bits, address, mapped) => {
         const list = new BlockList();
         list.addSubnet(base, bits, 'ipv4');
-        const ours = compileIpList([`${base}/${bits}`], 'ipAllowlist');
+        const ours = compileIpList([`${network(base, bits)}/${bits}`], 'ipAllowlist');
         const probe = parseIp(mapped ? `::ffff:${address}` : address)!;
         expect(ours(probe)).toBe(list.check(address, 'ipv4'));
       }),
@@ -95,7 +101,7 @@ describe('compileIpList', () => {
         fc.pre(parsedBase.family === 6 && parsedAddress.family === 6);
         const list = new BlockList();
         list.addSubnet(base, bits, 'ipv6');
-        const ours = compileIpList([`${base}/${bits}`], 'ipAllowlist');
+        const ours = compileIpList([`${network(base, bits)}/${bits}`], 'ipAllowlist');
         expect(ours(parsedAddress)).toBe(list.check(address, 'ipv6'));
       }),
       { numRuns: runs },
@@ -121,6 +127,29 @@ describe('compileIpList', () => {
       expect(() => compileIpList(['192.0.2.1', entry], 'ipAllowlist')).toThrow(`\`ipAllowlist[1]\``);
     },
   );
+
+  it('refuses a range with host bits set, naming the network it meant', () => {
+    expect(() => compileIpList(['10.0.0.7/8'], 'ipAllowlist')).toThrow(/10\.0\.0\.0\/8/);
+    expect(() => canonicalIpEntry('2001:db8::1/32')).toThrow('2001:db8::/32');
+  });
+
+  it('accepts first-last ranges of one family, in order, and matches them inclusively', () => {
+    const match = compileIpList(['10.0.0.1-10.0.0.50', '2001:db8::10-2001:db8::20'], 'x');
+    for (const a of ['10.0.0.1', '10.0.0.50', '10.0.0.17', '2001:db8::10', '2001:db8::1a'])
+      expect(match(parseIp(a)!)).toBe(true);
+    for (const a of ['10.0.0.0', '10.0.0.51', '2001:db8::21', '2001:db8::f'])
+      expect(match(parseIp(a)!)).toBe(false);
+    expect(() => compileIpList(['10.0.0.50-10.0.0.1'], 'x')).toThrow(/starts after it ends/);
+    expect(() => compileIpList(['10.0.0.1-2001:db8::1'], 'x')).toThrow(/mixes/);
+    expect(canonicalIpEntry(' 10.0.0.1-10.0.0.50 ')).toBe('10.0.0.1-10.0.0.50');
+    expect(canonicalIpEntry('2001:DB8:0::0/32')).toBe('2001:db8::/32');
+  });
+
+  it('knows uniquelocal as proxy-addr does', () => {
+    const match = compileIpList(['uniquelocal'], 'x');
+    expect(match(parseIp('fd12::1')!)).toBe(true);
+    expect(match(parseIp('10.9.9.9')!)).toBe(true);
+  });
 
   it('refuses a non-array option', () => {
     expect(() => compileIpList(42, 'trustedProxies')).toThrow(/`trustedProxies`/);

@@ -94,7 +94,7 @@ describe.each(EXPRESS_VERSIONS)('ipAllowlist on %s', (_name, makeApp) => {
 
   it('throws at startup on a bad entry, naming it', () => {
     expect(() => ipAllowlist({ allow: ['10.0.0.0/8', '10.0.0.0/33'] })).toThrow(
-      '`ipAllowlist[1]` is not an IP address or CIDR range: "10.0.0.0/33"',
+      '`ipAllowlist[1]` is not an IP address, CIDR range or first-last range: "10.0.0.0/33"',
     );
   });
 });
