@@ -4,11 +4,14 @@ import type { Scope } from './model.js';
 interface EventBase {
   /** ISO time of the event. */
   time: string;
-  /** Client address as resolved by `clientIp`, or null when unknown. */
+  /** Client address as resolved by `clientIp`, or null when unknown (or no request). */
   clientIp: string | null;
 }
 
-/** A request was refused. Never carries a secret; `tokenId` and `user` only when known. */
+/**
+ * A request was refused (request path, management API, token pages, logins). Never carries a
+ * secret; `tokenId` and `user` only when known.
+ */
 export interface AuthDeniedEvent extends EventBase {
   type: 'auth.denied';
   code: TokenGateErrorCode;
@@ -28,17 +31,60 @@ export interface AuthSucceededEvent extends EventBase {
   scope: Scope;
 }
 
-/** A token was created, renamed or revoked, by `actor` (the owner or an administrator). */
-export interface TokenChangedEvent extends EventBase {
-  type: 'token.created' | 'token.renamed' | 'token.revoked';
+interface TokenEventBase extends EventBase {
+  /** Who did it: the owner, an administrator, `system` (expiry) or the code's own caller. */
   actor: string;
+  /** The token's owner. */
   user: string;
   tokenId: string;
   name: string;
 }
 
-export type AuditEvent = AuthDeniedEvent | AuthSucceededEvent | TokenChangedEvent;
+/**
+ * A token was created (also by rotation or copy: then `rotatedFrom`/`copiedFrom` name the
+ * original), revoked, or changed (`fields` lists what changed).
+ */
+export interface TokenChangedEvent extends TokenEventBase {
+  type: 'token.created' | 'token.updated' | 'token.revoked';
+  /** `token.created`: the new token's scope. */
+  scope?: Scope;
+  /** `token.updated`: the fields that changed. */
+  fields?: string[];
+  /** `token.created` by `rotate()`: the token it replaces. */
+  rotatedFrom?: string;
+  /** `token.created` by `copy()`: the token it copies. */
+  copiedFrom?: string;
+}
 
+/** A token was rotated: `replacedBy` is its successor; it keeps working until `expiresAt`. */
+export interface TokenRotatedEvent extends TokenEventBase {
+  type: 'token.rotated';
+  replacedBy: string;
+  expiresAt: string | null;
+}
+
+/**
+ * Expiry reminders: `token.expiring` once per token and lead time (`leadDays` before
+ * `expiresAt`), `token.expired` once at expiry, each once across a fleet sharing a store.
+ */
+export interface TokenExpiryEvent extends TokenEventBase {
+  type: 'token.expiring' | 'token.expired';
+  expiresAt: string;
+  /** `token.expiring`: the lead time this reminder is for. */
+  leadDays?: number;
+}
+
+export type AuditEvent =
+  | AuthDeniedEvent
+  | AuthSucceededEvent
+  | TokenChangedEvent
+  | TokenRotatedEvent
+  | TokenExpiryEvent;
+
+/**
+ * Receives audit events. Never receives a secret.
+ * @example createTokenGate({ onEvent: (event) => logger.info(event, event.type) })
+ */
 export type EventListener = (event: AuditEvent) => void;
 
 /** Wraps the user's listener so that a throwing listener can never break a request. */

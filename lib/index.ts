@@ -1,12 +1,21 @@
 export {
+  type AuthenticationCode,
   AuthenticationError,
+  type BadRequestCode,
+  BadRequestError,
+  ConflictError,
+  type ForbiddenCode,
   ForbiddenError,
   isTokenGateError,
+  MethodNotAllowedError,
   NotFoundError,
+  PayloadTooLargeError,
   StoreError,
+  statusOf,
   TokenGateError,
   type TokenGateErrorCode,
   TooManyAttemptsError,
+  type UnavailableCode,
   UnavailableError,
   ValidationError,
 } from './errors.js';
@@ -16,11 +25,15 @@ export type {
   AuthSucceededEvent,
   EventListener,
   TokenChangedEvent,
+  TokenExpiryEvent,
+  TokenRotatedEvent,
 } from './events.js';
-export { createTokenGate, type Permissions, type TokenGate, type TokenGateOptions } from './gate.js';
+export type { Permissions, TokenGateOptions } from './gate/options.js';
+export { createTokenGate, type TokenGate } from './gate.js';
 export { type BitbucketGroupsOptions, bitbucketGroups } from './groups/bitbucket-groups.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
 export { type BitbucketLoginOptions, bitbucketLogin } from './http/bitbucket-login.js';
+export type { LoginThrottleOptions } from './http/login-throttle.js';
 export { sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
 export type { AuthContext } from './middleware/auth-context.js';
@@ -36,18 +49,19 @@ export {
 export { type IpAllowlistOptions, ipAllowlist } from './middleware/ip-allowlist.js';
 export { type RequireGroupsOptions, requireGroups } from './middleware/require-groups.js';
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
-export type { Scope, TokenInfo } from './model.js';
+export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
+export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
 export type { ThrottleOptions } from './request/throttle.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory-token-store.js';
 export { RedisTokenStore, type RedisTokenStoreOptions } from './stores/redis-token-store.js';
-export type {
-  RevocationListener,
-  TokenQuery,
-  TokenRecord,
-  TokenSearchPage,
-  TokenStore,
+export {
+  EXPIRED_RETENTION_MS,
+  type RevocationListener,
+  type TokenQuery,
+  type TokenSearchPage,
+  type TokenStore,
 } from './stores/token-store.js';
-export type { CacheOptions } from './tokens/cache.js';
+export type { ExpiryPolicy } from './tokens/expiry-policy.js';
 export {
   type BcryptHasherOptions,
   bcryptHasher,
@@ -55,10 +69,16 @@ export {
   sha256Hasher,
   type TokenHasher,
 } from './tokens/hashers.js';
+export type { ReminderOptions } from './tokens/reminders.js';
+export type { RestrictionsInput } from './tokens/restrictions.js';
 export {
+  type ChangeContext,
+  type CreatedToken,
   type CreateTokenInput,
-  type ExpiryPolicy,
+  type RotateOptions,
   type TokenPage,
   TokenService,
-  type VerifyOutcome,
+  type TokenServiceOptions,
+  type TokenUpdate,
 } from './tokens/service.js';
+export type { CacheOptions } from './tokens/verifier.js';

@@ -1,10 +1,7 @@
 import { UnavailableError } from '../errors.js';
-import {
-  bitbucketBaseUrl,
-  bitbucketGet,
-  bitbucketJson,
-  positiveInteger,
-} from '../internal/bitbucket-client.js';
+import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
+import { BoundedCache } from '../internal/bounded-cache.js';
+import { any, integer, string, validateOptions } from '../internal/options.js';
 import type { GroupResolver } from './group-resolver.js';
 
 export interface BitbucketGroupsOptions {
@@ -36,15 +33,21 @@ const MAX_PAGES = 100;
  * @example createTokenGate({ groups: bitbucketGroups({ baseUrl, token: process.env.BITBUCKET_ADMIN_TOKEN! }) })
  */
 export function bitbucketGroups(options: Readonly<BitbucketGroupsOptions>): GroupResolver {
-  const baseUrl = bitbucketBaseUrl(options?.baseUrl);
-  if (typeof options.token !== 'string' || options.token.length === 0) {
-    throw new TypeError('`token` must be a Bitbucket HTTP access token');
-  }
+  validateOptions<BitbucketGroupsOptions>(options, {
+    baseUrl: any,
+    token: string(),
+    cacheTtlMs: integer(),
+    maxEntries: integer(),
+    timeoutMs: integer(),
+  });
+  if (options.token === undefined) throw new TypeError('`token` must be a Bitbucket HTTP access token');
+  const baseUrl = bitbucketBaseUrl(options.baseUrl);
   const authorization = `Bearer ${options.token}`;
-  const ttl = positiveInteger(options.cacheTtlMs, 60_000, 'cacheTtlMs');
-  const maxEntries = positiveInteger(options.maxEntries, 10_000, 'maxEntries');
-  const timeoutMs = positiveInteger(options.timeoutMs, 5_000, 'timeoutMs');
-  const cache = new Map<string, { groups: readonly string[]; until: number }>();
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const cache = new BoundedCache<string, readonly string[]>(
+    options.maxEntries ?? 10_000,
+    options.cacheTtlMs ?? 60_000,
+  );
   const inFlight = new Map<string, Promise<readonly string[]>>();
 
   async function fetchGroups(user: string): Promise<readonly string[]> {
@@ -79,15 +82,13 @@ export function bitbucketGroups(options: Readonly<BitbucketGroupsOptions>): Grou
 
   return async function bitbucketGroupResolver(user) {
     const key = user.toLowerCase();
-    const now = Date.now();
     const hit = cache.get(key);
-    if (hit !== undefined && hit.until > now) return hit.groups;
+    if (hit !== undefined) return hit;
     const pending = inFlight.get(key);
     if (pending) return pending;
     const lookup = fetchGroups(user)
       .then((groups) => {
-        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
-        cache.set(key, { groups: Object.freeze(groups), until: Date.now() + ttl });
+        cache.set(key, Object.freeze(groups));
         return groups;
       })
       .finally(() => inFlight.delete(key));

@@ -1,20 +1,36 @@
 import bcrypt from 'bcryptjs';
 import type { RequestHandler } from 'express';
 import { AuthenticationError, ForbiddenError, TokenGateError, UnavailableError } from '../errors.js';
-import {
-  bitbucketBaseUrl,
-  bitbucketGet,
-  bitbucketJson,
-  positiveInteger,
-} from '../internal/bitbucket-client.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
+import { BoundedCache } from '../internal/bounded-cache.js';
+import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
+import { CLIENT_IP_OPTIONS, type ClientIpOptions, createClientIpResolver } from '../middleware/client-ip.js';
 import { parseAuthorization } from '../request/authorization-header.js';
+import type { TokenStore } from '../stores/token-store.js';
 import { assertTokenPrefix } from '../tokens/format.js';
-import { sendError } from './respond.js';
+import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
+import { refuse } from './respond.js';
 
-export interface BitbucketLoginOptions {
+/** A Bitbucket account, as Bitbucket names it. */
+export interface BitbucketUser {
+  /** The user name (what tokens are issued to). */
+  name: string;
+  /** The URL slug (what Bitbucket's per-user REST paths take). */
+  slug: string;
+}
+
+/** Checks a user name and password against Bitbucket: the account, or null when refused. */
+export type PasswordVerifier = (user: string, password: string) => Promise<BitbucketUser | null>;
+
+export interface BitbucketPasswordVerifierOptions {
   /** Bitbucket's base URL, e.g. `https://bitbucket.example.com`. */
   baseUrl: string;
-  /** How long a verified login is remembered. Default 300,000 ms (5 minutes). */
+  /**
+   * How long a verified login is remembered (as a bcrypt hash of the password, never the
+   * password). A changed password or a disabled account stops working here within this time.
+   * Default 60,000 ms.
+   */
   cacheTtlMs?: number;
   /** Most logins remembered. Default 10,000. */
   maxEntries?: number;
@@ -22,50 +38,70 @@ export interface BitbucketLoginOptions {
   bcryptCost?: number;
   /** Deadline of each call to Bitbucket. Default 5,000 ms. */
   timeoutMs?: number;
-  /** Prefix of the gate's tokens, to refuse them here. Default `'bbt'`. */
-  tokenPrefix?: string;
 }
+
+const VERIFIER_OPTIONS = {
+  baseUrl: any,
+  cacheTtlMs: integer(),
+  maxEntries: integer(),
+  bcryptCost: integer(4, 15),
+  timeoutMs: integer(),
+};
 
 interface Remembered {
   hash: string;
-  name: string;
-  until: number;
+  user: BitbucketUser;
+}
+
+/** Bitbucket's answer for an account that must solve a CAPTCHA before it may log in again. */
+async function captchaRequired(response: Response): Promise<boolean> {
+  if (/captcha/i.test(response.headers.get('x-authentication-denied-reason') ?? '')) return true;
+  const body = (await response.json().catch(() => null)) as {
+    errors?: Array<{ exceptionName?: unknown }>;
+  } | null;
+  return (
+    body?.errors?.some((e) => typeof e?.exceptionName === 'string' && /captcha/i.test(e.exceptionName)) ??
+    false
+  );
 }
 
 /**
- * Logs callers of the management API in with their Bitbucket user name and password (Basic),
- * checked against Bitbucket (`GET /rest/api/1.0/users/{user}` as that user), and sets
- * `req.user = { name }`. Verified logins are remembered briefly as a bcrypt hash of the
- * password, never the password, so the cache can neither leak it nor accept another one.
- * @example app.use('/tokens', bitbucketLogin({ baseUrl }), gate.router())
+ * Checks passwords against Bitbucket: `GET /rest/api/1.0/users?filter=<user>` authenticated as
+ * that user, which also tells the account's name and slug (they differ for many directory
+ * users). A refusal resolves null; a CAPTCHA demand is a 403 `LOGIN_CAPTCHA_REQUIRED`;
+ * Bitbucket unreachable or erring is a 503.
+ * @example const verify = bitbucketPasswordVerifier({ baseUrl: 'https://bitbucket.example.com' });
  */
-export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): RequestHandler {
-  const baseUrl = bitbucketBaseUrl(options?.baseUrl);
-  const ttl = positiveInteger(options.cacheTtlMs, 300_000, 'cacheTtlMs');
-  const maxEntries = positiveInteger(options.maxEntries, 10_000, 'maxEntries');
-  const cost = positiveInteger(options.bcryptCost, 8, 'bcryptCost');
-  if (cost < 4 || cost > 15) throw new TypeError('`bcryptCost` must be from 4 to 15');
-  const timeoutMs = positiveInteger(options.timeoutMs, 5_000, 'timeoutMs');
-  const prefix = options.tokenPrefix ?? 'bbt';
-  assertTokenPrefix(prefix);
-  const remembered = new Map<string, Remembered>();
-  const wrong = () =>
-    new AuthenticationError('PASSWORD_INVALID', 'Log in with your Bitbucket user name and password.');
+export function bitbucketPasswordVerifier(
+  options: Readonly<BitbucketPasswordVerifierOptions>,
+): PasswordVerifier {
+  validateOptions<BitbucketPasswordVerifierOptions>(options, VERIFIER_OPTIONS);
+  const baseUrl = bitbucketBaseUrl(options.baseUrl);
+  const cost = options.bcryptCost ?? 8;
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const remembered = new BoundedCache<string, Remembered>(
+    options.maxEntries ?? 10_000,
+    options.cacheTtlMs ?? 60_000,
+  );
 
-  async function login(user: string, password: string): Promise<string> {
+  return async function verifyBitbucketPassword(user, password) {
     const key = user.toLowerCase();
     const hit = remembered.get(key);
-    if (hit !== undefined && hit.until > Date.now() && (await bcrypt.compare(password, hit.hash)))
-      return hit.name;
+    if (hit !== undefined && (await bcrypt.compare(password, hit.hash))) return hit.user;
     const authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
     const response = await bitbucketGet(
-      `${baseUrl}/rest/api/1.0/users/${encodeURIComponent(user)}`,
+      `${baseUrl}/rest/api/1.0/users?filter=${encodeURIComponent(user)}&limit=100`,
       authorization,
       timeoutMs,
     );
-    if (response.status === 401 || response.status === 403 || response.status === 404) {
-      await response.body?.cancel();
-      throw wrong();
+    if (response.status === 401 || response.status === 403) {
+      if (await captchaRequired(response)) {
+        throw new ForbiddenError(
+          'LOGIN_CAPTCHA_REQUIRED',
+          'Bitbucket asks this account to solve a CAPTCHA: log in to Bitbucket in a browser once, then try again.',
+        );
+      }
+      return null;
     }
     if (response.status !== 200) {
       await response.body?.cancel();
@@ -74,35 +110,110 @@ export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): Reques
         `Bitbucket could not check the login (${response.status}).`,
       );
     }
-    const body = (await bitbucketJson(response)) as { name?: unknown };
-    const name = typeof body?.name === 'string' && body.name.toLowerCase() === key ? body.name : user;
-    if (remembered.size >= maxEntries) remembered.delete(remembered.keys().next().value!);
-    remembered.set(key, { hash: await bcrypt.hash(password, cost), name, until: Date.now() + ttl });
-    return name;
-  }
+    const authenticated = response.headers.get('x-ausername');
+    const body = (await bitbucketJson(response)) as { values?: Array<{ name?: unknown; slug?: unknown }> };
+    const wanted = (authenticated ?? user).toLowerCase();
+    const match = body?.values?.find((v) => typeof v?.name === 'string' && v.name.toLowerCase() === wanted);
+    if (authenticated !== null && authenticated.toLowerCase() !== key && match === undefined) return null;
+    const account: BitbucketUser = {
+      name: typeof match?.name === 'string' ? match.name : (authenticated ?? user),
+      slug: typeof match?.slug === 'string' ? match.slug : (authenticated ?? user).toLowerCase(),
+    };
+    remembered.set(key, { hash: await bcrypt.hash(password, cost), user: account });
+    return account;
+  };
+}
+
+export interface BitbucketLoginOptions extends BitbucketPasswordVerifierOptions, ClientIpOptions {
+  /** Prefix of the gate's tokens, to tell them from passwords. Default `'bbt'`. */
+  tokenPrefix?: string;
+  /**
+   * Where failed-login counts are shared (a fleet's `TokenStore`); default: this process.
+   * Pass the gate's store so every instance sees every failure.
+   */
+  store?: Pick<TokenStore, 'countFailure'>;
+  /** Limits on failed logins. */
+  throttle?: LoginThrottleOptions;
+  /** Failed logins are reported as `auth.denied` events. */
+  onEvent?: EventListener;
+}
+
+/**
+ * Logs callers of the management API in with their Bitbucket user name and password (Basic),
+ * checked against Bitbucket, and sets `req.user = { name, slug }`. Failed logins are throttled
+ * per address and per address + user, and reported as `auth.denied` events. A request that
+ * carries one of our tokens instead is passed on without a user: the router lets a token do
+ * exactly one thing, revoke itself.
+ * @example app.use('/tokens', bitbucketLogin({ baseUrl, store, onEvent }), gate.router())
+ */
+export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): RequestHandler {
+  validateOptions<BitbucketLoginOptions>(options, {
+    ...VERIFIER_OPTIONS,
+    ...CLIENT_IP_OPTIONS,
+    tokenPrefix: string(),
+    store: withMethods(['countFailure'], 'a TokenStore that counts failures'),
+    throttle: object(LOGIN_THROTTLE_OPTIONS),
+    onEvent: func,
+  });
+  const { baseUrl, cacheTtlMs, maxEntries, bcryptCost, timeoutMs } = options;
+  const verify = bitbucketPasswordVerifier({
+    baseUrl,
+    ...(cacheTtlMs === undefined ? {} : { cacheTtlMs }),
+    ...(maxEntries === undefined ? {} : { maxEntries }),
+    ...(bcryptCost === undefined ? {} : { bcryptCost }),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
+  const prefix = options.tokenPrefix ?? 'bbt';
+  assertTokenPrefix(prefix);
+  const resolveIp = createClientIpResolver({
+    ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
+    ...(options.clientIpHeader === undefined ? {} : { clientIpHeader: options.clientIpHeader }),
+  });
+  const throttle = new LoginThrottle(options.store, options.throttle);
+  const emit = safeEmitter(options.onEvent);
 
   return function bitbucketLoginMiddleware(req, res, next) {
     const credentials = parseAuthorization(req, prefix);
-    let failure: TokenGateError | undefined;
-    if (credentials.kind === 'invalid') failure = credentials.error;
-    else if (credentials.kind === 'token') {
-      failure = new ForbiddenError(
-        'TOKEN_CANNOT_MINT',
-        'API tokens cannot manage tokens. Log in with your Bitbucket password.',
-      );
-    } else if (credentials.kind === 'none' || credentials.user === '' || credentials.password === '')
-      failure = wrong();
-    if (failure !== undefined || credentials.kind !== 'password') {
-      sendError(req, res, failure ?? wrong());
+    if (credentials.kind === 'token') {
+      next();
       return;
     }
-    login(credentials.user, credentials.password).then(
-      (name) => {
-        (req as { user?: unknown }).user = { name };
+    const clientIp = resolveIp(req)?.text ?? null;
+    if (req.auth === undefined) req.auth = { kind: 'anonymous', clientIp };
+    const deny = (error: TokenGateError, user?: string) =>
+      refuse(req, res, error, emit, user === undefined ? {} : { user }, 'basic');
+    if (credentials.kind === 'invalid') {
+      deny(credentials.error);
+      return;
+    }
+    if (credentials.kind === 'none') {
+      deny(
+        new AuthenticationError('CREDENTIALS_MISSING', 'Log in with your Bitbucket user name and password.'),
+      );
+      return;
+    }
+    const { user, password } = credentials;
+    const wrong = () =>
+      new AuthenticationError('PASSWORD_INVALID', 'Log in with your Bitbucket user name and password.');
+    try {
+      throttle.assertAllowed(clientIp, user);
+    } catch (err) {
+      deny(err as TokenGateError, user);
+      return;
+    }
+    const attempt = user === '' || password === '' ? Promise.resolve(null) : verify(user, password);
+    attempt.then(
+      (account) => {
+        if (account === null) {
+          void throttle.recordFailure(clientIp, user);
+          deny(wrong(), user);
+          return;
+        }
+        (req as { user?: unknown }).user = account;
         next();
       },
       (err: unknown) => {
-        if (err instanceof TokenGateError) sendError(req, res, err);
+        if (err instanceof TokenGateError) deny(err, user);
         else next(err);
       },
     );

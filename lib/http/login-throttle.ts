@@ -2,6 +2,7 @@ import { TooManyAttemptsError } from '../errors.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { addressKey } from '../internal/ip.js';
+import { integer, type Shape } from '../internal/options.js';
 import type { TokenStore } from '../stores/token-store.js';
 
 /** Limits on failed password logins (management API, token pages). */
@@ -16,6 +17,12 @@ export interface LoginThrottleOptions {
   /** Window length. Default 900,000 ms (15 minutes). */
   windowMs?: number;
 }
+
+export const LOGIN_THROTTLE_OPTIONS: Shape<LoginThrottleOptions> = {
+  maxFailuresPerIp: integer(),
+  maxFailuresPerUser: integer(),
+  windowMs: integer(1_000),
+};
 
 const MAX_BLOCKS = 100_000;
 

@@ -2,7 +2,10 @@ import type { Request, Response } from 'express';
 import { TokenGateError } from '../errors.js';
 import type { EventListener } from '../events.js';
 
-const DEFAULT_REALM = 'Bitbucket API';
+const REALM = 'Bitbucket API';
+
+/** Which authentication schemes a 401 invites: the request path takes both, logins only Basic. */
+export type Challenge = 'basic-and-bearer' | 'basic';
 
 /** The request's full path without its query string, as events report it. */
 export function requestPath(req: Request): string {
@@ -15,19 +18,38 @@ function fromGit(req: Request): boolean {
   return typeof agent === 'string' && agent.startsWith('git/');
 }
 
+/** RFC 6750 error attribute of a Bearer challenge. */
+function bearerError(error: TokenGateError): string {
+  if (error.code === 'TOKEN_INVALID' || error.code === 'TOKEN_USER_MISMATCH')
+    return ', error="invalid_token"';
+  if (error.code === 'CREDENTIALS_MALFORMED') return ', error="invalid_request"';
+  return '';
+}
+
 /**
  * Answers an error in Bitbucket's REST error shape (so Bitbucket clients show it), or as plain
- * text for git. 401s carry `WWW-Authenticate` so git and browsers ask for credentials.
+ * text for git. 401s (and malformed credentials) carry `WWW-Authenticate` so git and browsers
+ * ask for credentials; Bearer is offered only where tokens are accepted.
+ * @example app.use((err, req, res, next) => isTokenGateError(err) ? sendError(req, res, err) : next(err))
  */
-export function sendError(req: Request, res: Response, error: TokenGateError, realm = DEFAULT_REALM): void {
+export function sendError(
+  req: Request,
+  res: Response,
+  error: TokenGateError,
+  challenge: Challenge = 'basic-and-bearer',
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   res.status(error.status);
   res.setHeader('Cache-Control', 'no-store');
-  if (error.status === 401) {
-    res.setHeader('WWW-Authenticate', [`Basic realm="${realm}", charset="UTF-8"`, `Bearer realm="${realm}"`]);
+  if (error.status === 401 || error.code === 'CREDENTIALS_MALFORMED') {
+    const basic = `Basic realm="${REALM}", charset="UTF-8"`;
+    res.setHeader(
+      'WWW-Authenticate',
+      challenge === 'basic' ? basic : [basic, `Bearer realm="${REALM}"${bearerError(error)}`],
+    );
   }
   if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
   if (fromGit(req)) {
@@ -38,8 +60,8 @@ export function sendError(req: Request, res: Response, error: TokenGateError, re
 }
 
 /**
- * Refuses a request on the request path: reports `auth.denied` (no secret, only what is known),
- * then answers with the error.
+ * Refuses a request: reports `auth.denied` (no secret, only what is known), then answers with
+ * the error.
  */
 export function refuse(
   req: Request,
@@ -47,6 +69,7 @@ export function refuse(
   error: TokenGateError,
   emit: EventListener,
   known: { tokenId?: string; user?: string } = {},
+  challenge: Challenge = 'basic-and-bearer',
 ): void {
   const user = known.user ?? req.auth?.user;
   emit({
@@ -59,7 +82,7 @@ export function refuse(
     ...(known.tokenId === undefined ? {} : { tokenId: known.tokenId }),
     ...(user === undefined ? {} : { user }),
   });
-  sendError(req, res, error);
+  sendError(req, res, error, challenge);
 }
 
 /** Refuses with our error, or hands anything else (a bug) to Express's error handling. */

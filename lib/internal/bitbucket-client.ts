@@ -42,10 +42,3 @@ export async function bitbucketJson(response: Response): Promise<unknown> {
     });
   }
 }
-
-export function positiveInteger(value: number | undefined, fallback: number, option: string): number {
-  const chosen = value ?? fallback;
-  if (!Number.isInteger(chosen) || chosen < 1)
-    throw new TypeError(`\`${option}\` must be a positive integer`);
-  return chosen;
-}

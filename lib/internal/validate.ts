@@ -50,16 +50,45 @@ export function validateScope(value: unknown, field = 'scope'): Scope {
   return value as Scope;
 }
 
-/** An instant from a Date or an ISO 8601 string with a time zone; null when absent. */
+const ISO_INSTANT =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-](\d{2}):(\d{2})))?$/;
+
+/** Milliseconds of an ISO 8601 string, or NaN when the text or the date it names does not exist. */
+function isoMs(text: string): number {
+  const m = ISO_INSTANT.exec(text);
+  if (m === null) return Number.NaN;
+  const [year, month, day, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map((p) => Number(p ?? 0));
+  const offsetHours = Number(m[9] ?? 0);
+  const offsetMinutes = Number(m[10] ?? 0);
+  // Date.UTC rolls 30 February over to March; a date that does not exist must be refused instead.
+  const probe = new Date(Date.UTC(year!, month! - 1, day!));
+  if (
+    probe.getUTCFullYear() !== year ||
+    probe.getUTCMonth() !== month! - 1 ||
+    probe.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59 ||
+    offsetHours > 23 ||
+    offsetMinutes > 59
+  ) {
+    return Number.NaN;
+  }
+  return Date.parse(text);
+}
+
+/**
+ * An instant from a Date or an ISO 8601 string (a date alone, or a date and time with a time
+ * zone); null when absent. Dates that do not exist (`2030-02-30`) are refused, never rolled over.
+ */
 export function parseInstant(value: unknown, field: string): number | null {
   if (value === undefined || value === null) return null;
-  const ms =
-    value instanceof Date
-      ? value.getTime()
-      : typeof value === 'string' && /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2}))?$/.test(value)
-        ? Date.parse(value)
-        : Number.NaN;
-  if (!Number.isFinite(ms)) throw new ValidationError(field, `\`${field}\` must be an ISO 8601 date.`);
+  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? isoMs(value) : Number.NaN;
+  if (!Number.isFinite(ms))
+    throw new ValidationError(
+      field,
+      `\`${field}\` must be an ISO 8601 date that exists, e.g. 2030-01-31T00:00:00Z.`,
+    );
   return ms;
 }
 

@@ -1,23 +1,35 @@
-import type { RequestHandler } from 'express';
-import { AuthenticationError } from '../errors.js';
+import type { Request, RequestHandler, Response } from 'express';
+import { AuthenticationError, TooManyAttemptsError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
+import { any, boolean, func, validateOptions, withMethods } from '../internal/options.js';
 import { sameUser } from '../internal/validate.js';
-import { takePendingToken } from '../request/credential-slot.js';
-import type { FailureThrottle } from '../request/throttle.js';
-import { type TokenService, toTokenInfo, type VerifyOutcome } from '../tokens/service.js';
+import { setVerifiedRecord, takePendingToken } from '../request/credential-slot.js';
+import { FailureThrottle, THROTTLE_OPTIONS, type ThrottleOptions, type Ticket } from '../request/throttle.js';
+import { parseToken } from '../tokens/format.js';
+import { type TokenService, verifierOf } from '../tokens/service.js';
+import { toTokenInfo } from '../tokens/token-info.js';
+import type { VerifyOutcome } from '../tokens/verifier.js';
 import { peerAddress } from './client-ip.js';
 
 export interface AuthenticateTokenOptions {
   /** The token service (`gate.tokens`). */
   tokens: TokenService;
-  /** Brute-force throttle (built by the gate from its `throttle` option). */
-  throttle?: FailureThrottle;
+  /** Brute-force throttling of failed attempts, or `false` to switch it off. Default on. */
+  throttle?: ThrottleOptions | false;
+  /**
+   * Record the token's use as soon as it verifies. Default true. `gate.protect()` sets it
+   * false and records a use only when every later check let the request through.
+   */
+  recordUse?: boolean;
   onEvent?: EventListener;
 }
 
 /** Basic user parts that stand for "whoever owns this token". */
 const ANY_USER = new Set(['', 'x-token-auth']);
+
+const invalid = () =>
+  new AuthenticationError('TOKEN_INVALID', 'The API token is invalid, expired or revoked.');
 
 /**
  * Verifies the token `extractCredentials` found. Unknown, revoked, expired and tampered tokens
@@ -26,12 +38,62 @@ const ANY_USER = new Set(['', 'x-token-auth']);
  * @example app.use(extractCredentials(), authenticateToken({ tokens: gate.tokens }))
  */
 export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): RequestHandler {
-  if (typeof options?.tokens?.check !== 'function')
-    throw new TypeError('`tokens` must be a TokenService (gate.tokens)');
-  const { tokens, throttle } = options;
+  validateOptions<AuthenticateTokenOptions>(options, {
+    tokens: withMethods(['verify', 'create'], 'a TokenService (gate.tokens)'),
+    throttle: any,
+    recordUse: boolean,
+    onEvent: func,
+  });
+  const { tokens } = options;
+  const verifier = verifierOf(tokens);
+  if (options.throttle !== undefined && options.throttle !== false)
+    validateOptions<ThrottleOptions>(options.throttle, THROTTLE_OPTIONS, 'throttle');
+  const throttle =
+    options.throttle === false ? undefined : new FailureThrottle(verifier.store, options.throttle ?? {});
+  const recordUse = options.recordUse ?? true;
   const emit = safeEmitter(options.onEvent);
-  const invalid = () =>
-    new AuthenticationError('TOKEN_INVALID', 'The API token is invalid, expired or revoked.');
+
+  const decide = (
+    req: Request,
+    res: Response,
+    next: (err?: unknown) => void,
+    outcome: VerifyOutcome,
+    claimedUser: string | undefined,
+    ticket: Ticket | undefined,
+    clientIp: string | null,
+  ): void => {
+    ticket?.done(!outcome.ok);
+    if (!outcome.ok) {
+      const known = outcome.id === undefined ? {} : { tokenId: outcome.id };
+      const error =
+        ticket !== undefined && (ticket.over || outcome.reason === 'throttled')
+          ? new TooManyAttemptsError(ticket.retryAfter)
+          : invalid();
+      refuse(req, res, error, emit, known);
+      return;
+    }
+    const { record } = outcome;
+    if (
+      claimedUser !== undefined &&
+      !ANY_USER.has(claimedUser.toLowerCase()) &&
+      !sameUser(claimedUser, record.user)
+    ) {
+      const message = 'The user name does not match the API token’s owner.';
+      refuse(req, res, new AuthenticationError('TOKEN_USER_MISMATCH', message), emit, {
+        tokenId: record.id,
+        user: record.user,
+      });
+      return;
+    }
+    if (req.auth === undefined) req.auth = { kind: 'token' };
+    const auth = req.auth;
+    auth.kind = 'token';
+    auth.user = record.user;
+    auth.token = toTokenInfo(record);
+    setVerifiedRecord(req, record);
+    if (recordUse) verifier.noteUse(record, clientIp);
+    next();
+  };
 
   return function authenticateTokenMiddleware(req, res, next) {
     const pending = takePendingToken(req);
@@ -41,46 +103,42 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
     }
     const resolved = req.auth?.clientIp;
     const clientIp = resolved !== undefined ? resolved : (peerAddress(req)?.text ?? null);
-    const accept = (outcome: VerifyOutcome): void | Promise<void> => {
-      if (!outcome.ok) {
-        refuse(req, res, invalid(), emit, outcome.id === undefined ? {} : { tokenId: outcome.id });
-        return throttle?.recordFailure(clientIp, outcome.id);
-      }
-      const { record } = outcome;
-      const claimed = pending.claimedUser;
-      if (claimed !== undefined && !ANY_USER.has(claimed.toLowerCase()) && !sameUser(claimed, record.user)) {
-        const message = 'The user name does not match the API token’s owner.';
-        refuse(req, res, new AuthenticationError('TOKEN_USER_MISMATCH', message), emit, {
-          tokenId: record.id,
-          user: record.user,
-        });
-        return;
-      }
-      throttle?.noteSuccess(record.id, pending.token);
-      const token = toTokenInfo(record);
-      if (req.auth === undefined) req.auth = { kind: 'token' };
-      const auth = req.auth;
-      auth.kind = 'token';
-      auth.user = record.user;
-      auth.token = token;
-      tokens.noteUse(record, clientIp);
-      next();
-    };
+    const { token, claimedUser } = pending;
+    // Malformed and tampered tokens cost no lookup and no throttle bookkeeping.
+    const parsed = parseToken(token, tokens.tokenPrefix);
+    if (parsed === null) {
+      refuse(req, res, invalid(), emit);
+      return;
+    }
+    // A cached verification answers at once, whatever the client's failures.
+    const cached = verifier.checkCached(token);
+    if (cached !== undefined) {
+      decide(req, res, next, cached, claimedUser, undefined, clientIp);
+      return;
+    }
+    const fail = refuseOrFail(req, res, next, emit);
+    const verify = (ticket: Ticket | undefined) =>
+      verifier
+        .check(token, ticket === undefined ? undefined : { client: ticket.client, slowWork: !ticket.over })
+        .then(
+          (outcome) => decide(req, res, next, outcome, claimedUser, ticket, clientIp),
+          (err: unknown) => {
+            ticket?.done(false);
+            fail(err);
+          },
+        );
+    if (throttle === undefined) {
+      void verify(undefined);
+      return;
+    }
+    let admitted: Ticket | Promise<Ticket>;
     try {
-      throttle?.assertAllowed(clientIp, pending.token);
+      admitted = throttle.admit(clientIp, parsed.id);
     } catch (err) {
       refuseOrFail(req, res, next, emit)(err);
       return;
     }
-    // A cached verification answers at once; only a miss waits for the store.
-    const cached = tokens.checkCached(pending.token);
-    if (cached !== undefined) {
-      void accept(cached);
-      return;
-    }
-    tokens
-      .check(pending.token)
-      .then(accept)
-      .catch(refuseOrFail(req, res, next, emit));
+    if ('then' in admitted) admitted.then(verify, fail);
+    else void verify(admitted);
   };
 }

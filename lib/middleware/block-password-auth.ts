@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { AuthenticationError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
+import { func, string, validateOptions } from '../internal/options.js';
 
 export interface BlockPasswordAuthOptions {
   /**
@@ -21,9 +22,8 @@ export const DEFAULT_PASSWORD_MESSAGE =
  * @example app.use(extractCredentials(), blockPasswordAuth({ message: 'Create a token at https://git.example.com/tokens' }))
  */
 export function blockPasswordAuth(options: Readonly<BlockPasswordAuthOptions> = {}): RequestHandler {
+  validateOptions<BlockPasswordAuthOptions>(options, { message: string(), onEvent: func });
   const message = options.message ?? DEFAULT_PASSWORD_MESSAGE;
-  if (typeof message !== 'string' || message.length === 0)
-    throw new TypeError('`message` must be a non-empty string');
   const emit = safeEmitter(options.onEvent);
   return function blockPasswordAuthMiddleware(req, res, next) {
     if (req.auth?.kind !== 'password') {

@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { AuthenticationError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
+import { any, func, oneOf, validateOptions } from '../internal/options.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { setPendingToken } from '../request/credential-slot.js';
 import { assertTokenPrefix } from '../tokens/format.js';
@@ -20,11 +21,14 @@ export interface ExtractCredentialsOptions {
  * @example app.use(extractCredentials({ anonymous: 'deny' }))
  */
 export function extractCredentials(options: Readonly<ExtractCredentialsOptions> = {}): RequestHandler {
+  validateOptions<ExtractCredentialsOptions>(options, {
+    tokenPrefix: any,
+    anonymous: oneOf(['pass', 'deny']),
+    onEvent: func,
+  });
   const prefix = options.tokenPrefix ?? 'bbt';
   assertTokenPrefix(prefix);
   const anonymous = options.anonymous ?? 'pass';
-  if (anonymous !== 'pass' && anonymous !== 'deny')
-    throw new TypeError("`anonymous` must be 'pass' or 'deny'");
   const emit = safeEmitter(options.onEvent);
 
   return function extractCredentialsMiddleware(req, res, next) {

@@ -1,6 +1,17 @@
 import { createPrivateKey, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { SignJWT } from 'jose';
+import { BoundedCache } from '../internal/bounded-cache.js';
+import {
+  any,
+  headerName as headerNameCheck,
+  integer,
+  object,
+  oneOf,
+  type Shape,
+  string,
+  validateOptions,
+} from '../internal/options.js';
 import { isTokenRequest } from '../request/credential-slot.js';
 
 /** A short-lived signed statement of who the request is, for upstreams that verify it. */
@@ -25,6 +36,18 @@ export interface ForwardIdentityOptions {
 }
 
 const DEFAULT_JWT_HEADER = 'x-forwarded-user-jwt';
+
+export const FORWARD_IDENTITY_OPTIONS: Shape<ForwardIdentityOptions> = {
+  header: headerNameCheck,
+  jwt: object<IdentityJwtOptions>({
+    key: any,
+    algorithm: oneOf(['HS256', 'EdDSA']),
+    header: headerNameCheck,
+    ttlSeconds: integer(5, 3_600),
+    issuer: string(),
+    audience: string(),
+  }),
+};
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function headerName(value: string | undefined, fallback: string, option: string): string {
@@ -35,17 +58,30 @@ function headerName(value: string | undefined, fallback: string, option: string)
   return name;
 }
 
-/** Removes headers (any letter case) from both `req.headers` and `req.rawHeaders`. */
-function stripHeaders(req: Request, names: readonly string[]): void {
-  for (const name of names) if (req.headers[name] !== undefined) delete req.headers[name];
+/**
+ * A test for header names that mean one of `names` to some upstream: any letter case, and `_`
+ * for `-` (CGI-style servers and proxies that fold `_` into `-` would read `X_Forwarded_User` as
+ * `x-forwarded-user`). Names of other lengths are passed over without allocating.
+ */
+function spellingsOf(names: readonly string[]): (name: string) => boolean {
+  const lengths = new Set(names.map((n) => n.length));
+  return (name) => lengths.has(name.length) && names.includes(name.toLowerCase().replaceAll('_', '-'));
+}
+
+/** Removes every spelling of some headers from both `req.headers` and `req.rawHeaders`. */
+function stripHeaders(req: Request, matches: (name: string) => boolean): void {
   const raw = req.rawHeaders;
-  let dirty = false;
-  for (let i = 0; i < raw.length && !dirty; i += 2) dirty = names.includes(raw[i]!.toLowerCase());
-  if (!dirty) return;
-  const kept: string[] = [];
-  for (let i = 0; i < raw.length; i += 2)
-    if (!names.includes(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
-  raw.splice(0, raw.length, ...kept);
+  let kept: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (matches(name)) {
+      delete req.headers[name.toLowerCase()];
+      kept ??= raw.slice(0, i);
+    } else {
+      kept?.push(name, raw[i + 1]!);
+    }
+  }
+  if (kept !== undefined) raw.splice(0, raw.length, ...kept);
 }
 
 function setHeader(req: Request, name: string, value: string): void {
@@ -78,12 +114,12 @@ function createSigner(options: IdentityJwtOptions): Signer {
     throw new TypeError('`jwt.key` must be an Ed25519 private key for EdDSA');
   }
   // A JWT is reused for half its life, so a busy token costs one signature per half-TTL.
-  const cache = new Map<string, { jwt: string; until: number }>();
+  const cache = new BoundedCache<string, string>(10_000, (ttl * 1000) / 2);
   return async (user, tokenId, scope) => {
     const now = Date.now();
     const cacheKey = `${tokenId}\u0000${user}\u0000${scope}`;
-    const hit = cache.get(cacheKey);
-    if (hit !== undefined && hit.until > now) return hit.jwt;
+    const hit = cache.get(cacheKey, now);
+    if (hit !== undefined) return hit;
     let jwt = new SignJWT({ tid: tokenId, scope })
       .setProtectedHeader({ alg: algorithm, typ: 'JWT' })
       .setSubject(user)
@@ -92,8 +128,7 @@ function createSigner(options: IdentityJwtOptions): Signer {
     if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer);
     if (options.audience !== undefined) jwt = jwt.setAudience(options.audience);
     const signed = await jwt.sign(key);
-    if (cache.size >= 10_000) cache.clear();
-    cache.set(cacheKey, { jwt: signed, until: now + (ttl * 1000) / 2 });
+    cache.set(cacheKey, signed, undefined, now);
     return signed;
   };
 }
@@ -106,14 +141,16 @@ function createSigner(options: IdentityJwtOptions): Signer {
  * @example app.use(forwardIdentity({ header: 'x-forwarded-user', jwt: { key: process.env.JWT_SECRET! } }))
  */
 export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}): RequestHandler {
+  validateOptions<ForwardIdentityOptions>(options, FORWARD_IDENTITY_OPTIONS);
   const header = headerName(options.header, 'x-forwarded-user', 'header');
   const jwtHeader = options.jwt
     ? headerName(options.jwt.header, DEFAULT_JWT_HEADER, 'jwt.header')
     : undefined;
   const sign = options.jwt ? createSigner(options.jwt) : undefined;
   // The default JWT header is stripped even when no JWT is configured: it is never the client's to send.
-  const spoofable = [...new Set([header, DEFAULT_JWT_HEADER, ...(jwtHeader ? [jwtHeader] : [])])];
-  const withAuthorization = [...spoofable, 'authorization'];
+  const names = [...new Set([header, DEFAULT_JWT_HEADER, ...(jwtHeader ? [jwtHeader] : [])])];
+  const spoofable = spellingsOf(names);
+  const withAuthorization = spellingsOf([...names, 'authorization']);
 
   return function forwardIdentityMiddleware(req, _res, next) {
     const auth = req.auth;

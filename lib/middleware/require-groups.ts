@@ -3,6 +3,7 @@ import { ForbiddenError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { compilePermission, type GroupsOption, groupsOf, toGroupResolver } from '../groups/group-resolver.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
+import { any, array, either, func, oneOf, record, string, validateOptions } from '../internal/options.js';
 
 export interface RequireGroupsOptions {
   /** Groups whose members pass. Omitted = everyone, `[]` = no one. */
@@ -21,6 +22,12 @@ export interface RequireGroupsOptions {
  * @example app.use(requireGroups({ groups: ['api-users'], resolver: staticGroups({ alice: ['api-users'] }) }))
  */
 export function requireGroups(options: Readonly<RequireGroupsOptions>): RequestHandler {
+  validateOptions<RequireGroupsOptions>(options, {
+    groups: any,
+    resolver: either(func, record(array(string()))),
+    kinds: array(oneOf(['token', 'password'])),
+    onEvent: func,
+  });
   const permission = compilePermission(options.groups, 'groups');
   const resolver = toGroupResolver(options.resolver);
   const kinds = new Set(options.kinds ?? ['token']);

@@ -2,8 +2,9 @@ import type { RequestHandler } from 'express';
 import { ForbiddenError, MethodNotAllowedError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
+import { array, func, oneOf, record, string, validateOptions } from '../internal/options.js';
 import { SCOPES, type Scope } from '../model.js';
-import { requiredScope, type ScopeNeed } from '../request/scope-rules.js';
+import { compileScopeRules, requiredScope, type ScopeNeed } from '../request/scope-rules.js';
 
 export interface RequireScopeOptions {
   /**
@@ -11,10 +12,21 @@ export interface RequireScopeOptions {
    * `{ PROPFIND: 'read' }`. Default: none; any other method is refused (405).
    */
   extraMethods?: Readonly<Record<string, Scope>>;
+  /**
+   * Path prefixes of git smart-HTTP and Git LFS URLs (`<prefix><project>/<repo>[.git]/…`): only
+   * there can a POST be a read (a fetch, an LFS download). Default `['/scm/']`.
+   */
+  gitPrefixes?: readonly string[];
   onEvent?: EventListener;
 }
 
 const METHOD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export const REQUIRE_SCOPE_OPTIONS = {
+  extraMethods: record(oneOf(SCOPES)),
+  gitPrefixes: array(string({ pattern: /^\// })),
+  onEvent: func,
+};
 
 /**
  * Lets a token request through only when the token's scope covers it: `read` for GET, HEAD,
@@ -23,13 +35,14 @@ const METHOD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
  * @example app.use(requireScope({ extraMethods: { PROPFIND: 'read' } }))
  */
 export function requireScope(options: Readonly<RequireScopeOptions> = {}): RequestHandler {
+  validateOptions<RequireScopeOptions>(options, REQUIRE_SCOPE_OPTIONS);
   const extra = new Map<string, Scope>();
   for (const [method, scope] of Object.entries(options.extraMethods ?? {})) {
-    if (!METHOD_NAME.test(method) || !SCOPES.includes(scope)) {
-      throw new TypeError(`\`extraMethods.${method}\` must map a method name to 'read' or 'write'`);
-    }
+    if (!METHOD_NAME.test(method))
+      throw new TypeError(`\`extraMethods.${method}\` is not an HTTP method name`);
     extra.set(method.toUpperCase(), scope);
   }
+  const rules = compileScopeRules(extra, options.gitPrefixes);
   const emit = safeEmitter(options.onEvent);
 
   return function requireScopeMiddleware(req, res, next) {
@@ -53,7 +66,7 @@ export function requireScope(options: Readonly<RequireScopeOptions> = {}): Reque
       }
       next();
     };
-    const need = requiredScope(req, extra);
+    const need = requiredScope(req, rules);
     if ('then' in need) need.then(decide, refuseOrFail(req, res, next, emit));
     else decide(need);
   };

@@ -30,8 +30,10 @@ function authorizationLines(req: Request): number {
 
 /**
  * Reads `Bearer <token>` or `Basic base64(user:secret)`, strictly: two headers, bad base64,
- * a scheme with no value or trailing junk are malformed, never guessed at. A token in the
- * query string is never a credential.
+ * a scheme with no value or trailing junk are malformed, never guessed at. Anything that looks
+ * like one of our tokens, in either part of a Basic credential, is a token attempt — judged as
+ * a token (and refused if malformed), never a password that could travel upstream or reach an
+ * event. A token in the query string is never a credential.
  */
 export function parseAuthorization(req: Request, prefix: string): Credentials {
   const header = req.headers.authorization;

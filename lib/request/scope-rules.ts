@@ -1,6 +1,16 @@
 import type { Request } from 'express';
+import { escapeRegExp } from '../internal/regexp.js';
 import type { Scope } from '../model.js';
 import { peekBody } from './peek-body.js';
+
+/**
+ * The scope a request needs. `read`: GET, HEAD, OPTIONS; everything else it allows is `write`.
+ * Two POSTs are reads, and only in their exact git forms: a git smart-HTTP fetch
+ * (`POST <git prefix><project>/<repo>[.git]/git-upload-pack` with the git content type) and a
+ * Git LFS batch download (`POST …/info/lfs/objects/batch` with the LFS content type and
+ * `"operation": "download"`). Method overrides count as the method they claim; anything
+ * ambiguous is a write.
+ */
 
 const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
   GET: 'read',
@@ -17,27 +27,46 @@ const OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-o
 
 /**
  * A path that means exactly what it says: plain segments, nothing percent-encoded, no `.` or
- * `..`, no empty segment. Anything else can never be judged a read by its suffix.
+ * `..`, no empty segment. Anything else can never be judged a read.
  */
 const CANONICAL_PATH = /^(?:\/[A-Za-z0-9_~@+-][A-Za-z0-9._~@+-]*)+$/;
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
-
+const REPOSITORY = '[^/]+/[^/]+?(?:\\.git)?';
+const UPLOAD_PACK_TYPE = 'application/x-git-upload-pack-request';
+const LFS_TYPE = 'application/vnd.git-lfs+json';
 const LFS_BATCH_LIMIT = 1_048_576;
 
 export type ScopeNeed = { scope: Scope } | { unknownMethod: string };
 
+/** Compiled scope rules: extra methods and where git repositories live. */
+export interface ScopeRules {
+  extraMethods: ReadonlyMap<string, Scope>;
+  /** `POST …/git-upload-pack` under one of these prefixes (e.g. `/scm/`) may be a read. */
+  uploadPack: RegExp;
+  lfsBatch: RegExp;
+}
+
+/** Compiles the rules once. `gitPrefixes` are path prefixes such as `/scm/` (default). */
+export function compileScopeRules(
+  extraMethods: ReadonlyMap<string, Scope>,
+  gitPrefixes: readonly string[] = ['/scm/'],
+): ScopeRules {
+  const prefixes = gitPrefixes.map((p) => escapeRegExp(p.endsWith('/') ? p : `${p}/`)).join('|');
+  return {
+    extraMethods,
+    uploadPack: new RegExp(`^(?:${prefixes})${REPOSITORY}/git-upload-pack$`),
+    lfsBatch: new RegExp(`^(?:${prefixes})${REPOSITORY}/info/lfs/objects/batch$`),
+  };
+}
+
 const NO_QUERY = new URLSearchParams();
 
-function splitUrl(req: Request): { path: string; query: URLSearchParams } {
+function splitUrl(req: Request): { path: string; query: URLSearchParams; hasQuery: boolean } {
   const url = req.originalUrl ?? req.url;
   const q = url.indexOf('?');
   return q < 0
-    ? { path: url, query: NO_QUERY }
-    : { path: url.slice(0, q), query: new URLSearchParams(url.slice(q + 1)) };
-}
-
-function canonical(path: string): boolean {
-  return CANONICAL_PATH.test(path) && !DOT_SEGMENT.test(path);
+    ? { path: url, query: NO_QUERY, hasQuery: false }
+    : { path: url.slice(0, q), query: new URLSearchParams(url.slice(q + 1)), hasQuery: true };
 }
 
 /** Every method the request sends or claims through an override. */
@@ -54,39 +83,42 @@ function claimedMethods(req: Request, query: URLSearchParams): string[] {
   return methods;
 }
 
+/** The media type of the request, lower case, without parameters. */
+function mediaType(req: Request): string {
+  const type = req.headers['content-type'];
+  return typeof type === 'string' ? type.split(';')[0]!.trim().toLowerCase() : '';
+}
+
 /**
- * The scope a request needs. Method overrides count as the method they claim; git smart HTTP
- * and Git LFS reads are recognised only in their exact forms; anything ambiguous is a write.
- * Synchronous except for a Git LFS batch request, whose body must be read.
+ * The scope a request needs. Synchronous except for a Git LFS batch request, whose body must
+ * be read.
  */
-export async function requiredScope(
-  req: Request,
-  extraMethods: ReadonlyMap<string, Scope>,
-): Promise<ScopeNeed> {
-  const { path, query } = splitUrl(req);
+export function requiredScope(req: Request, rules: ScopeRules): ScopeNeed | Promise<ScopeNeed> {
+  const { path, query, hasQuery } = splitUrl(req);
   const methods = claimedMethods(req, query);
   let needsWrite = false;
   for (const method of methods) {
-    const scope = METHOD_SCOPES[method] ?? extraMethods.get(method);
+    const scope = METHOD_SCOPES[method] ?? rules.extraMethods.get(method);
     if (scope === undefined) return { unknownMethod: method };
     if (scope === 'write') needsWrite = true;
   }
-  const services = query === NO_QUERY ? [] : query.getAll('service');
+  const services = hasQuery ? query.getAll('service') : [];
   if (services.length > 0 && !(services.length === 1 && services[0] === 'git-upload-pack'))
     return { scope: 'write' };
   if (!needsWrite) return { scope: 'read' };
-  // Only a plain POST, to a canonical path without a query, can be one of the reads below.
+  // Only a plain POST, to a canonical repository path without a query, can be one of the reads.
   if (
     req.method !== 'POST' ||
     methods.length > 1 ||
-    !canonical(path) ||
-    path.length !== (req.originalUrl ?? req.url).length
-  ) {
+    hasQuery ||
+    !CANONICAL_PATH.test(path) ||
+    DOT_SEGMENT.test(path)
+  )
     return { scope: 'write' };
-  }
-  if (path.endsWith('/git-upload-pack')) return { scope: 'read' };
-  if (path.endsWith('/info/lfs/objects/batch'))
-    return { scope: (await lfsBatchIsDownload(req)) ? 'read' : 'write' };
+  const type = mediaType(req);
+  if (rules.uploadPack.test(path)) return { scope: type === UPLOAD_PACK_TYPE ? 'read' : 'write' };
+  if (rules.lfsBatch.test(path) && type === LFS_TYPE)
+    return lfsBatchIsDownload(req).then((download) => ({ scope: download ? 'read' : 'write' }));
   return { scope: 'write' };
 }
 

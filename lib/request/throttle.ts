@@ -1,101 +1,156 @@
 import { TooManyAttemptsError } from '../errors.js';
+import { BoundedCache } from '../internal/bounded-cache.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { addressKey } from '../internal/ip.js';
+import { integer, type Shape } from '../internal/options.js';
 import type { TokenStore } from '../stores/token-store.js';
-import { VerifiedTokenCache } from '../tokens/cache.js';
-import { parseToken } from '../tokens/format.js';
 
 /** Brute-force throttling of failed token attempts. */
 export interface ThrottleOptions {
-  /** Failed attempts one client address (an IPv6 /64) may make per window. Default 30. */
+  /** Failed attempts one client address (an IPv6 /64) may make per window before it is slowed. Default 30. */
   maxFailuresPerIp?: number;
-  /** Failed attempts against one token id per window. Default 50. */
+  /** Failed attempts against one token id per window before its slow-hash work is bounded. Default 50. */
   maxFailuresPerToken?: number;
   /** Window length. Default 900,000 ms (15 minutes). */
   windowMs?: number;
+  /** Attempts from a slowed address that may wait for their turn; more get 429 at once. Default 64. */
+  maxQueuedPerIp?: number;
 }
 
-const BOUND = 100_000;
+export const THROTTLE_OPTIONS: Shape<ThrottleOptions> = {
+  maxFailuresPerIp: integer(),
+  maxFailuresPerToken: integer(),
+  windowMs: integer(1_000),
+  maxQueuedPerIp: integer(1, 10_000),
+};
 
-function positive(value: number | undefined, fallback: number, name: string): number {
-  const chosen = value ?? fallback;
-  if (!Number.isInteger(chosen) || chosen < 1)
-    throw new TypeError(`\`throttle.${name}\` must be a positive integer`);
-  return chosen;
+const MAX_KEYS = 100_000;
+
+/** One admitted verification: what it may do, and how to report its end. */
+export interface Ticket {
+  /** The client's throttle key (slow checks are queued fairly by it). */
+  readonly client: string;
+  /** Over a limit: may not cause new slow-hash work; a failure is answered 429. */
+  readonly over: boolean;
+  /** Seconds until the client's window ends (for `Retry-After`). */
+  readonly retryAfter: number;
+  /** Ends the attempt; a failure is counted (in the store when it counts, so a fleet shares it). */
+  done(failed: boolean): void;
 }
 
 /**
- * Counts failures per client address and per token id in the store (so a fleet shares them;
- * in process when the store has no counters), and refuses with 429 before any store lookup or
- * hashing once a key is over its limit. Blocks are mirrored in process, so a request that is
- * not blocked costs no store access here.
+ * Throttling that slows guessing without punishing neighbours. The rules:
+ * - A token in the verified cache never meets the throttle: a valid token is never refused
+ *   because of other clients' failures.
+ * - Attempts are reserved before they run: an address's failures plus its attempts in flight
+ *   are held to `maxFailuresPerIp`. Past it the address is *slowed*, not shut out: its attempts
+ *   are still verified (a valid token still passes), one at a time, with at most
+ *   `maxQueuedPerIp` waiting; its failures are answered 429; it may cause no slow-hash work.
+ * - A token id's failures never block the id (ids are public, so anyone could lock its owner
+ *   out); past `maxFailuresPerToken` they only stop new slow-hash work for that id, which the
+ *   hasher's quick check and the record of earlier successes make unnecessary for its owner.
+ * - Counts live in the store (shared by a fleet) and are mirrored here in bounded caches that
+ *   evict one entry at a time, so a flood of fresh keys cannot lift a block.
  */
 export class FailureThrottle {
-  private readonly perIp: number;
-  private readonly perToken: number;
-  private readonly windowMs: number;
-  private readonly blockedUntil = new Map<string, number>();
-  private readonly localCounts = new FixedWindowCounter(BOUND);
-  /** Tokens this instance verified lately, by id: their owner keeps working while the id is under attack. */
-  private readonly knownGood = new Map<string, string>();
+  readonly #perIp: number;
+  readonly #perToken: number;
+  readonly #windowMs: number;
+  readonly #maxQueued: number;
+  readonly #store: Pick<TokenStore, 'countFailure'>;
+  readonly #local = new FixedWindowCounter(MAX_KEYS);
+  /** Last known failure count per key, until its window ends. */
+  readonly #failures: BoundedCache<string, number>;
+  readonly #inFlight = new Map<string, number>();
+  /** Slowed addresses: the tail of each one's line of waiting attempts. */
+  readonly #lines = new Map<string, { tail: Promise<void>; waiting: number }>();
 
-  constructor(
-    private readonly store: TokenStore,
-    private readonly prefix: string,
-    options: Readonly<ThrottleOptions> = {},
-  ) {
-    this.perIp = positive(options.maxFailuresPerIp, 30, 'maxFailuresPerIp');
-    this.perToken = positive(options.maxFailuresPerToken, 50, 'maxFailuresPerToken');
-    this.windowMs = positive(options.windowMs, 900_000, 'windowMs');
+  constructor(store: Pick<TokenStore, 'countFailure'>, options: Readonly<ThrottleOptions> = {}) {
+    this.#store = store;
+    this.#perIp = options.maxFailuresPerIp ?? 30;
+    this.#perToken = options.maxFailuresPerToken ?? 50;
+    this.#windowMs = options.windowMs ?? 900_000;
+    this.#maxQueued = options.maxQueuedPerIp ?? 64;
+    this.#failures = new BoundedCache(MAX_KEYS, this.#windowMs);
   }
 
-  /** Throws TooManyAttemptsError when the address, or the token id, is blocked. */
-  assertAllowed(clientIp: string | null, token: string): void {
-    if (this.blockedUntil.size === 0) return; // the usual case costs nothing
+  /**
+   * Admits one cache-miss verification. Synchronous for a client within its limits; a slowed
+   * client waits its turn (or gets 429 when its line is full).
+   */
+  admit(clientIp: string | null, tokenId: string | undefined): Ticket | Promise<Ticket> {
+    const client = addressKey(clientIp);
+    const idKey = tokenId === undefined ? undefined : `id:${tokenId}`;
     const now = Date.now();
-    this.check(addressKey(clientIp), now);
-    const id = parseToken(token, this.prefix)?.id;
-    if (id !== undefined && this.knownGood.get(id) !== VerifiedTokenCache.keyOf(token))
-      this.check(`id:${id}`, now);
+    const addressOver = this.#load(client) >= this.#perIp;
+    const idOver = idKey !== undefined && this.#load(idKey) >= this.#perToken;
+    if (!addressOver) return this.#ticket(client, idKey, idOver, now);
+    // Slowed: one attempt at a time from this address, in arrival order.
+    const line = this.#lines.get(client) ?? { tail: Promise.resolve(), waiting: 0 };
+    if (line.waiting >= this.#maxQueued) throw new TooManyAttemptsError(this.#retryAfter(client, now));
+    line.waiting++;
+    this.#lines.set(client, line);
+    let release!: () => void;
+    const turn = line.tail.then(() => {
+      line.waiting--;
+      return this.#ticket(client, idKey, true, now, () => {
+        release();
+        if (line.waiting === 0 && this.#lines.get(client) === line) this.#lines.delete(client);
+      });
+    });
+    line.tail = turn.then(() => new Promise<void>((resolve) => (release = resolve)));
+    return turn;
   }
 
-  /** Counts a failed attempt; never fails the (already refused) request itself. */
-  async recordFailure(clientIp: string | null, tokenId: string | undefined): Promise<void> {
-    const counts: Array<[string, number]> = [[addressKey(clientIp), this.perIp]];
-    if (tokenId !== undefined) counts.push([`id:${tokenId}`, this.perToken]);
-    await Promise.all(
-      counts.map(async ([key, limit]) => {
-        try {
-          if ((await this.count(key)) >= limit) this.block(key);
-        } catch {
-          // Counting is best effort when the store is down: the lookup itself fails closed.
+  #ticket(client: string, idKey: string | undefined, over: boolean, now: number, onEnd?: () => void): Ticket {
+    this.#adjust(client, 1);
+    if (idKey !== undefined) this.#adjust(idKey, 1);
+    let ended = false;
+    return {
+      client,
+      over,
+      retryAfter: this.#retryAfter(client, now),
+      done: (failed) => {
+        if (ended) return;
+        ended = true;
+        this.#adjust(client, -1);
+        if (idKey !== undefined) this.#adjust(idKey, -1);
+        onEnd?.();
+        if (failed) {
+          void this.#count(client);
+          if (idKey !== undefined) void this.#count(idKey);
         }
-      }),
-    );
+      },
+    };
   }
 
-  /** Remembers a verified token so that attacks on its id never lock its owner out. */
-  noteSuccess(id: string, token: string): void {
-    if (this.knownGood.has(id)) return; // an id has exactly one valid token string
-    if (this.knownGood.size >= BOUND) this.knownGood.clear();
-    this.knownGood.set(id, VerifiedTokenCache.keyOf(token));
+  /** Failures known plus attempts in flight. */
+  #load(key: string): number {
+    return (this.#failures.get(key) ?? 0) + (this.#inFlight.get(key) ?? 0);
   }
 
-  private check(key: string, now: number): void {
-    const until = this.blockedUntil.get(key);
-    if (until === undefined) return;
-    if (until <= now) this.blockedUntil.delete(key);
-    else throw new TooManyAttemptsError(Math.ceil((until - now) / 1000));
+  #adjust(key: string, delta: number): void {
+    const next = (this.#inFlight.get(key) ?? 0) + delta;
+    if (next <= 0) this.#inFlight.delete(key);
+    else this.#inFlight.set(key, next);
   }
 
-  private block(key: string): void {
-    if (this.blockedUntil.size >= BOUND) this.blockedUntil.clear();
-    this.blockedUntil.set(key, Date.now() + this.windowMs);
+  #retryAfter(client: string, now: number): number {
+    const until = this.#failures.expiresAt(client, now);
+    return until === undefined ? 1 : Math.max(1, Math.ceil((until - now) / 1000));
   }
 
-  private async count(key: string): Promise<number> {
-    return this.store.countFailure
-      ? this.store.countFailure(key, this.windowMs)
-      : this.localCounts.add(key, this.windowMs);
+  async #count(key: string): Promise<void> {
+    try {
+      const count = this.#store.countFailure
+        ? await this.#store.countFailure(key, this.#windowMs)
+        : this.#local.add(key, this.#windowMs);
+      // The window restarts when the store says the count restarted.
+      const known = this.#failures.get(key);
+      if (known === undefined || count <= 1) this.#failures.set(key, count);
+      else this.#failures.set(key, count, this.#failures.expiresAt(key)! - Date.now());
+    } catch {
+      // Counting is best effort when the store is down: the lookup itself fails closed.
+    }
   }
 }

@@ -89,10 +89,16 @@ export interface TokenStore {
    */
   expiringBetween?(after: number, upTo: number, limit: number): Promise<TokenRecord[]>;
   /**
-   * Optional. Delivers revocations made by any instance sharing this store, so verified-token
-   * caches can drop them. Resolves once listening; the result stops listening.
+   * Optional. Delivers revocations and changes (`delete`, and `update` so caches drop the old
+   * version) made by any instance sharing this store, so verified-token caches can drop them.
+   * Resolves once listening; the result stops listening. When the feed drops, the store calls
+   * `onFeedState(false)` (the gate then stops trusting its cache) and, once it is back,
+   * `onFeedState(true)` and `onRevoked('*')` (anything may have been missed).
    */
-  subscribe?(onRevoked: RevocationListener): Promise<() => Promise<void>>;
+  subscribe?(
+    onRevoked: RevocationListener,
+    onFeedState?: (connected: boolean) => void,
+  ): Promise<() => Promise<void>>;
   /** Optional. Releases timers and connections the store itself created. */
   close?(): Promise<void>;
 }

@@ -72,9 +72,20 @@ export function assembleToken(prefix: string, id: string, secret: string): strin
   return head + checksum(head);
 }
 
-/** True when the string is meant as a token of this prefix (even a broken one). */
+const resemblances = new Map<string, RegExp>();
+
+/**
+ * True when the string is, or holds, something meant as a token of this prefix, even a broken
+ * one: the prefix in any letter case after optional spaces, or a token-shaped run anywhere.
+ * Such a credential is judged as a token (and refused if malformed), never used as a password.
+ */
 export function looksLikeToken(value: string, prefix: string): boolean {
-  return value.startsWith(`${prefix}_`);
+  let pattern = resemblances.get(prefix);
+  if (pattern === undefined) {
+    pattern = new RegExp(`^\\s*${prefix}_|${prefix}_[0-9a-z]{20}`, 'i');
+    resemblances.set(prefix, pattern);
+  }
+  return pattern.test(value);
 }
 
 /**
@@ -83,7 +94,7 @@ export function looksLikeToken(value: string, prefix: string): boolean {
  */
 export function parseToken(value: string, prefix: string): ParsedToken | null {
   const bodyStart = prefix.length + 1;
-  if (value.length !== bodyStart + BODY_LENGTH || !looksLikeToken(value, prefix)) return null;
+  if (value.length !== bodyStart + BODY_LENGTH || !value.startsWith(`${prefix}_`)) return null;
   const body = value.slice(bodyStart);
   if (!BASE62.test(body)) return null;
   const head = value.slice(0, value.length - CHECKSUM_LENGTH);

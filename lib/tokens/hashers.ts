@@ -1,17 +1,27 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import bcrypt from 'bcryptjs';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { fail, integer, validateOptions } from '../internal/options.js';
+import { BcryptPool } from './bcrypt-pool.js';
 
 /**
  * Turns a token's secret material into what the store keeps, and checks it back.
  * Implement it to plug in another algorithm; `verify` must compare in constant time.
+ * @example
+ * const hasher: TokenHasher = { name: 'argon2', slow: true, hash: (m) => argon2.hash(m), verify: (m, s) => argon2.verify(s, m) };
  */
 export interface TokenHasher {
   /** Short name, for logs and diagnostics. */
   readonly name: string;
-  /** True for deliberately slow hashes: the gate then bounds concurrent checks. */
+  /** True for deliberately slow hashes: the gate then bounds and queues checks fairly. */
   readonly slow: boolean;
   hash(material: string): Promise<string>;
   verify(material: string, stored: string): Promise<boolean>;
+  /**
+   * Optional, for slow hashers: true when `material` certainly does not match `stored`, decided
+   * cheaply. Lets the gate refuse forged attempts against a known token id without slow work.
+   */
+  quickReject?(material: string, stored: string): boolean;
+  /** Optional: releases threads or other resources. */
+  close?(): Promise<void>;
 }
 
 export interface Sha256HasherOptions {
@@ -25,15 +35,18 @@ export interface Sha256HasherOptions {
 const SHA256_TAG = 'hmac-sha256$';
 const DEFAULT_PEPPER = 'express-api-tokens';
 
+const pepperCheck = (value: unknown, path: string) => {
+  if ((typeof value !== 'string' && !Buffer.isBuffer(value)) || value.length === 0)
+    fail(path, 'must be a non-empty string or Buffer');
+};
+
 /**
  * HMAC-SHA256, the default. Tokens carry 256 random bits, so a fast keyed hash is safe at rest.
- * @example createTokenGate({ hasher: sha256Hasher({ pepper: process.env.TOKEN_PEPPER }) })
+ * @example createTokenGate({ hasher: sha256Hasher({ pepper: process.env['TOKEN_PEPPER'] ?? 'dev' }) })
  */
 export function sha256Hasher(options: Readonly<Sha256HasherOptions> = {}): TokenHasher {
+  validateOptions<Sha256HasherOptions>(options, { pepper: pepperCheck });
   const pepper = options.pepper ?? DEFAULT_PEPPER;
-  if ((typeof pepper !== 'string' && !Buffer.isBuffer(pepper)) || pepper.length === 0) {
-    throw new TypeError('`pepper` must be a non-empty string or Buffer');
-  }
   const digest = (material: string) => createHmac('sha256', pepper).update(material).digest();
   return {
     name: 'sha256',
@@ -59,21 +72,58 @@ export function sha256Hasher(options: Readonly<Sha256HasherOptions> = {}): Token
 export interface BcryptHasherOptions {
   /** bcrypt cost factor, 4 to 31. Default 10 (about 86 ms a check in pure JS). */
   cost?: number;
+  /**
+   * Worker threads that run bcrypt, so a check never blocks the event loop. Default 2;
+   * 0 runs bcrypt on the main thread (bcryptjs yields every few milliseconds, but a check
+   * still holds the loop for most of its time).
+   */
+  threads?: number;
 }
 
-/** bcrypt (bcryptjs), for policies that demand a slow hash. The gate's cache keeps requests fast. */
+/**
+ * Stored as `bcrypt$<check>$<bcrypt hash>`. The check is 16 bits of SHA-256 of the material:
+ * it refuses 65,535 of 65,536 forged attempts against a known token id without running bcrypt,
+ * while revealing nothing useful about a 256-bit secret. Plain bcrypt hashes (`$2…`) from
+ * earlier versions are still verified, without the quick check.
+ */
+const BCRYPT_TAG = 'bcrypt$';
+
+function quickCheck(material: string): string {
+  return createHash('sha256').update(material).digest('hex').slice(0, 4);
+}
+
+/**
+ * bcrypt (bcryptjs, in worker threads), for policies that demand a slow hash. The gate's cache
+ * keeps requests fast; checks are bounded and queued fairly between clients.
+ * @example createTokenGate({ hasher: bcryptHasher({ cost: 12 }) })
+ */
 export function bcryptHasher(options: Readonly<BcryptHasherOptions> = {}): TokenHasher {
+  validateOptions<BcryptHasherOptions>(options, { cost: integer(4, 31), threads: integer(0, 64) });
   const cost = options.cost ?? 10;
-  if (!Number.isInteger(cost) || cost < 4 || cost > 31) {
-    throw new TypeError(`\`cost\` must be an integer from 4 to 31, got ${String(cost)}`);
-  }
+  const pool = new BcryptPool(options.threads ?? 2);
+  const split = (stored: string): { check: string | null; bcrypt: string } | null => {
+    if (stored.startsWith('$2')) return { check: null, bcrypt: stored };
+    if (!stored.startsWith(BCRYPT_TAG)) return null;
+    const end = stored.indexOf('$', BCRYPT_TAG.length);
+    return end < 0 ? null : { check: stored.slice(BCRYPT_TAG.length, end), bcrypt: stored.slice(end + 1) };
+  };
   return {
     name: 'bcrypt',
     slow: true,
-    hash: (material) => bcrypt.hash(material, cost),
-    // bcryptjs compares the computed and stored hashes in constant time.
-    verify: (material, stored) =>
-      stored.startsWith('$2') ? bcrypt.compare(material, stored) : Promise.resolve(false),
+    async hash(material) {
+      return `${BCRYPT_TAG}${quickCheck(material)}$${await pool.hash(material, cost)}`;
+    },
+    quickReject(material, stored) {
+      const parts = split(stored);
+      return parts === null || (parts.check !== null && parts.check !== quickCheck(material));
+    },
+    async verify(material, stored) {
+      const parts = split(stored);
+      if (parts === null || (parts.check !== null && parts.check !== quickCheck(material))) return false;
+      // bcryptjs compares the computed and stored hashes in constant time.
+      return pool.compare(material, parts.bcrypt);
+    },
+    close: () => pool.close(),
   };
 }
 
@@ -84,6 +134,8 @@ export function resolveHasher(
 ): TokenHasher {
   if (hasher === undefined || hasher === 'sha256')
     return sha256Hasher(pepper === undefined ? {} : { pepper });
+  if (pepper !== undefined)
+    throw new TypeError("`pepper` only applies to the 'sha256' hasher; remove it or use hasher: 'sha256'");
   if (hasher === 'bcrypt') return bcryptHasher();
   if (
     typeof hasher === 'object' &&

@@ -1,60 +1,74 @@
-import { ValidationError } from '../errors.js';
-import { Semaphore } from '../internal/semaphore.js';
-import {
-  daysToMs,
-  isDayCount,
-  parseInstant,
-  validateName,
-  validateScope,
-  validateUser,
-} from '../internal/validate.js';
+import { BadRequestError, NotFoundError, ValidationError } from '../errors.js';
+import type { EventListener, TokenChangedEvent } from '../events.js';
+import { any, func, integer, object, type Shape, validateOptions, withMethods } from '../internal/options.js';
+import { parseInstant, validateName, validateScope, validateUser } from '../internal/validate.js';
 import { storeCall } from '../internal/with-timeout.js';
-import type { Scope, TokenInfo } from '../model.js';
-import type { TokenQuery, TokenRecord, TokenStore } from '../stores/token-store.js';
-import { type CacheOptions, VerifiedTokenCache } from './cache.js';
-import { generateToken, isTokenId, parseToken } from './format.js';
+import type { Scope, TokenInfo, TokenRecord } from '../model.js';
+import type { TokenQuery, TokenStore } from '../stores/token-store.js';
+import {
+  checkExpiryPolicy,
+  EXPIRY_POLICY,
+  type ExpiryPolicy,
+  expiryFor,
+  renewedExpiry,
+} from './expiry-policy.js';
+import { generateToken, isTokenId } from './format.js';
 import type { TokenHasher } from './hashers.js';
+import { type RestrictionsInput, validateRestrictions } from './restrictions.js';
+import { toTokenInfo } from './token-info.js';
+import { type CacheOptions, TokenVerifier } from './verifier.js';
 
-/** When tokens expire. */
-export interface ExpiryPolicy {
-  /** Days until expiry when a token is created without one. Default: `maxDays`, else never. */
-  defaultDays?: number;
-  /** Longest lifetime allowed; a longer request is refused, never clamped. Default: unlimited. */
-  maxDays?: number;
-}
+export type { ExpiryPolicy } from './expiry-policy.js';
 
 export interface TokenServiceOptions {
   store: TokenStore;
   hasher: TokenHasher;
-  tokenPrefix: string;
+  /** Default `'bbt'`. */
+  tokenPrefix?: string;
   expiry?: ExpiryPolicy;
   cache?: CacheOptions;
-  /** Deadline for every store call; past it the request fails closed with 503. Default 2,000 ms. */
+  /** Deadline for every store call; past it the call fails closed with 503. Default 2,000 ms. */
   storeTimeoutMs?: number;
   /** Least time between two last-used writes of one token. Default 60,000 ms. */
   touchIntervalMs?: number;
   /** Concurrent checks for slow hashers (bcrypt). Default 4; 256 more may wait. */
   maxConcurrentSlowChecks?: number;
+  /** Most live tokens one user may hold; creating more is a 400 `TOKEN_LIMIT_REACHED`. Default 100. */
+  maxTokensPerUser?: number;
+  /** Receives `token.*` events. */
+  onEvent?: EventListener;
   /** Clock, for tests. */
   now?: () => number;
 }
 
-export interface CreateTokenInput {
+/** A new token: its owner, name, scope, and optional expiry and restrictions. */
+export interface CreateTokenInput extends RestrictionsInput {
   user: string;
   name: string;
   scope: Scope;
   /** A `Date` or an ISO 8601 string; default from the expiry policy. */
   expiresAt?: Date | string | null;
-  /** Who creates it, when not the owner (an administrator). Default: `user`. */
+  /** Who creates it, when not the owner (an administrator). Default: the context's actor, else `user`. */
   createdBy?: string;
 }
 
-/** Why a token was refused; kept for audit events, never shown to the client. */
-export type VerifyFailure = 'malformed' | 'unknown' | 'expired' | 'mismatch';
+/** What `update()` may change: the name and the restrictions (null removes one). */
+export interface TokenUpdate extends RestrictionsInput {
+  name?: string;
+}
 
-export type VerifyOutcome =
-  | { ok: true; record: TokenRecord }
-  | { ok: false; reason: VerifyFailure; id?: string };
+/** Who makes a change, for the audit events. */
+export interface ChangeContext {
+  /** The acting user (owner or administrator). Default: the token's owner. */
+  actor?: string;
+  /** The address the change came from. */
+  clientIp?: string | null;
+}
+
+export interface RotateOptions {
+  /** How long the old token keeps working. Default 86,400,000 ms (24 hours); 0 revokes it at once. */
+  graceMs?: number;
+}
 
 export interface TokenPage {
   values: TokenInfo[];
@@ -62,267 +76,331 @@ export interface TokenPage {
   nextStart?: number;
 }
 
-const MAX_TOKEN_LENGTH = 256;
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-const infos = new WeakMap<TokenRecord, TokenInfo>();
-
-/** The public view of a record: no hash, ISO times. Memoised per record (cached records reuse it). */
-export function toTokenInfo(record: TokenRecord): TokenInfo {
-  const known = infos.get(record);
-  if (known !== undefined) return known;
-  const info: TokenInfo = {
-    id: record.id,
-    user: record.user,
-    name: record.name,
-    scope: record.scope,
-    createdAt: new Date(record.createdAt).toISOString(),
-    createdBy: record.createdBy,
-    expiresAt: iso(record.expiresAt),
-    lastUsedAt: iso(record.lastUsedAt),
-    lastUsedIp: record.lastUsedIp,
-    allowedIps: record.allowedIps,
-    requiredHeaders: record.requiredHeaders,
-    resources: record.resources,
-  };
-  infos.set(record, info);
-  return info;
+/** A created token: `token` is the only copy of the secret — show it once. */
+export interface CreatedToken {
+  token: string;
+  info: TokenInfo;
 }
 
-export function validateExpiryPolicy(expiry: ExpiryPolicy | undefined): ExpiryPolicy {
-  if (expiry === undefined) return {};
-  if (typeof expiry !== 'object' || expiry === null) throw new TypeError('`expiry` must be an object');
-  for (const key of ['defaultDays', 'maxDays'] as const) {
-    if (expiry[key] !== undefined && !isDayCount(expiry[key])) {
-      throw new TypeError(`\`expiry.${key}\` must be a whole number of days from 1 to 36500`);
-    }
-  }
-  if (
-    expiry.defaultDays !== undefined &&
-    expiry.maxDays !== undefined &&
-    expiry.defaultDays > expiry.maxDays
-  ) {
-    throw new TypeError('`expiry.defaultDays` must not exceed `expiry.maxDays`');
-  }
-  return expiry;
+const DEFAULT_GRACE_MS = 86_400_000;
+
+const TOKEN_SERVICE_OPTIONS: Shape<TokenServiceOptions> = {
+  store: withMethods(['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'], 'a TokenStore'),
+  hasher: withMethods(['hash', 'verify'], 'a TokenHasher'),
+  tokenPrefix: any,
+  expiry: object(EXPIRY_POLICY),
+  cache: any,
+  storeTimeoutMs: integer(1, 60_000),
+  touchIntervalMs: integer(1),
+  maxConcurrentSlowChecks: integer(1, 1_000),
+  maxTokensPerUser: integer(1, 100_000),
+  onEvent: func,
+  now: func,
+};
+const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources']);
+
+const engines = new WeakMap<TokenService, TokenVerifier>();
+
+/** The verification engine of a service, for the request path (internal; not exported by the package). */
+export function verifierOf(service: TokenService): TokenVerifier {
+  const engine = engines.get(service);
+  if (engine === undefined) throw new TypeError('`tokens` must be a TokenService (gate.tokens)');
+  return engine;
 }
 
 /**
- * Creates, verifies, lists, renames and revokes tokens. Reached as `gate.tokens`.
+ * Creates, verifies, lists, changes, rotates and revokes tokens. Reached as `gate.tokens`.
+ * Every change is reported to `onEvent` (`token.created`, `token.updated`, `token.rotated`,
+ * `token.revoked`), never with the secret.
  * @example
  * const { token, info } = await gate.tokens.create({ user: 'alice', name: 'CI', scope: 'read' });
+ * await gate.tokens.revoke(info.id, { actor: 'alice' });
  */
 export class TokenService {
-  /** The verified-token cache (exposed for metrics and tests). */
-  readonly cache: VerifiedTokenCache;
+  /** Prefix of this service's token strings (`bbt` → `bbt_…`). */
   readonly tokenPrefix: string;
-  /**
-   * Whether cached verifications may be used. The gate clears it while a store's revocation
-   * feed is not yet up, so a revocation made elsewhere can never be missed.
-   */
-  cacheTrusted = true;
-  private readonly store: TokenStore;
-  private readonly hasher: TokenHasher;
-  private readonly expiry: ExpiryPolicy;
-  private readonly timeoutMs: number;
-  private readonly touchIntervalMs: number;
-  private readonly slowChecks: Semaphore | undefined;
-  private readonly lastTouch = new Map<string, number>();
-  private readonly inFlight = new Map<string, Promise<VerifyOutcome>>();
-  private readonly now: () => number;
+  readonly #store: TokenStore;
+  readonly #hasher: TokenHasher;
+  readonly #verifier: TokenVerifier;
+  readonly #expiry: ExpiryPolicy;
+  readonly #timeoutMs: number;
+  readonly #maxPerUser: number;
+  readonly #emit: EventListener;
+  readonly #now: () => number;
 
   constructor(options: TokenServiceOptions) {
-    this.store = options.store;
-    this.hasher = options.hasher;
-    this.tokenPrefix = options.tokenPrefix;
-    this.expiry = validateExpiryPolicy(options.expiry);
-    this.cache = new VerifiedTokenCache(options.cache);
-    this.timeoutMs = options.storeTimeoutMs ?? 2_000;
-    this.touchIntervalMs = options.touchIntervalMs ?? 60_000;
-    this.slowChecks = this.hasher.slow ? new Semaphore(options.maxConcurrentSlowChecks ?? 4, 256) : undefined;
-    this.now = options.now ?? Date.now;
+    validateOptions<TokenServiceOptions>(options, TOKEN_SERVICE_OPTIONS);
+    checkExpiryPolicy(options.expiry ?? {});
+    this.tokenPrefix = options.tokenPrefix ?? 'bbt';
+    this.#store = options.store;
+    this.#hasher = options.hasher;
+    this.#expiry = options.expiry ?? {};
+    this.#timeoutMs = options.storeTimeoutMs ?? 2_000;
+    this.#maxPerUser = options.maxTokensPerUser ?? 100;
+    this.#emit = options.onEvent ?? (() => {});
+    this.#now = options.now ?? Date.now;
+    this.#verifier = new TokenVerifier({ ...options, tokenPrefix: this.tokenPrefix });
+    engines.set(this, this.#verifier);
   }
 
-  /** Creates a token. The returned `token` string is the only copy of the secret: show it once. */
-  async create(input: CreateTokenInput): Promise<{ token: string; info: TokenInfo }> {
+  /**
+   * Creates a token. The returned `token` string is the only copy of the secret: show it once.
+   * @example const { token } = await gate.tokens.create({ user: 'ci-bot', name: 'deploys', scope: 'write', resources: ['OPS/deploy'] });
+   */
+  async create(input: CreateTokenInput, context: ChangeContext = {}): Promise<CreatedToken> {
     if (typeof input !== 'object' || input === null)
       throw new ValidationError('input', 'A token needs a user, a name and a scope.');
     const user = validateUser(input.user);
-    const now = this.now();
+    const now = this.#now();
+    const restrictions = validateRestrictions(input);
+    const createdBy = validateUser(input.createdBy ?? context.actor ?? user, 'createdBy');
+    const created = await this.#issue(
+      {
+        user,
+        name: validateName(input.name),
+        scope: validateScope(input.scope),
+        createdAt: now,
+        createdBy,
+        expiresAt: expiryFor(this.#expiry, parseInstant(input.expiresAt, 'expiresAt'), now),
+        allowedIps: restrictions.allowedIps ?? null,
+        requiredHeaders: restrictions.requiredHeaders ?? null,
+        resources: restrictions.resources ?? null,
+      },
+      true,
+    );
+    this.#report(
+      'token.created',
+      created.info,
+      { ...context, actor: createdBy },
+      { scope: created.info.scope },
+    );
+    return created;
+  }
+
+  /** Writes a new token like `draft` with a fresh id and secret; checks the per-user cap when asked. */
+  async #issue(
+    draft: Omit<TokenRecord, 'id' | 'hash' | 'lastUsedAt' | 'lastUsedIp' | 'upstream'>,
+    capped: boolean,
+  ): Promise<CreatedToken> {
+    if (capped) {
+      const held = await this.#call(() => this.#store.listByUser(draft.user));
+      if (held.length >= this.#maxPerUser)
+        throw new BadRequestError(
+          'TOKEN_LIMIT_REACHED',
+          `${draft.user} already has ${held.length} API tokens, the most allowed. Revoke one first.`,
+        );
+    }
+    const { token, id, secret } = generateToken(this.tokenPrefix);
     const record: TokenRecord = {
-      id: '',
-      user,
-      name: validateName(input.name),
-      scope: validateScope(input.scope),
-      hash: '',
-      createdAt: now,
-      createdBy: input.createdBy === undefined ? user : validateUser(input.createdBy, 'createdBy'),
-      expiresAt: this.expiryFor(parseInstant(input.expiresAt, 'expiresAt'), now),
+      ...draft,
+      id,
+      hash: await this.#hasher.hash(id + secret),
       lastUsedAt: null,
       lastUsedIp: null,
-      allowedIps: null,
-      requiredHeaders: null,
-      resources: null,
       upstream: null,
     };
-    const { token, id, secret } = generateToken(this.tokenPrefix);
-    record.id = id;
-    record.hash = await this.hasher.hash(id + secret);
-    await this.call(() => this.store.put(record));
+    await this.#call(() => this.#store.put(record));
     return { token, info: toTokenInfo(record) };
   }
 
-  /** Expiry from a requested time or from the policy. Beyond `maxDays` is an error, not clamped. */
-  private expiryFor(requested: number | null, now: number): number | null {
-    const { defaultDays, maxDays } = this.expiry;
-    const max = maxDays === undefined ? null : now + daysToMs(maxDays);
-    if (requested === null) {
-      const days = defaultDays ?? maxDays;
-      return days === undefined ? null : now + daysToMs(days);
-    }
-    if (requested <= now) throw new ValidationError('expiresAt', '`expiresAt` must be in the future.');
-    if (max !== null && requested > max + 60_000) {
-      throw new ValidationError('expiresAt', `Tokens may live at most ${maxDays} days.`);
-    }
-    return requested;
-  }
-
-  /** The token's info when it is valid now, else null. Rejects with a StoreError when the store fails. */
+  /**
+   * The token's info when it is valid now, else null. Rejects with a StoreError when the store fails.
+   * @example const info = await gate.tokens.verify(req.headers['x-token'] as string);
+   */
   async verify(token: string): Promise<TokenInfo | null> {
-    const outcome = await this.check(token);
+    const outcome = await this.#verifier.check(token);
     return outcome.ok ? toTokenInfo(outcome.record) : null;
   }
 
   /**
-   * The outcome from the verified-token cache alone, without waiting for anything; undefined
-   * when the cache cannot answer. The request path's fast lane.
+   * One token's info, or null for an unknown (or malformed) id.
+   * @example const info = await gate.tokens.get('a1B2c3D4e5F');
    */
-  checkCached(token: string): VerifyOutcome | undefined {
-    return this.cachedOutcome(VerifiedTokenCache.keyOf(token));
-  }
-
-  private cachedOutcome(key: string): VerifyOutcome | undefined {
-    if (!this.cacheTrusted) return undefined;
-    const now = this.now();
-    const cached = this.cache.get(key, now);
-    if (cached === undefined) return undefined;
-    return cached.expiresAt !== null && cached.expiresAt <= now
-      ? { ok: false, reason: 'expired', id: cached.id }
-      : { ok: true, record: cached };
-  }
-
-  /**
-   * Verification with the reason of a failure, for the request path. Concurrent checks of one
-   * token share a single lookup (and a single bcrypt run) instead of stampeding the store.
-   */
-  check(token: string): Promise<VerifyOutcome> {
-    // Nothing that is not a plausible token string is hashed or looked up.
-    if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH)
-      return Promise.resolve({ ok: false, reason: 'malformed' });
-    const key = VerifiedTokenCache.keyOf(token);
-    const fromCache = this.cachedOutcome(key);
-    if (fromCache !== undefined) return Promise.resolve(fromCache);
-    const pending = this.inFlight.get(key);
-    if (pending !== undefined) return pending;
-    const check = this.checkUncached(token, key).finally(() => this.inFlight.delete(key));
-    this.inFlight.set(key, check);
-    return check;
-  }
-
-  private async checkUncached(token: string, key: string): Promise<VerifyOutcome> {
-    const now = this.now();
-    const parsed = parseToken(token, this.tokenPrefix);
-    if (parsed === null) return { ok: false, reason: 'malformed' };
-    const { id, secret } = parsed;
-    if (this.slowChecks && this.cache.failedRecently(key, now)) return { ok: false, reason: 'mismatch', id };
-    const record = await this.call(() => this.store.get(id));
-    if (record === null || record.id !== id) return { ok: false, reason: 'unknown', id };
-    // A slow hash is checked once per token: later look-ups that find the same stored hash
-    // (not revoked, not re-issued) need not run bcrypt again for the same secret.
-    const matches = this.slowChecks
-      ? this.cache.verifiedBefore(key, record.hash) ||
-        (await this.slowChecks.run(() => this.hasher.verify(id + secret, record.hash)))
-      : await this.hasher.verify(id + secret, record.hash);
-    if (!matches) {
-      if (this.slowChecks) this.cache.rememberFailure(key, now);
-      return { ok: false, reason: 'mismatch', id };
-    }
-    if (record.expiresAt !== null && record.expiresAt <= this.now())
-      return { ok: false, reason: 'expired', id };
-    if (this.slowChecks) this.cache.rememberVerified(key, record.hash);
-    if (this.cacheTrusted) this.cache.set(key, record, now);
-    return { ok: true, record };
-  }
-
-  /**
-   * Records a use: the first at once, later ones at most once per `touchIntervalMs`.
-   * Fire and forget: a failed write never fails the request it describes.
-   */
-  noteUse(record: TokenRecord, ip: string | null): void {
-    const now = this.now();
-    const last = this.lastTouch.get(record.id) ?? record.lastUsedAt;
-    if (last !== null && last !== undefined && now - last < this.touchIntervalMs) return;
-    if (this.lastTouch.size >= 100_000) this.lastTouch.clear();
-    this.lastTouch.set(record.id, now);
-    this.call(() => this.store.touch(record.id, now, ip)).catch(() => {
-      this.lastTouch.delete(record.id);
-    });
-  }
-
-  /** One token's info, or null for an unknown (or malformed) id. */
   async get(id: string): Promise<TokenInfo | null> {
-    if (!isTokenId(id)) return null;
-    const record = await this.call(() => this.store.get(id));
-    return record === null || this.isExpired(record) ? null : toTokenInfo(record);
+    const record = await this.#live(id);
+    return record === null ? null : toTokenInfo(record);
   }
 
-  /** A user's live tokens, newest first. User names match case-insensitively. */
+  async #live(id: string): Promise<TokenRecord | null> {
+    if (!isTokenId(id)) return null;
+    const record = await this.#call(() => this.#store.get(id));
+    return record === null || this.#expired(record) ? null : record;
+  }
+
+  /**
+   * A user's live tokens, newest first. User names match case-insensitively.
+   * @example const mine = await gate.tokens.list('alice');
+   */
   async list(user: string): Promise<TokenInfo[]> {
     validateUser(user);
-    const records = await this.call(() => this.store.listByUser(user));
-    return records.filter((r) => !this.isExpired(r)).map(toTokenInfo);
+    const records = await this.#call(() => this.#store.listByUser(user));
+    return records.filter((r) => !this.#expired(r)).map(toTokenInfo);
   }
 
-  /** Renames a token; null when the id is unknown. */
-  async rename(id: string, name: string): Promise<TokenInfo | null> {
-    const valid = validateName(name);
-    if (!isTokenId(id)) return null;
-    const renamed = await this.call(() => this.store.update(id, { name: valid }));
-    if (!renamed) return null;
-    this.cache.deleteId(id);
-    return this.get(id);
-  }
-
-  /** Revokes a token at once, here and (through the store's feed) on every instance. Idempotent. */
-  async revoke(id: string): Promise<boolean> {
-    if (!isTokenId(id)) return false;
-    const existed = await this.call(() => this.store.delete(id));
-    this.cache.deleteId(id);
-    this.lastTouch.delete(id);
-    return existed;
-  }
-
-  /** The token manager: every user's tokens, filtered, newest first. */
+  /**
+   * The token manager: every user's tokens, filtered, newest first.
+   * @example const page = await gate.tokens.search({ scope: 'write', restricted: false, start: 0, limit: 25 });
+   */
   async search(query: TokenQuery): Promise<TokenPage> {
-    const page = await this.call(() => this.store.search(query));
-    const values = page.values.filter((r) => !this.isExpired(r)).map(toTokenInfo);
+    const page = await this.#call(() => this.#store.search(query));
+    const values = page.values.filter((r) => !this.#expired(r)).map(toTokenInfo);
     return page.nextStart === undefined
       ? { values, isLastPage: page.isLastPage }
       : { values, isLastPage: page.isLastPage, nextStart: page.nextStart };
   }
 
-  /** Drops cached verifications: one id, or everything for `'*'`. Wired to the store's feed. */
-  forget(id: string): void {
-    if (id === '*') this.cache.clear();
-    else this.cache.deleteId(id);
+  /**
+   * Changes a token's name or restrictions (null removes a restriction); null when the id is
+   * unknown. The scope and the expiry cannot be changed: rotate instead.
+   * @example await gate.tokens.update(id, { allowedIps: ['10.0.0.0/8'], resources: ['PROJ/repo'] });
+   */
+  async update(id: string, changes: TokenUpdate, context: ChangeContext = {}): Promise<TokenInfo | null> {
+    if (typeof changes !== 'object' || changes === null)
+      throw new ValidationError('changes', 'Give the fields to change.');
+    for (const key of Object.keys(changes))
+      if (!UPDATE_FIELDS.has(key)) throw new ValidationError(key, `\`${key}\` cannot be changed.`);
+    const valid = {
+      ...(changes.name === undefined ? {} : { name: validateName(changes.name) }),
+      ...validateRestrictions(changes),
+    };
+    if (!isTokenId(id)) return null;
+    const updated = await this.#call(() => this.#store.update(id, valid));
+    this.#verifier.forget(id);
+    if (!updated) return null;
+    const info = await this.get(id);
+    if (info !== null) this.#report('token.updated', info, context, { fields: Object.keys(valid) });
+    return info;
   }
 
-  private isExpired(record: TokenRecord): boolean {
-    return record.expiresAt !== null && record.expiresAt <= this.now();
+  /** Renames a token; null when the id is unknown. Same as `update(id, { name })`. */
+  rename(id: string, name: string, context: ChangeContext = {}): Promise<TokenInfo | null> {
+    return this.update(id, { name }, context);
   }
 
-  private call<T>(work: () => Promise<T>): Promise<T> {
-    return storeCall(work, this.timeoutMs);
+  /**
+   * Revokes a token at once, here and (through the store's feed) on every instance. Idempotent:
+   * false when there was no such token.
+   * @example await gate.tokens.revoke(info.id, { actor: 'admin' });
+   */
+  async revoke(id: string, context: ChangeContext = {}): Promise<boolean> {
+    if (!isTokenId(id)) return false;
+    const record = await this.#call(() => this.#store.get(id));
+    const existed = await this.#call(() => this.#store.delete(id));
+    this.#verifier.forget(id);
+    if (existed && record !== null) this.#report('token.revoked', toTokenInfo(record), context);
+    return existed;
+  }
+
+  /**
+   * Revokes every token of a user (offboarding), on every instance within a second; answers
+   * how many were revoked.
+   * @example const count = await gate.tokens.revokeAll({ user: 'leaver' }, { actor: 'admin' });
+   */
+  async revokeAll(target: { user: string }, context: ChangeContext = {}): Promise<number> {
+    const user = validateUser(target?.user);
+    let revoked = 0;
+    // Tokens created while we revoke are caught by a second pass.
+    for (let pass = 0; pass < 2; pass++) {
+      const records = await this.#call(() => this.#store.listByUser(user));
+      if (records.length === 0) break;
+      for (const record of records) if (await this.revoke(record.id, context)) revoked++;
+    }
+    return revoked;
+  }
+
+  /**
+   * Replaces a token by a new one with the same name, scope and restrictions and a fresh expiry
+   * within policy; the old one keeps working for `graceMs` (default 24 hours) so deployments
+   * can switch without downtime.
+   * @example const { token } = await gate.tokens.rotate(id, { graceMs: 3_600_000 });
+   */
+  async rotate(id: string, options: RotateOptions = {}, context: ChangeContext = {}): Promise<CreatedToken> {
+    const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+    if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > 365 * DEFAULT_GRACE_MS)
+      throw new ValidationError(
+        'graceMs',
+        '`graceMs` must be a whole number of milliseconds from 0 to a year.',
+      );
+    const old = await this.#existing(id);
+    const now = this.#now();
+    // A rotation replaces a token, so the per-user cap does not stand in its way.
+    const created = await this.#issue(this.#likeDraft(old, now, context), false);
+    const until = graceMs === 0 ? null : Math.min(old.expiresAt ?? Number.POSITIVE_INFINITY, now + graceMs);
+    if (until === null) await this.revoke(old.id, context);
+    else {
+      await this.#call(() => this.#store.update(old.id, { expiresAt: until }));
+      this.#verifier.forget(old.id);
+    }
+    this.#report('token.created', created.info, context, { scope: created.info.scope, rotatedFrom: old.id });
+    this.#emit({
+      ...this.#base(toTokenInfo(old), context),
+      type: 'token.rotated',
+      replacedBy: created.info.id,
+      expiresAt: until === null ? new Date(now).toISOString() : new Date(until).toISOString(),
+    });
+    return created;
+  }
+
+  /**
+   * Creates another token like this one: a new secret, the same name, scope and restrictions,
+   * a fresh expiry within policy.
+   * @example const { token } = await gate.tokens.copy(id);
+   */
+  async copy(id: string, context: ChangeContext = {}): Promise<CreatedToken> {
+    const original = await this.#existing(id);
+    const created = await this.#issue(this.#likeDraft(original, this.#now(), context), true);
+    this.#report('token.created', created.info, context, {
+      scope: created.info.scope,
+      copiedFrom: original.id,
+    });
+    return created;
+  }
+
+  async #existing(id: string): Promise<TokenRecord> {
+    const record = await this.#live(id);
+    if (record === null) throw new NotFoundError();
+    return record;
+  }
+
+  #likeDraft(original: TokenRecord, now: number, context: ChangeContext) {
+    return {
+      user: original.user,
+      name: original.name,
+      scope: original.scope,
+      createdAt: now,
+      createdBy: context.actor ?? original.user,
+      expiresAt: renewedExpiry(this.#expiry, original, now),
+      allowedIps: original.allowedIps,
+      requiredHeaders: original.requiredHeaders,
+      resources: original.resources,
+    };
+  }
+
+  #expired(record: TokenRecord): boolean {
+    return record.expiresAt !== null && record.expiresAt <= this.#now();
+  }
+
+  #call<T>(work: () => Promise<T>): Promise<T> {
+    return storeCall(work, this.#timeoutMs);
+  }
+
+  #base(info: TokenInfo, context: ChangeContext) {
+    return {
+      time: new Date(this.#now()).toISOString(),
+      clientIp: context.clientIp ?? null,
+      actor: context.actor ?? info.user,
+      user: info.user,
+      tokenId: info.id,
+      name: info.name,
+    };
+  }
+
+  #report(
+    type: 'token.created' | 'token.updated' | 'token.revoked',
+    info: TokenInfo,
+    context: ChangeContext,
+    extra: Partial<Pick<TokenChangedEvent, 'scope' | 'fields' | 'rotatedFrom' | 'copiedFrom'>> = {},
+  ): void {
+    this.#emit({ ...this.#base(info, context), type, ...extra });
   }
 }

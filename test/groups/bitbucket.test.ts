@@ -11,7 +11,14 @@ beforeAll(async () => {
   bitbucket = await startBitbucketStandIn({
     adminToken: 'admin-http-token',
     groups: { alice: ['stash-users', 'developers', 'api-users', 'release'], bob: ['stash-users'] },
-    passwords: { alice: 'correct horse', bob: 'battery staple' },
+    passwords: {
+      alice: 'correct horse',
+      bob: 'battery staple',
+      'John.Doe@corp': 'directory',
+      locked: 'whatever',
+    },
+    slugs: { 'John.Doe@corp': 'john.doe_corp' },
+    captcha: ['locked'],
   });
 });
 afterAll(async () => {
@@ -115,7 +122,56 @@ describe.each(EXPRESS_VERSIONS)('bitbucketLogin on %s', (_name, makeApp) => {
       .send({ name: 'x', scope: 'read' });
     expect(res.status).toBe(201);
     expect(res.body.user).toBe('alice');
-    expect(bitbucket.calls).toEqual(['GET /rest/api/1.0/users/ALICE']);
+    expect(bitbucket.calls).toEqual(['GET /rest/api/1.0/users?filter=ALICE&limit=100']);
+    await gate.close();
+  });
+
+  it('logs in a directory user whose slug differs from the name', async () => {
+    const { app, gate } = appWith();
+    const res = await request(app)
+      .post('/tokens')
+      .set('Authorization', basic('John.Doe@corp', 'directory'))
+      .send({ name: 'x', scope: 'read' });
+    expect(res.status).toBe(201);
+    expect(res.body.user).toBe('John.Doe@corp');
+    await gate.close();
+  });
+
+  it('says so when Bitbucket demands a CAPTCHA, instead of calling the password wrong', async () => {
+    const { app, gate } = appWith();
+    const res = await request(app).get('/tokens').set('Authorization', basic('locked', 'whatever'));
+    expect(res.status).toBe(403);
+    expect(res.body.errors[0].code).toBe('LOGIN_CAPTCHA_REQUIRED');
+    expect(res.body.errors[0].message).toMatch(/CAPTCHA/);
+    await gate.close();
+  });
+
+  it('throttles failed logins per address and user, and reports each as an event', async () => {
+    const events: Array<{ type: string; code?: string; user?: string }> = [];
+    const { app, gate } = appWith({
+      throttle: { maxFailuresPerUser: 3, maxFailuresPerIp: 10 },
+      onEvent: (e) => events.push(e),
+    });
+    for (let i = 0; i < 3; i++)
+      expect(
+        (
+          await request(app)
+            .get('/tokens')
+            .set('Authorization', basic('alice', `guess ${i}`))
+        ).status,
+      ).toBe(401);
+    const calls = bitbucket.calls.length;
+    const blocked = await request(app).get('/tokens').set('Authorization', basic('alice', 'correct horse'));
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers['retry-after']).toBeDefined();
+    expect(bitbucket.calls.length).toBe(calls); // refused before Bitbucket is asked
+    // Another user from the same address is not locked out by alice's failures.
+    expect(
+      (await request(app).get('/tokens').set('Authorization', basic('bob', 'battery staple'))).status,
+    ).toBe(200);
+    expect(events.filter((e) => e.code === 'PASSWORD_INVALID')).toHaveLength(3);
+    expect(events.every((e) => e.type === 'auth.denied' && e.user === 'alice')).toBe(true);
+    expect(JSON.stringify(events)).not.toContain('guess');
     await gate.close();
   });
 
@@ -135,10 +191,15 @@ describe.each(EXPRESS_VERSIONS)('bitbucketLogin on %s', (_name, makeApp) => {
 
   it('refuses wrong passwords, missing credentials with 401, and tokens with 403', async () => {
     const { app, gate } = appWith();
-    expect((await request(app).get('/tokens').set('Authorization', basic('alice', 'nope'))).status).toBe(401);
+    const wrong = await request(app).get('/tokens').set('Authorization', basic('alice', 'nope'));
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.errors[0].code).toBe('PASSWORD_INVALID');
     const none = await request(app).get('/tokens');
     expect(none.status).toBe(401);
+    expect(none.body.errors[0].code).toBe('CREDENTIALS_MISSING');
+    // The management login takes passwords only: its challenge never advertises Bearer.
     expect(none.headers['www-authenticate']).toContain('Basic');
+    expect(none.headers['www-authenticate']).not.toContain('Bearer');
     const token = (await gate.tokens.create({ user: 'alice', name: 'x', scope: 'write' })).token;
     const viaToken = await request(app)
       .post('/tokens')

@@ -232,7 +232,7 @@ describe.each(STORES)('gate.router() on the %s', (_storeName, openStore) => {
       );
       expect(events.map((e) => e.type)).toEqual([
         'token.created',
-        'token.renamed',
+        'token.updated',
         'token.revoked',
         'auth.denied',
       ]);

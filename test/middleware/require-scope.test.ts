@@ -82,12 +82,40 @@ describe.each(EXPRESS_VERSIONS)('requireScope on %s', (_name, makeApp) => {
     },
   );
 
+  const UPLOAD_PACK = { 'Content-Type': 'application/x-git-upload-pack-request' };
+
   it('treats a git clone/fetch as a read and a push as a write', async () => {
     expect((await send('GET', `${REPO}/info/refs?service=git-upload-pack`, 'read')).status).toBe(200);
-    expect((await send('POST', `${REPO}/git-upload-pack`, 'read', {}, 'x')).status).toBe(200);
+    expect((await send('POST', `${REPO}/git-upload-pack`, 'read', UPLOAD_PACK, 'x')).status).toBe(200);
+    expect((await send('POST', '/scm/~alice/repo/git-upload-pack', 'read', UPLOAD_PACK, 'x')).status).toBe(
+      200,
+    );
     expect((await send('GET', `${REPO}/info/refs?service=git-receive-pack`, 'read')).status).toBe(403);
     expect((await send('POST', `${REPO}/git-receive-pack`, 'read', {}, 'x')).status).toBe(403);
     expect((await send('POST', `${REPO}/git-receive-pack`, 'write', {}, 'x')).status).toBe(200);
+  });
+
+  it.each([
+    ['a REST path that ends like git', '/rest/api/1.0/projects/P/repos/git-upload-pack', UPLOAD_PACK],
+    ['a REST path that ends like a fork', '/rest/api/1.0/projects/P/repos/r/git-upload-pack', UPLOAD_PACK],
+    ['a path outside the git prefix', '/other/proj/repo.git/git-upload-pack', UPLOAD_PACK],
+    ['a git path too deep to be a repository', '/scm/a/b/c/git-upload-pack', UPLOAD_PACK],
+    ['the git path without the git content type', `${REPO}/git-upload-pack`, {}],
+    ['the git path with a JSON body', `${REPO}/git-upload-pack`, { 'Content-Type': 'application/json' }],
+    [
+      'an LFS batch outside a repository',
+      '/rest/api/1.0/info/lfs/objects/batch',
+      { 'Content-Type': 'application/vnd.git-lfs+json' },
+    ],
+    [
+      'an LFS batch without the LFS content type',
+      `${REPO}/info/lfs/objects/batch`,
+      { 'Content-Type': 'application/json' },
+    ],
+  ])('treats a read-looking POST as a write: %s', async (_what, path, headers) => {
+    const body = JSON.stringify({ operation: 'download', objects: [] });
+    expect((await send('POST', path, 'read', headers, body)).status).toBe(403);
+    expect((await send('POST', path, 'write', headers, body)).status).toBe(200);
   });
 
   it.each([

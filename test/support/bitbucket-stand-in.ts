@@ -9,6 +9,10 @@ import type { AddressInfo } from 'node:net';
  *   for a Bearer admin token;
  * - `GET /rest/api/1.0/users/{slug}`: the user `{ name, slug, id, displayName, … }`, for that
  *   user's own Basic credentials; 401 with Bitbucket's error body otherwise.
+ * - `GET /rest/api/1.0/users?filter=`: a page of users whose name, display name or e-mail
+ *   starts with the filter, for any authenticated user; every authenticated answer carries
+ *   `X-AUSERNAME`. Accounts in `captcha` answer 401 with the CAPTCHA exception and the
+ *   `X-Authentication-Denied-Reason` header, as Bitbucket does after too many failures.
  */
 export interface BitbucketStandIn {
   baseUrl: string;
@@ -22,6 +26,10 @@ export interface StandInOptions {
   adminToken: string;
   groups: Record<string, string[]>;
   passwords: Record<string, string>;
+  /** Slugs that differ from the lower-cased name (directory users: `John.Doe@corp` → `john.doe_corp`). */
+  slugs?: Record<string, string>;
+  /** Accounts that must solve a CAPTCHA before they may log in again. */
+  captcha?: string[];
   /** Largest page the stand-in returns, whatever `limit` asks (to exercise paging). */
   pageSize?: number;
 }
@@ -83,6 +91,41 @@ export async function startBitbucketStandIn(options: StandInOptions): Promise<Bi
         values,
         ...(isLastPage ? {} : { nextPageStart: start + values.length }),
       });
+    }
+    const slugOf = (name: string) => options.slugs?.[name] ?? name.toLowerCase();
+    const [scheme, encoded] = auth.split(' ');
+    const decoded = scheme === 'Basic' && encoded ? Buffer.from(encoded, 'base64').toString() : '';
+    const colon = decoded.indexOf(':');
+    const claimed = decoded.slice(0, colon);
+    const account = Object.keys(options.passwords).find((u) => u.toLowerCase() === claimed.toLowerCase());
+    if (url.pathname === '/rest/api/1.0/users') {
+      if (account !== undefined && options.captcha?.includes(account)) {
+        res.setHeader('X-Authentication-Denied-Reason', 'CAPTCHA_CHALLENGE; login-url=http://stand-in/login');
+        return send(res, 401, {
+          errors: [
+            {
+              context: null,
+              message: 'Too many failed login attempts: solve a CAPTCHA in the browser.',
+              exceptionName: 'com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException',
+            },
+          ],
+        });
+      }
+      if (colon < 0 || account === undefined || options.passwords[account] !== decoded.slice(colon + 1))
+        return unauthorized(res);
+      const filter = (url.searchParams.get('filter') ?? '').toLowerCase();
+      const values = Object.keys(options.passwords)
+        .filter((u) => u.toLowerCase().startsWith(filter))
+        .map((name, id) => ({
+          name,
+          slug: slugOf(name),
+          id,
+          displayName: name,
+          active: true,
+          type: 'NORMAL',
+        }));
+      res.setHeader('X-AUSERNAME', account);
+      return send(res, 200, { size: values.length, limit: 100, isLastPage: true, start: 0, values });
     }
     const userPath = /^\/rest\/api\/1\.0\/users\/([^/]+)$/.exec(url.pathname);
     if (userPath) {

@@ -1,0 +1,151 @@
+import type { EventListener } from '../events.js';
+import type { GroupsOption } from '../groups/group-resolver.js';
+import { LOGIN_THROTTLE_OPTIONS, type LoginThrottleOptions } from '../http/login-throttle.js';
+import {
+  any,
+  array,
+  boolean,
+  either,
+  fail,
+  func,
+  headerName,
+  integer,
+  object,
+  oneOf,
+  record,
+  type Shape,
+  string,
+  withMethods,
+} from '../internal/options.js';
+import { FORWARD_IDENTITY_OPTIONS, type ForwardIdentityOptions } from '../middleware/forward-identity.js';
+import { REQUIRE_SCOPE_OPTIONS } from '../middleware/require-scope.js';
+import { TOKEN_RESTRICTIONS_OPTIONS } from '../middleware/token-restrictions.js';
+import type { Scope } from '../model.js';
+import { THROTTLE_OPTIONS, type ThrottleOptions } from '../request/throttle.js';
+import type { TokenStore } from '../stores/token-store.js';
+import { EXPIRY_POLICY, type ExpiryPolicy } from '../tokens/expiry-policy.js';
+import type { TokenHasher } from '../tokens/hashers.js';
+import { REMINDER_OPTIONS, type ReminderOptions } from '../tokens/reminders.js';
+import type { CacheOptions } from '../tokens/verifier.js';
+
+/** Who may do what, as lists of groups. Each: omitted = everyone, `[]` = no one. */
+export interface Permissions {
+  /** May authenticate with tokens at all. Default: everyone. */
+  useTokens?: readonly string[];
+  /** May create tokens. Default: everyone. */
+  createTokens?: readonly string[];
+  /** May create tokens with `write` scope. Default: everyone. */
+  createWriteTokens?: readonly string[];
+  /** May create, list, change and revoke other users' tokens. Default: `[]` (no one). */
+  manageOthers?: readonly string[];
+}
+
+/** Options of `createTokenGate`. Every option, at every depth, is checked at startup. */
+export interface TokenGateOptions {
+  /** Where tokens live. Default: a new `MemoryTokenStore` (tokens vanish on restart). */
+  store?: TokenStore;
+  /** `'sha256'` (default; HMAC-SHA256 with `pepper`), `'bcrypt'`, or your own `TokenHasher`. */
+  hasher?: 'sha256' | 'bcrypt' | TokenHasher;
+  /** HMAC key of the `sha256` hasher, kept outside the store. Default: a fixed public key. */
+  pepper?: string | Buffer;
+  /** Prefix of token strings. Default `'bbt'` (tokens look like `bbt_…`). */
+  tokenPrefix?: string;
+  /** Group memberships: a `GroupResolver` or a `{ user: [groups] }` map. Default: no one is in any group. */
+  groups?: GroupsOption;
+  permissions?: Permissions;
+  /** Addresses, CIDR ranges and `first-last` ranges token requests may come from. Default: any. */
+  ipAllowlist?: readonly string[];
+  /** Apply the allowlist to password requests too. Default false. */
+  ipAllowlistForPasswords?: boolean;
+  /** Proxies whose client-address header is believed. Default: none. */
+  trustedProxies?: readonly string[];
+  /** Header with the client address, from trusted proxies. Default `'x-forwarded-for'`. */
+  clientIpHeader?: string;
+  /** Refuse Basic auth with a password (401, telling the user to use a token). Default false. */
+  blockPasswordAuth?: boolean;
+  /** Message for refused passwords. Default: tells the user to create and use an API token. */
+  passwordMessage?: string;
+  /** Requests without credentials: `'pass'` (default) or `'deny'` (401). */
+  anonymous?: 'pass' | 'deny';
+  /** Token lifetimes. Default: no expiry unless a token asks for one. */
+  expiry?: ExpiryPolicy;
+  /** Most live tokens one user may hold. Default 100. */
+  maxTokensPerUser?: number;
+  /** Verified-token cache. Default: 10,000 entries for 5 s. */
+  cache?: CacheOptions;
+  /** Deadline of every store call; past it the request fails closed (503). Default 2,000 ms. */
+  storeTimeoutMs?: number;
+  /** Brute-force throttling of failed token attempts, or `false` to switch it off. Default on. */
+  throttle?: ThrottleOptions | false;
+  /** Throttling of failed password logins (management API, token pages). */
+  loginThrottle?: LoginThrottleOptions;
+  /** Identity forwarded upstream: header name and optional signed JWT. */
+  identity?: ForwardIdentityOptions;
+  /** Methods beyond the standard ones that tokens may use, with the scope each needs. */
+  extraMethods?: Readonly<Record<string, Scope>>;
+  /** Path prefixes of git smart-HTTP and LFS URLs. Default `['/scm/']`. */
+  gitPrefixes?: readonly string[];
+  /** Path prefixes of REST URLs (for `resources` restrictions). Default `['/rest/']`. */
+  restPrefixes?: readonly string[];
+  /** Paths a `resources`-restricted token may call although they name no repository. */
+  unrestrictedPaths?: readonly string[];
+  /** Expiry reminders (`token.expiring`, `token.expired` events), or `false`. Default on with `onEvent`. */
+  reminders?: ReminderOptions | false;
+  /** Also report `auth.succeeded` events. Default false. */
+  auditSuccess?: boolean;
+  /** Audit events; never receives a secret. */
+  onEvent?: EventListener;
+}
+
+const STORE_METHODS = ['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'];
+const groupList = array(string());
+const orFalse = (check: (v: unknown, p: string) => void) => (value: unknown, path: string) => {
+  if (value !== false) check(value, path);
+};
+const pepper = (value: unknown, path: string) => {
+  if ((typeof value !== 'string' && !Buffer.isBuffer(value)) || value.length === 0)
+    fail(path, 'must be a non-empty string or Buffer');
+};
+
+/** Every option of `createTokenGate`, with its check; the compiler keeps the keys in step with the type. */
+export const GATE_OPTIONS: Shape<TokenGateOptions> = {
+  store: withMethods(STORE_METHODS, 'a TokenStore'),
+  hasher: either(
+    oneOf(['sha256', 'bcrypt']),
+    withMethods(['hash', 'verify'], "'sha256', 'bcrypt' or a TokenHasher"),
+  ),
+  pepper,
+  tokenPrefix: any,
+  groups: either(func, record(groupList)),
+  permissions: object<Permissions>({
+    useTokens: groupList,
+    createTokens: groupList,
+    createWriteTokens: groupList,
+    manageOthers: groupList,
+  }),
+  ipAllowlist: any,
+  ipAllowlistForPasswords: boolean,
+  trustedProxies: any,
+  clientIpHeader: headerName,
+  blockPasswordAuth: boolean,
+  passwordMessage: string(),
+  anonymous: oneOf(['pass', 'deny']),
+  expiry: object(EXPIRY_POLICY),
+  maxTokensPerUser: integer(1, 100_000),
+  cache: object<CacheOptions>({
+    maxEntries: integer(0, 10_000_000),
+    ttlMs: integer(1, 3_600_000),
+    failureTtlMs: integer(1, 86_400_000),
+  }),
+  storeTimeoutMs: integer(1, 60_000),
+  throttle: orFalse(object(THROTTLE_OPTIONS)),
+  loginThrottle: object(LOGIN_THROTTLE_OPTIONS),
+  identity: object(FORWARD_IDENTITY_OPTIONS),
+  extraMethods: REQUIRE_SCOPE_OPTIONS.extraMethods,
+  gitPrefixes: TOKEN_RESTRICTIONS_OPTIONS.gitPrefixes,
+  restPrefixes: TOKEN_RESTRICTIONS_OPTIONS.restPrefixes,
+  unrestrictedPaths: TOKEN_RESTRICTIONS_OPTIONS.unrestrictedPaths,
+  reminders: orFalse(object(REMINDER_OPTIONS)),
+  auditSuccess: boolean,
+  onEvent: func,
+};

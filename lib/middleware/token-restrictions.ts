@@ -1,0 +1,129 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { ForbiddenError } from '../errors.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { refuse } from '../http/respond.js';
+import { parseIpCached } from '../internal/ip.js';
+import { compileIpList, type IpMatcher } from '../internal/ip-list.js';
+import { array, func, string, validateOptions } from '../internal/options.js';
+import { compileResourcePatterns, type ResourceTarget } from '../internal/resource-pattern.js';
+import type { TokenInfo } from '../model.js';
+import {
+  compileExemptPaths,
+  pathTarget,
+  prefixSegments,
+  type ResourcePathRules,
+} from '../request/resource-path.js';
+import { ipNotAllowed } from './ip-allowlist.js';
+
+export interface TokenRestrictionsOptions {
+  /** Path prefixes of git smart-HTTP and LFS URLs. Default `['/scm/']`. */
+  gitPrefixes?: readonly string[];
+  /** Path prefixes of REST URLs. Default `['/rest/']`. */
+  restPrefixes?: readonly string[];
+  /**
+   * Paths a `resources`-restricted token may call although they name no project or
+   * repository (`*` = any one segment, `{user}` = the token's owner). Default: the owner's
+   * profile and the application properties, which clients read to start.
+   */
+  unrestrictedPaths?: readonly string[];
+  onEvent?: EventListener;
+}
+
+export const DEFAULT_UNRESTRICTED_PATHS = ['/rest/api/*/application-properties', '/rest/api/*/users/{user}'];
+
+const pathList = array(string({ pattern: /^\// }));
+export const TOKEN_RESTRICTIONS_OPTIONS = {
+  gitPrefixes: pathList,
+  restPrefixes: pathList,
+  unrestrictedPaths: pathList,
+  onEvent: func,
+};
+
+interface Compiled {
+  ips: IpMatcher | null;
+  headers: Array<[name: string, digest: Buffer]> | null;
+  resources: ((target: ResourceTarget) => boolean) | null;
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+function compile(token: TokenInfo): Compiled {
+  return {
+    ips: token.allowedIps === null ? null : compileIpList(token.allowedIps, 'allowedIps'),
+    headers:
+      token.requiredHeaders === null
+        ? null
+        : Object.entries(token.requiredHeaders).map(([name, value]) => [name, digest(value)]),
+    resources: token.resources === null ? null : compileResourcePatterns(token.resources),
+  };
+}
+
+/**
+ * Enforces a token's own restrictions (`allowedIps`, `requiredHeaders`, `resources`) after
+ * `authenticateToken`. Restrictions only narrow: an address must pass the gate's allowlist and
+ * the token's; a path that names no project or repository, or that could be read two ways, is
+ * refused to a `resources`-restricted token (fail closed). Unrestricted tokens cost one check.
+ * @example app.use(extractCredentials(), authenticateToken({ tokens }), tokenRestrictions())
+ */
+export function tokenRestrictions(options: Readonly<TokenRestrictionsOptions> = {}): RequestHandler {
+  validateOptions<TokenRestrictionsOptions>(options, TOKEN_RESTRICTIONS_OPTIONS);
+  const paths: ResourcePathRules = {
+    git: (options.gitPrefixes ?? ['/scm/']).map(prefixSegments),
+    rest: (options.restPrefixes ?? ['/rest/']).map(prefixSegments),
+  };
+  const exempt = compileExemptPaths(options.unrestrictedPaths ?? DEFAULT_UNRESTRICTED_PATHS);
+  const emit = safeEmitter(options.onEvent);
+  // Compiled once per token info (one per cached record), so a restricted token pays microseconds.
+  const compiled = new WeakMap<TokenInfo, Compiled>();
+
+  return function tokenRestrictionsMiddleware(req, res, next) {
+    const token = req.auth?.kind === 'token' ? req.auth.token : undefined;
+    if (
+      token === undefined ||
+      (token.allowedIps === null && token.requiredHeaders === null && token.resources === null)
+    ) {
+      next();
+      return;
+    }
+    let rules = compiled.get(token);
+    if (rules === undefined) {
+      rules = compile(token);
+      compiled.set(token, rules);
+    }
+    const known = { tokenId: token.id, user: token.user };
+    if (rules.ips !== null) {
+      const clientIp = req.auth?.clientIp ?? null;
+      const address = clientIp === null ? null : parseIpCached(clientIp);
+      if (address === null || !rules.ips(address)) {
+        refuse(req, res, ipNotAllowed(address?.text ?? null), emit, known);
+        return;
+      }
+    }
+    if (rules.headers !== null) {
+      for (const [name, expected] of rules.headers) {
+        const sent = req.headers[name];
+        if (typeof sent !== 'string' || !timingSafeEqual(digest(sent), expected)) {
+          const message = `This API token may only be used with the ${name} header it was created with.`;
+          refuse(req, res, new ForbiddenError('HEADER_REQUIRED', message), emit, known);
+          return;
+        }
+      }
+    }
+    if (rules.resources !== null) {
+      const url = req.originalUrl ?? req.url;
+      const q = url.indexOf('?');
+      const target = pathTarget(q < 0 ? url : url.slice(0, q), paths);
+      const allowed =
+        target.kind === 'target'
+          ? rules.resources(target.target)
+          : target.kind === 'none' && exempt(target.segments, token.user);
+      if (!allowed) {
+        const message = 'This API token may not access this project or repository.';
+        refuse(req, res, new ForbiddenError('RESOURCE_NOT_ALLOWED', message), emit, known);
+        return;
+      }
+    }
+    next();
+  };
+}

@@ -1,0 +1,254 @@
+import { hash } from 'node:crypto';
+import { StoreError } from '../errors.js';
+import { BoundedCache } from '../internal/bounded-cache.js';
+import { FairQueue } from '../internal/fair-queue.js';
+import { storeCall } from '../internal/with-timeout.js';
+import type { TokenRecord } from '../model.js';
+import type { TokenStore } from '../stores/token-store.js';
+import { parseToken } from './format.js';
+import type { TokenHasher } from './hashers.js';
+
+/** The verified-token cache. */
+export interface CacheOptions {
+  /** Most verified tokens kept. Default 10,000. 0 disables the cache. */
+  maxEntries?: number;
+  /** How long a verification is trusted without asking the store. Default 5,000 ms. */
+  ttlMs?: number;
+  /** How long a wrong secret is remembered (slow hashers only). Default 60,000 ms. */
+  failureTtlMs?: number;
+}
+
+/** Why a token was refused; kept for audit events, never shown to the client. */
+export type VerifyFailure = 'malformed' | 'unknown' | 'expired' | 'mismatch' | 'throttled';
+
+export type VerifyOutcome =
+  | { ok: true; record: TokenRecord }
+  | { ok: false; reason: VerifyFailure; id?: string };
+
+/** How much slow-hash work a check may cause (the throttle decides). */
+export interface CheckLimits {
+  /** Throttle key of the client (its address); slow checks are queued fairly between clients. */
+  client: string;
+  /** False when the client is over its limits: only checks that need no slow hash may run. */
+  slowWork: boolean;
+}
+
+export interface VerifierOptions {
+  store: TokenStore;
+  hasher: TokenHasher;
+  tokenPrefix: string;
+  cache?: CacheOptions;
+  /** Deadline for every store call; past it the request fails closed with 503. Default 2,000 ms. */
+  storeTimeoutMs?: number;
+  /** Least time between two last-used writes of one token. Default 60,000 ms. */
+  touchIntervalMs?: number;
+  /** Concurrent slow checks (bcrypt). Default 4; 256 more may wait. */
+  maxConcurrentSlowChecks?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+const MAX_TOKEN_LENGTH = 256;
+const UNLIMITED: CheckLimits = { client: 'library', slowWork: true };
+
+/** The cache key of a token string: a SHA-256, so the cache never holds a raw token. */
+export function cacheKeyOf(token: string): string {
+  return hash('sha256', token, 'base64');
+}
+
+/**
+ * The verification engine behind `TokenService.verify` and the request path (internal).
+ * Caches verified records briefly; concurrent checks of one token share one lookup; a
+ * revocation or change seen while a lookup is in flight makes that lookup read again, so a
+ * revoked token is never passed or cached by a lookup that started before the revocation.
+ */
+export class TokenVerifier {
+  readonly #store: TokenStore;
+  readonly #hasher: TokenHasher;
+  readonly #prefix: string;
+  readonly #timeoutMs: number;
+  readonly #touchIntervalMs: number;
+  readonly #now: () => number;
+  readonly #cache: BoundedCache<string, TokenRecord>;
+  readonly #keyById: BoundedCache<string, string>;
+  readonly #wrongSecrets: BoundedCache<string, true>;
+  readonly #verifiedHashes: BoundedCache<string, string>;
+  readonly #lastTouch = new BoundedCache<string, number>(100_000);
+  readonly #inFlight = new Map<string, Promise<VerifyOutcome>>();
+  readonly #slow: FairQueue | undefined;
+  readonly #slowById = new Map<string, Promise<unknown>>();
+  /** Revocation bookkeeping: every forget() advances the epoch. */
+  #epoch = 0;
+  #everythingChangedAt = -1;
+  readonly #changedAt = new BoundedCache<string, number>(100_000, 300_000);
+  #trusted = true;
+  /** Counters for metrics. */
+  readonly stats = { hits: 0, misses: 0 };
+
+  constructor(options: VerifierOptions) {
+    this.#store = options.store;
+    this.#hasher = options.hasher;
+    this.#prefix = options.tokenPrefix;
+    this.#timeoutMs = options.storeTimeoutMs ?? 2_000;
+    this.#touchIntervalMs = options.touchIntervalMs ?? 60_000;
+    this.#now = options.now ?? Date.now;
+    const cache = options.cache ?? {};
+    const maxEntries = cache.maxEntries ?? 10_000;
+    this.#cache = new BoundedCache(maxEntries, cache.ttlMs ?? 5_000);
+    this.#keyById = new BoundedCache(maxEntries);
+    this.#wrongSecrets = new BoundedCache(maxEntries, cache.failureTtlMs ?? 60_000);
+    this.#verifiedHashes = new BoundedCache(maxEntries);
+    this.#slow = this.#hasher.slow ? new FairQueue(options.maxConcurrentSlowChecks ?? 4, 256) : undefined;
+  }
+
+  /** The store records are read from. */
+  get store(): TokenStore {
+    return this.#store;
+  }
+
+  /** Whether cached verifications may be used (false while the revocation feed is down). */
+  get trusted(): boolean {
+    return this.#trusted;
+  }
+
+  set trusted(value: boolean) {
+    if (!value) this.forget('*');
+    this.#trusted = value;
+  }
+
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** The outcome from the cache alone; undefined when only the store can tell. The hot path. */
+  checkCached(token: string): VerifyOutcome | undefined {
+    if (!this.#trusted) return undefined;
+    return this.#cachedOutcome(cacheKeyOf(token));
+  }
+
+  #cachedOutcome(key: string): VerifyOutcome | undefined {
+    const now = this.#now();
+    const record = this.#cache.get(key, now);
+    if (record === undefined) return undefined;
+    this.stats.hits++;
+    return record.expiresAt !== null && record.expiresAt <= now
+      ? { ok: false, reason: 'expired', id: record.id }
+      : { ok: true, record };
+  }
+
+  /**
+   * Verifies a token; concurrent checks of one token share a single lookup (and a single
+   * slow hash). Rejects with a StoreError when the store fails.
+   */
+  check(token: string, limits: CheckLimits = UNLIMITED): Promise<VerifyOutcome> {
+    // Nothing that is not a plausible token string is hashed or looked up.
+    if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH)
+      return Promise.resolve({ ok: false, reason: 'malformed' });
+    const key = cacheKeyOf(token);
+    const cached = this.#trusted ? this.#cachedOutcome(key) : undefined;
+    if (cached !== undefined) return Promise.resolve(cached);
+    const pending = this.#inFlight.get(key);
+    if (pending !== undefined) return pending;
+    this.stats.misses++;
+    const lookup = this.#lookup(token, key, limits).finally(() => this.#inFlight.delete(key));
+    this.#inFlight.set(key, lookup);
+    return lookup;
+  }
+
+  async #lookup(token: string, key: string, limits: CheckLimits): Promise<VerifyOutcome> {
+    const parsed = parseToken(token, this.#prefix);
+    if (parsed === null) return { ok: false, reason: 'malformed' };
+    const { id, secret } = parsed;
+    if (this.#slow !== undefined && this.#wrongSecrets.has(key)) return { ok: false, reason: 'mismatch', id };
+    // Read, judge, and read again if the token was revoked or changed meanwhile.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const started = this.#epoch;
+      const record = await storeCall(() => this.#store.get(id), this.#timeoutMs);
+      if (record === null || record.id !== id) return { ok: false, reason: 'unknown', id };
+      const matches = await this.#matches(id, id + secret, record, key, limits);
+      if (this.#changedSince(id, started)) continue;
+      if (matches === 'throttled') return { ok: false, reason: 'throttled', id };
+      if (!matches) {
+        if (this.#slow !== undefined) this.#wrongSecrets.set(key, true);
+        return { ok: false, reason: 'mismatch', id };
+      }
+      const now = this.#now();
+      if (record.expiresAt !== null && record.expiresAt <= now) return { ok: false, reason: 'expired', id };
+      if (this.#slow !== undefined) this.#verifiedHashes.set(key, record.hash);
+      if (this.#trusted) {
+        this.#cache.set(key, record, undefined, now);
+        this.#keyById.set(id, key);
+      }
+      return { ok: true, record };
+    }
+    // Revoked or changed twice while we looked: fail closed rather than guess.
+    throw new StoreError('The token changed while it was being checked. Try again.');
+  }
+
+  /** Does the secret match the stored hash? Slow hashes run at most once per token and record. */
+  async #matches(
+    id: string,
+    material: string,
+    record: TokenRecord,
+    key: string,
+    limits: CheckLimits,
+  ): Promise<boolean | 'throttled'> {
+    const slow = this.#slow;
+    if (slow === undefined) return this.#hasher.verify(material, record.hash);
+    if (this.#verifiedHashes.get(key) === record.hash) return true;
+    if (this.#hasher.quickReject?.(material, record.hash)) return false;
+    if (!limits.slowWork) return 'throttled';
+    // One slow check per id at a time: forged attempts against one id queue behind each other.
+    const before = this.#slowById.get(id) ?? Promise.resolve();
+    const run = before.then(
+      () => slow.run(limits.client, () => this.#hasher.verify(material, record.hash)),
+      () => slow.run(limits.client, () => this.#hasher.verify(material, record.hash)),
+    );
+    this.#slowById.set(id, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#slowById.get(id) === run) this.#slowById.delete(id);
+    }
+  }
+
+  #changedSince(id: string, started: number): boolean {
+    return this.#everythingChangedAt > started || (this.#changedAt.get(id) ?? -1) > started;
+  }
+
+  /**
+   * A token was revoked or changed (`'*'`: anything may have been). Drops it from the cache, and
+   * makes every lookup that started before now read again.
+   */
+  forget(id: string): void {
+    this.#epoch++;
+    if (id === '*') {
+      this.#everythingChangedAt = this.#epoch;
+      this.#cache.clear();
+      return;
+    }
+    this.#changedAt.set(id, this.#epoch);
+    const key = this.#keyById.get(id);
+    if (key !== undefined && this.#cache.get(key)?.id === id) this.#cache.delete(key);
+    this.#lastTouch.delete(id);
+  }
+
+  /**
+   * Records a use: the first at once, later ones at most once per `touchIntervalMs`.
+   * Fire and forget: a failed write never fails the request it describes.
+   */
+  noteUse(record: TokenRecord, ip: string | null): void {
+    const now = this.#now();
+    const last = this.#lastTouch.get(record.id) ?? record.lastUsedAt;
+    if (last !== null && now - last < this.#touchIntervalMs) return;
+    this.#lastTouch.set(record.id, now);
+    storeCall(() => this.#store.touch(record.id, now, ip), this.#timeoutMs).catch(() => {
+      this.#lastTouch.delete(record.id);
+    });
+  }
+
+  /** Releases the slow hasher's threads. */
+  async close(): Promise<void> {
+    await this.#hasher.close?.();
+  }
+}
