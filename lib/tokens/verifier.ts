@@ -196,8 +196,11 @@ export class TokenVerifier {
     const slow = this.#slow;
     if (slow === undefined) return this.#hasher.verify(material, record.hash);
     if (this.#verifiedHashes.get(key) === record.hash) return true;
-    if (this.#hasher.quickReject?.(material, record.hash)) return false;
-    if (!limits.slowWork) return 'throttled';
+    // Past the quick check only the real secret and one forgery in 65,536 remain: those may run
+    // even for a client or an id over its limits. Without a check, over the limits means no slow work.
+    const passed = this.#hasher.quickCheck?.(material, record.hash);
+    if (passed === false) return false;
+    if (passed === undefined && !limits.slowWork) return 'throttled';
     // One slow check per id at a time: forged attempts against one id queue behind each other.
     const before = this.#slowById.get(id) ?? Promise.resolve();
     const run = before.then(
