@@ -5,8 +5,12 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
-import { CLIENT_IP_OPTIONS, type ClientIpOptions, createClientIpResolver } from '../middleware/client-ip.js';
 import { parseAuthorization } from '../request/authorization-header.js';
+import {
+  CLIENT_IP_OPTIONS,
+  type ClientIpOptions,
+  createClientIpResolver,
+} from '../request/client-address.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { assertTokenPrefix } from '../tokens/format.js';
 import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';

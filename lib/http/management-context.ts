@@ -3,8 +3,8 @@ import { AuthenticationError, ForbiddenError } from '../errors.js';
 import type { EventListener } from '../events.js';
 import { type GroupResolver, groupsOf, type Permission } from '../groups/group-resolver.js';
 import { sameUser, validateUser } from '../internal/validate.js';
-import type { ClientIpResolver } from '../middleware/client-ip.js';
 import type { Scope } from '../model.js';
+import type { ClientIpResolver } from '../request/client-address.js';
 import type { ExpiryPolicy, TokenService } from '../tokens/service.js';
 import type { LoginThrottle } from './login-throttle.js';
 

@@ -4,13 +4,13 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { any, boolean, func, validateOptions, withMethods } from '../internal/options.js';
 import { sameUser } from '../internal/validate.js';
+import { peerAddress } from '../request/client-address.js';
 import { setVerifiedRecord, takePendingToken } from '../request/credential-slot.js';
 import { FailureThrottle, THROTTLE_OPTIONS, type ThrottleOptions, type Ticket } from '../request/throttle.js';
 import { parseToken } from '../tokens/format.js';
 import { type TokenService, verifierOf } from '../tokens/service.js';
 import { toTokenInfo } from '../tokens/token-info.js';
 import type { VerifyOutcome } from '../tokens/verifier.js';
-import { peerAddress } from './client-ip.js';
 
 export interface AuthenticateTokenOptions {
   /** The token service (`gate.tokens`). */
