@@ -1,4 +1,5 @@
 import type { RequestHandler } from 'express';
+import { authOf } from '../request/auth-context.js';
 import { type ClientIpOptions, createClientIpResolver } from '../request/client-address.js';
 
 export type { ClientIpOptions } from '../request/client-address.js';
@@ -11,9 +12,7 @@ export type { ClientIpOptions } from '../request/client-address.js';
 export function clientIp(options: Readonly<ClientIpOptions> = {}): RequestHandler {
   const resolve = createClientIpResolver(options);
   return function clientIpMiddleware(req, _res, next) {
-    const clientIp = resolve(req)?.text ?? null;
-    if (req.auth === undefined) req.auth = { kind: 'anonymous', clientIp };
-    else req.auth.clientIp = clientIp;
+    authOf(req).clientIp = resolve(req)?.text ?? null;
     next();
   };
 }
