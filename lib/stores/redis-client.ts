@@ -20,6 +20,7 @@ export interface RedisClientLike {
 
 /** What the store needs of the duplicate it listens for revocations on. */
 export interface RedisSubscriberLike {
+  // biome-ignore lint/suspicious/noExplicitAny: ioredis types listeners with any[]; anything narrower rejects its Cluster
   on(event: string, listener: (...args: any[]) => void): unknown;
   subscribe(channel: string): Promise<unknown>;
   removeAllListeners(event?: string): unknown;

@@ -105,13 +105,21 @@ export class RedisTokenStore implements TokenStore {
       const expires = record.expiresAt ?? '';
       const now = Date.now();
       // Indexes first: a failure after them leaves only stale index entries, cleaned when met.
-      await INDEX_ADD.run(this.redis, [this.userKey(record.user)], [record.createdAt, record.id, expires, now]);
+      await INDEX_ADD.run(
+        this.redis,
+        [this.userKey(record.user)],
+        [record.createdAt, record.id, expires, now],
+      );
       await GLOBAL_ADD.run(
         this.redis,
         [this.createdKey, this.expiringKey],
         [record.createdAt, record.id, expires, now - EXPIRED_RETENTION_MS],
       );
-      await PUT_TOKEN.run(this.redis, [this.tokenKey(record.id)], [keepUntil(record.expiresAt), ...encode(record)]);
+      await PUT_TOKEN.run(
+        this.redis,
+        [this.tokenKey(record.id)],
+        [keepUntil(record.expiresAt), ...encode(record)],
+      );
     });
   }
 
@@ -231,7 +239,9 @@ export class RedisTokenStore implements TokenStore {
   }
 
   claim(key: string, ttlMs: number): Promise<boolean> {
-    return this.guard(async () => Number(await CLAIM.run(this.redis, [this.namedKey('c', key)], [ttlMs])) === 1);
+    return this.guard(
+      async () => Number(await CLAIM.run(this.redis, [this.namedKey('c', key)], [ttlMs])) === 1,
+    );
   }
 
   expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {
@@ -241,7 +251,11 @@ export class RedisTokenStore implements TokenStore {
       let offset = 0;
       for (let round = 0; round < 10 && found.length < limit; round++) {
         const want = Math.min(BATCH, limit - found.length);
-        const batch = (await EXPIRY_RANGE.run(this.redis, [this.expiringKey], [floor, upTo, offset, want])) as string[];
+        const batch = (await EXPIRY_RANGE.run(
+          this.redis,
+          [this.expiringKey],
+          [floor, upTo, offset, want],
+        )) as string[];
         const ids = batch.filter((_, i) => i % 2 === 0);
         const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.tokenKey(id))));
         const gone: string[] = [];

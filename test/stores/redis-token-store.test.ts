@@ -6,7 +6,9 @@ import { EXPIRED_RETENTION_MS } from '../../lib/stores/token-store.js';
 import { expectStoreError, makeRecord, runTokenStoreContract } from '../../lib/testing/index.js';
 import { openRedisStore } from '../support/redis-store.js';
 
-runTokenStoreContract('RedisTokenStore on a single Redis', () => openRedisStore(new Redis(inject('redisUrl'))));
+runTokenStoreContract('RedisTokenStore on a single Redis', () =>
+  openRedisStore(new Redis(inject('redisUrl'))),
+);
 
 const userKey = (prefix: string, user: string) =>
   `${prefix}:u:{${Buffer.from(user.toLowerCase()).toString('base64url')}}`;
