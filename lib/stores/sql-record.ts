@@ -73,6 +73,7 @@ const optionalNumber = (value: unknown) => (value === null || value === undefine
 
 function optionalJson(value: unknown): unknown {
   if (value === null || value === undefined) return null;
+  if (typeof value === 'object') return value; // PostgreSQL jsonb arrives parsed
   try {
     return JSON.parse(String(value));
   } catch (err) {
