@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,11 +7,12 @@ import { freePort } from './redis-server.js';
 export interface PostgresServer {
   port: number;
   url: string;
-  start(): void;
+  /** Starts it (again), resolving once it accepts connections; the event loop keeps running meanwhile. */
+  start(): Promise<void>;
   /** Fast shutdown: clients are disconnected, as in a restart. */
-  stop(): void;
+  stop(): Promise<void>;
   /** Stops it (if running) and removes its files. */
-  remove(): void;
+  remove(): Promise<void>;
 }
 
 /** The newest PostgreSQL server binaries Debian installed (`/usr/lib/postgresql/<major>/bin`). */
@@ -39,14 +40,19 @@ export async function startPostgresServer(): Promise<PostgresServer> {
     const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
     chownSync(dir, uid, gid);
   }
+  const command = (program: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, program), ...args]] : [join(bin, program), args];
   const run = (program: string, args: string[]) => {
-    const [command, argv] = asRoot
-      ? ['runuser', ['-u', 'postgres', '--', join(bin, program), ...args]]
-      : [join(bin, program), args];
-    const result = spawnSync(command, argv, { encoding: 'utf8', timeout: 60_000 });
+    const result = spawnSync(...command(program, args), { encoding: 'utf8', timeout: 60_000 });
     if (result.status !== 0)
       throw new Error(`${program} failed: ${result.stderr || result.stdout || result.error?.message}`);
   };
+  const runAsync = (program: string, args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      execFile(...command(program, args), { timeout: 60_000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${program} failed: ${stderr || stdout || err.message}`)) : resolve(),
+      );
+    });
   const data = join(dir, 'data');
   run('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
   const port = await freePort();
@@ -55,24 +61,35 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   const server: PostgresServer = {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    start() {
-      run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-o', options, '-w', '-t', '30', 'start']);
+    async start() {
+      await runAsync('pg_ctl', [
+        '-D',
+        data,
+        '-l',
+        join(dir, 'log'),
+        '-o',
+        options,
+        '-w',
+        '-t',
+        '30',
+        'start',
+      ]);
       running = true;
     },
-    stop() {
-      run('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop']);
+    async stop() {
+      await runAsync('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop']);
       running = false;
     },
-    remove() {
+    async remove() {
       try {
-        if (running) server.stop();
+        if (running) await server.stop();
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
     },
   };
   try {
-    server.start();
+    await server.start();
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
