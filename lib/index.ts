@@ -38,14 +38,41 @@ export { type RequireGroupsOptions, requireGroups } from './middleware/require-g
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export type { Scope, TokenInfo } from './model.js';
 export type { ThrottleOptions } from './request/throttle.js';
+export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory-token-store.js';
-export { RedisTokenStore, type RedisTokenStoreOptions } from './stores/redis-token-store.js';
-export type {
-  RevocationListener,
-  TokenQuery,
-  TokenRecord,
-  TokenSearchPage,
-  TokenStore,
+export {
+  type OpenedTokenStore,
+  type OpenTokenStoreOptions,
+  openTokenStore,
+} from './stores/open-token-store.js';
+export {
+  type PgPoolClientLike,
+  type PgPoolLike,
+  type PgResultLike,
+  type PostgresSchemaOptions,
+  PostgresTokenStore,
+  type PostgresTokenStoreOptions,
+} from './stores/postgres-token-store.js';
+export {
+  type RedisClientLike,
+  type RedisSubscriberLike,
+  RedisTokenStore,
+  type RedisTokenStoreOptions,
+} from './stores/redis-token-store.js';
+export {
+  type SqliteDatabaseLike,
+  type SqliteStatementLike,
+  SqliteTokenStore,
+  type SqliteTokenStoreOptions,
+} from './stores/sqlite-token-store.js';
+export {
+  EXPIRED_RETENTION_MS,
+  type RevocationListener,
+  type TokenChanges,
+  type TokenQuery,
+  type TokenRecord,
+  type TokenSearchPage,
+  type TokenStore,
 } from './stores/token-store.js';
 export type { CacheOptions } from './tokens/cache.js';
 export {

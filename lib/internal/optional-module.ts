@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 
-/** A require that resolves from this package's own location, in the ESM and the CommonJS build. */
+/** A require that resolves from this package's own location (tsup shims `import.meta.url` in the CommonJS build). */
 function localRequire(): NodeJS.Require {
-  return typeof require === 'function' ? require : createRequire(import.meta.url);
+  return createRequire(import.meta.url);
 }
 
 function notInstalled(err: unknown, name: string): boolean {
