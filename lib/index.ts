@@ -44,6 +44,7 @@ export {
   type OpenedTokenStore,
   type OpenTokenStoreOptions,
   openTokenStore,
+  redactUrl,
 } from './stores/open-token-store.js';
 export {
   type PgPoolClientLike,

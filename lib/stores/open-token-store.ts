@@ -41,7 +41,11 @@ const REDIS_FAIL_FAST = {
 const SCHEMES =
   'memory:, sqlite:<path>, redis://, rediss://, redis+sentinel://, redis+cluster://, postgres://';
 
-/** A URL fit for messages and logs: any password replaced by `***`. */
+/**
+ * A URL fit for messages and logs: any password replaced by `***`.
+ * @example
+ * redactUrl('redis://:s3cret@cache:6379') // 'redis://:***@cache:6379'
+ */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/]*):([^@/]*)@/i, '$1$2:***@');
 }
