@@ -171,8 +171,6 @@ export class SqliteTokenStore implements TokenStore {
       purgeFailures: `DELETE FROM ${t.failures} WHERE until <= ?`,
       purgeClaims: `DELETE FROM ${t.claims} WHERE until <= ?`,
       purgeLog: `DELETE FROM ${t.revocations} WHERE at <= ?`,
-      relax: 'PRAGMA synchronous = NORMAL',
-      strict: 'PRAGMA synchronous = FULL',
     };
     return Object.fromEntries(
       Object.entries(statements).map(([key, source]) => [key, this.db.prepare(source)]),
@@ -344,11 +342,12 @@ export class SqliteTokenStore implements TokenStore {
   /** Writes whose loss in a power cut harms no one skip the fsync (`synchronous: 'full'` only). */
   private relaxed<T>(work: () => T): T {
     if (!this.full) return work();
-    this.sql['relax']!.run();
+    // Not a prepared statement: SQLite applies this pragma when it is prepared, not when run.
+    this.db.pragma('synchronous = NORMAL');
     try {
       return work();
     } finally {
-      this.sql['strict']!.run();
+      this.db.pragma('synchronous = FULL');
     }
   }
 
