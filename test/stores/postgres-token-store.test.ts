@@ -9,7 +9,8 @@ runTokenStoreContract('PostgresTokenStore (two pools, one schema)', async () => 
   const pools = [testPool(), testPool()];
   const schema = freshSchema();
   const store = new PostgresTokenStore({ pool: pools[0]!, schema });
-  const peer = new PostgresTokenStore({ pool: pools[1]!, schema });
+  // The peer runs without prepared statements, so the contract covers both ways of querying.
+  const peer = new PostgresTokenStore({ pool: pools[1]!, schema, preparedStatements: false });
   await store.ensureSchema();
   return {
     store,
