@@ -91,7 +91,20 @@ export class PostgresTokenStore implements TokenStore {
   private readonly names: PostgresNames;
   private readonly createSchema: boolean;
   private readonly prepared: boolean;
-  private readonly sql: Record<string, string>;
+  private readonly sql: Record<
+    | 'put'
+    | 'get'
+    | 'list'
+    | 'exists'
+    | 'touch'
+    | 'delete'
+    | 'countFailure'
+    | 'failureCount'
+    | 'claim'
+    | 'expiring'
+    | 'purge',
+    string
+  >;
   private readonly listeners = new Set<PgRevocationListener>();
   private schemaReady: Promise<void> | undefined;
   private lastHousekeeping = 0;
@@ -146,24 +159,23 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   async put(record: TokenRecord): Promise<void> {
-    await this.query(this.sql['put']!, toRow(record));
+    await this.query(this.sql.put, toRow(record));
     this.housekeep();
   }
 
   async get(id: string): Promise<TokenRecord | null> {
-    const { rows } = await this.query(this.sql['get']!, [id, Date.now()]);
+    const { rows } = await this.query(this.sql.get, [id, Date.now()]);
     return rows.length === 0 ? null : fromRow(rows[0]!);
   }
 
   async listByUser(user: string): Promise<TokenRecord[]> {
-    const { rows } = await this.query(this.sql['list']!, [user.toLowerCase(), Date.now()]);
+    const { rows } = await this.query(this.sql.list, [user.toLowerCase(), Date.now()]);
     return rows.map(fromRow);
   }
 
   async update(id: string, changes: TokenChanges): Promise<boolean> {
     const columns = changedColumns(changes);
-    if (columns.length === 0)
-      return (await this.query(this.sql['exists']!, [id, Date.now()])).rows.length > 0;
+    if (columns.length === 0) return (await this.query(this.sql.exists, [id, Date.now()])).rows.length > 0;
     // Built from fixed column names only; every value is a parameter.
     const set = columns.map(([column], i) => `${column} = $${i + 1}`).join(', ');
     const n = columns.length;
@@ -175,13 +187,13 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const { rows } = await this.query(this.sql['delete']!, [id, this.names.channel, Date.now()]);
+    const { rows } = await this.query(this.sql.delete, [id, this.names.channel, Date.now()]);
     this.housekeep();
     return Number(rows[0]?.['live'] ?? 0) > 0;
   }
 
   async touch(id: string, at: number, ip: string | null): Promise<void> {
-    await this.query(this.sql['touch']!, [at, ip, id, Date.now()]);
+    await this.query(this.sql.touch, [at, ip, id, Date.now()]);
   }
 
   async search(query: TokenQuery): Promise<TokenSearchPage> {
@@ -200,26 +212,26 @@ export class PostgresTokenStore implements TokenStore {
 
   async countFailure(key: string, windowMs: number): Promise<number> {
     const now = Date.now();
-    const { rows } = await this.query(this.sql['countFailure']!, [key, now + windowMs, now]);
+    const { rows } = await this.query(this.sql.countFailure, [key, now + windowMs, now]);
     this.housekeep();
     return Number(rows[0]!['count']);
   }
 
   async failureCount(key: string): Promise<number> {
-    const { rows } = await this.query(this.sql['failureCount']!, [key, Date.now()]);
+    const { rows } = await this.query(this.sql.failureCount, [key, Date.now()]);
     return rows.length === 0 ? 0 : Number(rows[0]!['count']);
   }
 
   async claim(key: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    const { rows } = await this.query(this.sql['claim']!, [key, now + ttlMs, now]);
+    const { rows } = await this.query(this.sql.claim, [key, now + ttlMs, now]);
     this.housekeep();
     return rows.length > 0;
   }
 
   async expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {
     const floor = Math.max(after, Date.now() - EXPIRED_RETENTION_MS);
-    const { rows } = await this.query(this.sql['expiring']!, [floor, upTo, limit]);
+    const { rows } = await this.query(this.sql.expiring, [floor, upTo, limit]);
     return rows.map(fromRow);
   }
 
@@ -267,7 +279,7 @@ export class PostgresTokenStore implements TokenStore {
     const now = Date.now();
     if (now - this.lastHousekeeping < HOUSEKEEPING_MS) return;
     this.lastHousekeeping = now;
-    this.pool.query(this.sql['purge']!, [now - EXPIRED_RETENTION_MS, now]).catch(() => {
+    this.pool.query(this.sql.purge, [now - EXPIRED_RETENTION_MS, now]).catch(() => {
       this.lastHousekeeping = 0; // try again with the next write
     });
   }
