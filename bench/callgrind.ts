@@ -26,7 +26,10 @@ export interface CallgrindOptions {
 }
 
 /** Runs `command` (which prints `READY <port> <token>`) under callgrind; instructions per request. */
-export async function instructionsPerRequest(command: string[], options: CallgrindOptions = {}): Promise<number> {
+export async function instructionsPerRequest(
+  command: string[],
+  options: CallgrindOptions = {},
+): Promise<number> {
   const { requests = 2_000, warmup = 3_000, concurrency = 8, path = '/rest/api/1.0/projects' } = options;
   const dir = options.keepDumpIn ?? mkdtempSync(join(tmpdir(), 'callgrind-'));
   const child = spawn(
@@ -85,7 +88,9 @@ export async function instructionsPerRequest(command: string[], options: Callgri
     agent.destroy();
     if (failures > 0) throw new Error(`${failures} requests failed or were refused`);
     const dumps = readdirSync(dir).filter((f) => /\.\d+\.\d+$/.test(f) || /out\.\d+\.\d+/.test(f));
-    const totals = dumps.map((f) => Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0));
+    const totals = dumps.map((f) =>
+      Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0),
+    );
     const total = Math.max(0, ...totals);
     if (total === 0) throw new Error(`no callgrind dump was read in ${dir}`);
     return Math.round(total / requests);

@@ -35,7 +35,14 @@ async function redisUrl(): Promise<{ url: string; stop(): Promise<void> }> {
 }
 
 function instructions(variant: string, redis: string, run: number): Promise<number> {
-  const server = ['node', '--import', 'tsx', 'bench/server.ts', variant, ...(variant === 'redis' ? [redis] : [])];
+  const server = [
+    'node',
+    '--import',
+    'tsx',
+    'bench/server.ts',
+    variant,
+    ...(variant === 'redis' ? [redis] : []),
+  ];
   const keep = DUMPS === undefined ? undefined : join(DUMPS, `${variant}-${run}`);
   if (keep !== undefined) mkdirSync(keep, { recursive: true });
   return instructionsPerRequest(server, keep === undefined ? {} : { keepDumpIn: keep });
