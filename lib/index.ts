@@ -1,6 +1,7 @@
 export {
   AuthenticationError,
   ForbiddenError,
+  GatewayError,
   isTokenGateError,
   NotFoundError,
   StoreError,
