@@ -6,6 +6,7 @@ export {
   ConflictError,
   type ForbiddenCode,
   ForbiddenError,
+  GatewayError,
   isTokenGateError,
   MethodNotAllowedError,
   NotFoundError,
