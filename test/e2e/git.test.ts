@@ -110,14 +110,14 @@ describe('the example proxy with git and curl', () => {
     const created = JSON.parse(
       (
         await sh(
-          `curl -s -u demo:demo -H "Content-Type: application/json" -d '{"name":"short-lived","scope":"read"}' ${url}/tokens`,
+          `curl -s -u demo:demo -H "Content-Type: application/json" -d '{"name":"short-lived","scope":"read"}' ${url}/tokens/api`,
         )
       ).stdout,
     );
     const host = url.replace('http://', '');
     await git(['clone', `http://demo:${created.token}@${host}/scm/demo/repo.git`, 'before-revoke']);
     const revoked = await sh(
-      `curl -s -o /dev/null -w '%{http_code}' -u demo:demo -X DELETE ${url}/tokens/${created.id}`,
+      `curl -s -o /dev/null -w '%{http_code}' -u demo:demo -X DELETE ${url}/tokens/api/${created.id}`,
     );
     expect(revoked.stdout).toBe('204');
     const clone = git(['clone', `http://demo:${created.token}@${host}/scm/demo/repo.git`, 'after-revoke']);
