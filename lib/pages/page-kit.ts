@@ -266,9 +266,12 @@ export function pageRoute(kit: PageKit, handler: Handler) {
       })
       .catch((err: unknown) => {
         if (err instanceof TokenGateError && !res.headersSent) {
-          const nonce = newNonce();
-          setPageHeaders(res, nonce);
-          kit.fail(page ?? { ...fallbackPage(kit, req, res, nonce) }, err);
+          if (page !== undefined) kit.fail(page, err);
+          else {
+            const nonce = newNonce();
+            setPageHeaders(res, nonce);
+            kit.fail(fallbackPage(kit, req, res, nonce), err);
+          }
         } else next(err);
       });
   };

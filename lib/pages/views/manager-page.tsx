@@ -77,7 +77,7 @@ function Choice(props: {
 
 /** The token manager: everyone's tokens, filtered and paged; revoke; revoke all of a user; create on behalf. */
 export function managerPage(view: ManagerView): string {
-  const { frame, filters, tokens, start, limit, nextStart, now } = view;
+  const { frame, filters, tokens, start, limit, nextStart, now } = view; // `start` is the store's cursor: only forward and back to the first page
   const user = filters['user'] ?? '';
   return renderPage(
     frame,
@@ -145,14 +145,12 @@ export function managerPage(view: ManagerView): string {
           />
         )}
         <nav class="pager" aria-label="Pages">
-          <span>{tokens.length === 0 ? 'None' : `Showing ${start + 1}–${start + tokens.length}`}</span>
+          <span>{tokens.length === 1 ? '1 token on this page' : `${tokens.length} tokens on this page`}</span>
           <span class="buttons">
             {start > 0 && (
-              <a
-                class="button small"
-                href={`${frame.root}${pageQuery(filters, Math.max(0, start - limit), limit)}`}
-              >
-                Previous page
+              // `start` is the store's cursor: pages go forward, and back to the first.
+              <a class="button small" href={`${frame.root}${pageQuery(filters, 0, limit)}`}>
+                First page
               </a>
             )}
             {nextStart !== undefined && (
