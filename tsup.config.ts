@@ -8,5 +8,5 @@ export default defineConfig({
   sourcemap: true,
   target: 'node20',
   // Peer and runtime dependencies stay external: users bring their own express and ioredis.
-  external: ['express', 'ioredis', 'jose', 'bcryptjs'],
+  external: ['express', 'ioredis', 'jose', 'bcryptjs', 'openid-client', 'preact', 'preact-render-to-string'],
 });

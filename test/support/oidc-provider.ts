@@ -36,6 +36,14 @@ export async function startOidcProvider(options: {
       },
     ],
     cookies: { keys: ['test cookie key for the provider'] },
+    ttl: {
+      Interaction: 600,
+      Grant: 600,
+      Session: 600,
+      AccessToken: 600,
+      IdToken: 600,
+      AuthorizationCode: 60,
+    },
     claims: { openid: ['sub'], profile: ['preferred_username', 'groups'] },
     pkce: { required: () => true },
     async findAccount(_ctx, id) {
