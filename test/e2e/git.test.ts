@@ -63,6 +63,14 @@ describe('the example proxy with git and curl', () => {
       .filter((line) => line.startsWith('  $ '))
       .map((line) => line.slice(4));
     expect(commands.length).toBeGreaterThanOrEqual(7);
+    // One line for the token pages, with the credentials that log in there.
+    const pages = output.match(
+      /^Token page: (http:\/\/127\.0\.0\.1:\d+\/tokens\/) \(log in as demo \/ demo\)$/gm,
+    );
+    expect(pages).toHaveLength(1);
+    const login = await fetch(`${url}/tokens/login`);
+    expect(login.status).toBe(200);
+    expect(await login.text()).toContain('Bitbucket username');
     for (const command of commands) await sh(command);
     const pushes = await sh(`curl -s -H "Authorization: Bearer ${readToken}" ${url}/rest/demo/pushes`);
     expect(JSON.parse(pushes.stdout).pushes).toEqual(['demo']);
