@@ -42,12 +42,15 @@ describe('the example proxy with git and curl', () => {
       output += chunk.toString();
     });
     const started = Date.now();
-    while (!output.includes('Press Ctrl+C') && Date.now() - started < 20_000)
+    while (!output.includes('Press Ctrl+C') && Date.now() - started < 60_000)
       await new Promise((r) => setTimeout(r, 50));
-    url = /proxy on (http:\/\/\S+)/.exec(output)![1]!;
+    const printed = /proxy on (http:\/\/\S+)/.exec(output);
+    if (printed === null)
+      throw new Error(`The example proxy did not start within 60 s; it printed:\n${output}`);
+    url = printed[1]!;
     readToken = /Read token for "demo":\s+(\S+)/.exec(output)![1]!;
     writeToken = /Write token for "demo":\s+(\S+)/.exec(output)![1]!;
-  });
+  }, 90_000);
 
   afterAll(async () => {
     if (proxy && proxy.exitCode === null) {

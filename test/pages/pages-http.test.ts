@@ -10,6 +10,7 @@ import {
   type TokenGate,
 } from '../../lib/index.js';
 import { SessionCodec } from '../../lib/pages/session.js';
+import { EXPRESS_VERSIONS } from '../support/apps.js';
 
 const SECRET = 'a session secret of at least thirty-two bytes';
 const PASSWORDS: Record<string, string> = { alice: 'alice-pw', admin: 'admin-pw', eve: 'eve-pw' };
@@ -604,6 +605,28 @@ describe('gate.pages over HTTP', () => {
       expect(done.headers['location']).toBe('../manage?user=bob&done=revoked-all');
       expect(await gate.tokens.list('bob')).toHaveLength(0);
       expect(events.filter((e) => e.type === 'token.revoked' && e.actor === 'admin')).toHaveLength(2);
+    });
+  });
+
+  describe.each(EXPRESS_VERSIONS)('on %s', (_name, makeApp) => {
+    it('logs in, creates a token, refuses a foreign origin and a bad filter', async () => {
+      app = makeApp();
+      mount();
+      const { agent, csrf } = await loggedIn('admin');
+      const created = await agent
+        .post('/tokens/create')
+        .type('form')
+        .send({ _csrf: csrf, name: 'on express', scope: 'write' });
+      expect(created.status).toBe(201);
+      const foreign = await agent
+        .post('/tokens/create')
+        .set('Origin', 'https://evil.example.com')
+        .type('form')
+        .send({ _csrf: csrf, name: 'x', scope: 'read' });
+      expect(foreign.status).toBe(403);
+      expect((await agent.get('/tokens/manage?user=a&user=b')).status).toBe(400);
+      expect((await agent.get('/tokens/manage?done[x]=1')).status).toBe(200);
+      expect((await gate.tokens.list('admin')).map((t) => t.name)).toEqual(['on express']);
     });
   });
 
