@@ -187,6 +187,39 @@ describe('token pages in Chromium', () => {
     await context.close();
   });
 
+  it('works with the keyboard alone: skip link, log in, create a token, copy it', async () => {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    context.setDefaultTimeout(10_000);
+    const page = await context.newPage();
+    await page.goto(`${base}/tokens/login`);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('username');
+    await page.keyboard.type('alice');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PASSWORDS['alice']!);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'My API tokens' }).waitFor();
+    await page.getByLabel('Name', { exact: true }).focus();
+    await page.keyboard.type('typed');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Token created' }).waitFor();
+    // Tab to the copy button and press it.
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press('Tab');
+      if ((await page.evaluate(() => document.activeElement?.textContent)) === 'Copy token') break;
+    }
+    await page.keyboard.press('Enter');
+    await page.getByText('Copied to the clipboard.').waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(
+      (await page.locator('#new-token').textContent())!.trim(),
+    );
+    await context.close();
+  });
+
   it('refuses a second token from a resent create form', async () => {
     const { context, page } = await newPage();
     await logIn(page, `${base}/tokens/`, 'alice', PASSWORDS['alice']!);

@@ -473,6 +473,56 @@ describe('gate.pages over HTTP', () => {
     });
   });
 
+  describe('every form endpoint', () => {
+    it('answers oversized, repeated, unknown and non-form bodies with a 4xx and changes nothing', async () => {
+      mount();
+      const { info } = await gate.tokens.create({ user: 'admin', name: 'kept', scope: 'read' });
+      const { agent, csrf } = await loggedIn('admin');
+      const endpoints = [
+        '/tokens/create',
+        `/tokens/token/${info.id}/update`,
+        `/tokens/token/${info.id}/rotate`,
+        `/tokens/token/${info.id}/revoke`,
+        '/tokens/manage/revoke-all',
+        '/tokens/logout',
+        '/tokens/login',
+      ];
+      for (const path of endpoints) {
+        const big = await agent
+          .post(path)
+          .type('form')
+          .send(`_csrf=${csrf}&name=${'x'.repeat(40_000)}`);
+        expect(big.status, `${path} oversized`).toBe(413);
+        const repeated = await agent.post(path).type('form').send(`_csrf=${csrf}&_csrf=${csrf}&confirm=yes`);
+        expect(repeated.status, `${path} repeated`).toBe(400);
+        const unknown = await agent
+          .post(path)
+          .type('form')
+          .send(`_csrf=${csrf}&confirm=yes&__proto__=x&constructor=y`);
+        expect(unknown.status, `${path} unknown`).toBe(400);
+        const json = await agent.post(path).send({ _csrf: csrf, confirm: 'yes' });
+        expect(json.status, `${path} JSON`).toBe(400);
+        const malformed = await agent.post(path).type('form').send('_csrf=%E0%A4%A&confirm=yes');
+        expect(malformed.status, `${path} malformed`).toBeGreaterThanOrEqual(400);
+        expect(malformed.status, `${path} malformed`).toBeLessThan(500);
+        expect(big.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+      }
+      expect((await gate.tokens.list('admin')).map((t) => t.name)).toEqual(['kept']);
+      // Still logged in: none of that ended the session.
+      expect((await agent.get('/tokens/')).status).toBe(200);
+    });
+
+    it('refuses other methods on the pages with a 404 page', async () => {
+      mount();
+      const { agent } = await loggedIn('admin');
+      for (const method of ['put', 'delete', 'patch'] as const) {
+        const res = await agent[method]('/tokens/create');
+        expect(res.status).toBe(404);
+        expect(res.headers['content-type']).toContain('text/html');
+      }
+    });
+  });
+
   describe('a token’s routes', () => {
     it('answer 404 for unknown, malformed and other users’ ids, exactly alike', async () => {
       mount();

@@ -114,5 +114,6 @@ dl.facts dd { margin: 0; }
 .login .card { padding: 1.75rem; }
 .login h1 { text-align: center; }
 .copied { color: var(--ok); font-weight: 600; font-size: .88rem; }
+pre + button { margin-bottom: .75rem; }
 @media (max-width: 640px) { main { padding: 1rem; } header.top { padding: .6rem 1rem; } }
 `;
