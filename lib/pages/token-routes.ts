@@ -19,6 +19,8 @@ import type { TokenFormState } from './views/token-form.js';
 import { confirmPage, createdPage, myTokensPage, type Notice, tokenPage } from './views/token-pages.js';
 
 const TOKEN_ID = /^[0-9A-Za-z]{11}$/;
+// Access-token mode (issue 14) adds its optional `bitbucketToken` field here, and renders it
+// through `CreateForm`'s children.
 const CREATE_FIELDS = [
   '_csrf',
   'formId',
