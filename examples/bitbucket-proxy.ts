@@ -6,6 +6,8 @@
  *
  * Every environment variable is documented in the README ("The example proxy").
  */
+
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,9 +17,11 @@ import { forwardTo } from '../lib/forward/index.js';
 import {
   bitbucketGroups,
   bitbucketLogin,
+  bitbucketPasswordVerifier,
   createTokenGate,
   type GroupsOption,
   openTokenStore,
+  passwordLogin,
   redactUrl,
   type TokenGate,
   type TokenGateOptions,
@@ -84,7 +88,11 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     ...(list(env['CREATE_WRITE_TOKENS_GROUPS'])
       ? { createWriteTokens: list(env['CREATE_WRITE_TOKENS_GROUPS'])! }
       : {}),
-    ...(list(env['MANAGE_OTHERS_GROUPS']) ? { manageOthers: list(env['MANAGE_OTHERS_GROUPS'])! } : {}),
+    ...(list(env['MANAGE_OTHERS_GROUPS'])
+      ? { manageOthers: list(env['MANAGE_OTHERS_GROUPS'])! }
+      : demo
+        ? { manageOthers: ['developers'] } // the demo user also sees the token manager
+        : {}),
   };
   const maxDays = days(env, 'TOKEN_MAX_DAYS');
   const defaultDays = days(env, 'TOKEN_DEFAULT_DAYS');
@@ -117,10 +125,30 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
-  app.use('/tokens', bitbucketLogin({ baseUrl: bitbucketUrl.href }), gate.router());
+  // The management API (JSON, Basic login) and, beside it, the token pages (HTML, session login).
+  app.use('/tokens/api', bitbucketLogin({ baseUrl: bitbucketUrl.href }), gate.router());
+  if (!demo && !env['SESSION_SECRET'])
+    console.warn('SESSION_SECRET is not set: page sessions end when the proxy restarts.');
+  app.use(
+    '/tokens',
+    gate.pages({
+      login: passwordLogin({
+        verify: bitbucketPasswordVerifier({ baseUrl: bitbucketUrl.href }),
+        usernameLabel: 'Bitbucket username',
+      }),
+      session: {
+        secret: env['SESSION_SECRET'] || randomBytes(32),
+        // The demo runs on plain http://127.0.0.1; anything else must be served over HTTPS.
+        secure: flag(env, 'SECURE_COOKIES', !demo),
+      },
+      ...(env['PUBLIC_URL'] ? { publicUrl: env['PUBLIC_URL'] } : {}),
+      ...(demo ? { cloneExample: 'scm/demo/repo.git' } : {}),
+    }),
+  );
   app.use(['/rest', '/scm'], gate.protect(), forwardTo(bitbucketUrl));
 
-  const server = app.listen(Number(env['PORT'] ?? 8080), env['HOST'] ?? '127.0.0.1');
+  const host = env['HOST'] ?? '127.0.0.1';
+  const server = app.listen(Number(env['PORT'] ?? 8080), host);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -136,7 +164,8 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   const { port } = server.address() as AddressInfo;
-  const url = `http://localhost:${port}`;
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const url = `http://${shown}:${port}`;
 
   let demoTokens: RunningProxy['demo'];
   if (upstream) {
@@ -183,9 +212,11 @@ export function demoInstructions(proxy: RunningProxy): string {
     `  $ git -C demo-repo push http://${DEMO_USER}:${writeToken}@${host}/scm/demo/repo.git HEAD:main`,
     'Call the REST API (the upstream echoes the identity it was given):',
     `  $ curl -s -H "Authorization: Bearer ${readToken}" ${url}/rest/api/1.0/projects`,
-    'Create and list tokens with the demo login (user demo, password demo):',
-    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens`,
-    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens`,
+    'Create and list tokens through the management API with the demo login (user demo, password demo):',
+    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens/api`,
+    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens/api`,
+    '',
+    `Token page: ${url}/tokens/ (log in as ${DEMO_USER} / ${DEMO_PASSWORD})`,
     '',
     'Press Ctrl+C to stop.',
   ].join('\n');
@@ -196,7 +227,7 @@ async function main(): Promise<void> {
   console.log(
     proxy.demo
       ? demoInstructions(proxy)
-      : `express-api-tokens proxy on ${proxy.url} (tokens in ${proxy.storeUrl})`,
+      : `express-api-tokens proxy on ${proxy.url} (tokens in ${proxy.storeUrl})\nToken page: ${proxy.url}/tokens/ (log in with your Bitbucket account)`,
   );
   let stopping = false;
   const stop = async () => {

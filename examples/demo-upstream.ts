@@ -126,6 +126,28 @@ export async function startDemoUpstream(): Promise<DemoUpstream> {
       serveGit(root, pushes, req, res, url.pathname.slice('/scm'.length), url.search.slice(1));
       return;
     }
+    if (url.pathname === '/rest/api/1.0/users') {
+      // The password check of the logins (`bitbucketPasswordVerifier`): only demo / demo is accepted.
+      req.resume();
+      const [user, password] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64')
+        .toString()
+        .split(':');
+      if (user !== DEMO_USER || password !== DEMO_PASSWORD) {
+        json(res, 401, { errors: [{ message: 'Authentication failed.' }] });
+        return;
+      }
+      res.setHeader('X-AUSERNAME', DEMO_USER);
+      json(res, 200, {
+        size: 1,
+        limit: 100,
+        isLastPage: true,
+        start: 0,
+        values: [
+          { name: DEMO_USER, slug: DEMO_USER, id: 1, displayName: 'Demo User', active: true, type: 'NORMAL' },
+        ],
+      });
+      return;
+    }
     const login = /^\/rest\/api\/1\.0\/users\/([^/]+)$/.exec(url.pathname);
     if (login && req.headers.authorization?.startsWith('Basic ')) {
       const [user, password] = Buffer.from(req.headers.authorization.slice(6), 'base64')

@@ -7,6 +7,8 @@ import { LoginThrottle } from './http/login-throttle.js';
 import type { ManagementContext } from './http/management-context.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { validateOptions } from './internal/options.js';
+import type { PagesOptions } from './pages/options.js';
+import { createPagesRouter } from './pages/router.js';
 import { type ClientIpOptions, createClientIpResolver } from './request/client-address.js';
 import { MemoryTokenStore } from './stores/memory-token-store.js';
 import type { TokenStore } from './stores/token-store.js';
@@ -26,6 +28,8 @@ export interface TokenGate {
   protect(): RequestHandler;
   /** The management API (mount it behind a login such as `bitbucketLogin`). */
   router(options?: RouterOptions): Router;
+  /** The token pages: log in, create, copy once, rotate and revoke tokens; the token manager. */
+  pages(options: PagesOptions): Router;
   /** Stops timers and listening for revocations. Does not close a store (or client) you passed in. */
   close(): Promise<void>;
 }
@@ -107,6 +111,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     tokens,
     protect: called('protect', () => protect),
     router: called('router', (routerOptions?: RouterOptions) => createRouter(management, routerOptions)),
+    pages: called('pages', (pagesOptions?: PagesOptions) => createPagesRouter(management, pagesOptions!)),
     async close() {
       reminders?.stop();
       await feed.stop();

@@ -33,7 +33,14 @@ export type { Permissions, TokenGateOptions } from './gate/options.js';
 export { createTokenGate, type TokenGate } from './gate.js';
 export { type BitbucketGroupsOptions, bitbucketGroups } from './groups/bitbucket-groups.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
-export { type BitbucketLoginOptions, bitbucketLogin } from './http/bitbucket-login.js';
+export {
+  type BitbucketLoginOptions,
+  type BitbucketPasswordVerifierOptions,
+  type BitbucketUser,
+  bitbucketLogin,
+  bitbucketPasswordVerifier,
+  type PasswordVerifier,
+} from './http/bitbucket-login.js';
 export type { LoginThrottleOptions } from './http/login-throttle.js';
 export { sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
@@ -51,6 +58,14 @@ export { type RequireGroupsOptions, requireGroups } from './middleware/require-g
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
 export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
+export { type OidcLogin, type OidcLoginOptions, oidcLogin } from './pages/logins/oidc-login.js';
+export {
+  type PasswordLogin,
+  type PasswordLoginOptions,
+  passwordLogin,
+} from './pages/logins/password-login.js';
+export type { LoginProvider, PagesOptions } from './pages/options.js';
+export type { SessionOptions } from './pages/session.js';
 export type { AuthContext } from './request/auth-context.js';
 export type { ThrottleOptions } from './request/throttle.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
