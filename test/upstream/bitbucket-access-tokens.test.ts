@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import express, { type Express } from 'express';
+import { Redis } from 'ioredis';
+import { compactDecrypt, decodeProtectedHeader } from 'jose';
 import request from 'supertest';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { createTokenGate, type TokenGate, type TokenGateOptions } from '../../lib/gate.js';
 import { bitbucketLogin } from '../../lib/http/bitbucket-login.js';
@@ -13,6 +15,7 @@ import {
 } from '../../lib/upstream/bitbucket-access-tokens.js';
 import { basic } from '../support/apps.js';
 import { type BitbucketStandIn, startBitbucketStandIn } from '../support/bitbucket-stand-in.js';
+import { openRedisStore } from '../support/redis-store.js';
 import { RetainingStore } from '../support/retaining-store.js';
 
 const DAY = 86_400_000;
@@ -30,7 +33,7 @@ interface Setup {
 
 const running: Array<() => Promise<void>> = [];
 afterEach(async () => {
-  for (const stop of running.splice(0)) await stop();
+  for (const stop of running.splice(0).reverse()) await stop();
 });
 
 async function setup(
@@ -491,5 +494,48 @@ describe('failures while minting leave nothing half-made', () => {
       }),
     ).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     expect(bitbucket.accessTokens.of('alice')).toEqual([]);
+  });
+});
+
+describe('at rest', () => {
+  it('leaves no usable credential in a Redis dump: the Bitbucket token is sealed, the key is elsewhere', async () => {
+    const redis = await openRedisStore(new Redis(inject('redisUrl')));
+    running.push(redis.cleanup);
+    const { app, bitbucket } = await setup({ store: redis.store });
+    const created = await request(app)
+      .post('/tokens')
+      .set('Authorization', as('alice'))
+      .send({ name: 'x', scope: 'write' });
+    expect(created.status).toBe(201);
+    const minted = bitbucket.accessTokens.of('alice')[0]!;
+
+    const keys = await redis.redis.keys(`${redis.keyPrefix}:*`);
+    const dump: Record<string, unknown> = {};
+    for (const key of keys)
+      dump[key] =
+        (await redis.redis.type(key)) === 'hash'
+          ? await redis.redis.hgetall(key)
+          : await redis.redis.type(key);
+    const text = JSON.stringify(dump);
+    for (const secret of [
+      minted.token,
+      minted.id,
+      PASSWORDS.alice,
+      created.body.token,
+      KEY.key.toString('base64'),
+    ])
+      expect(text).not.toContain(secret);
+
+    const hash = Object.values(dump).find(
+      (v) => typeof v === 'object' && (v as { name?: string }).name === 'x',
+    ) as Record<string, string>;
+    expect(decodeProtectedHeader(hash['upstream']!)).toEqual({ alg: 'dir', enc: 'A256GCM', kid: 'k1' });
+    await expect(compactDecrypt(hash['upstream']!, randomBytes(32))).rejects.toThrow();
+    // With the key, and only with it, the credential opens.
+    const { plaintext } = await compactDecrypt(hash['upstream']!, KEY.key);
+    expect(JSON.parse(new TextDecoder().decode(plaintext))).toMatchObject({
+      token: minted.token,
+      tokenId: minted.id,
+    });
   });
 });
