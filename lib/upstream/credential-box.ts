@@ -1,4 +1,4 @@
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { CompactEncrypt, type CompactJWEHeaderParameters, compactDecrypt } from 'jose';
 import { UnavailableError } from '../errors.js';
 import { sameUser } from '../internal/validate.js';
@@ -47,10 +47,10 @@ function keyBytes(value: unknown, path: string): Buffer {
 }
 
 /** Parses and checks the key ring at startup; the first key encrypts. */
-function keyRing(keys: unknown, path: string): { current: [string, KeyObject]; all: Map<string, KeyObject> } {
+function keyRing(keys: unknown, path: string): Map<string, Buffer> {
   if (!Array.isArray(keys) || keys.length === 0)
     throw new TypeError(`\`${path}\` must list at least one key: [{ id, key }]`);
-  const all = new Map<string, KeyObject>();
+  const all = new Map<string, Buffer>();
   for (const [i, entry] of keys.entries()) {
     const at = `${path}[${i}]`;
     if (typeof entry !== 'object' || entry === null) throw new TypeError(`\`${at}\` must be { id, key }`);
@@ -60,10 +60,9 @@ function keyRing(keys: unknown, path: string): { current: [string, KeyObject]; a
     if (typeof id !== 'string' || !KEY_ID.test(id))
       throw new TypeError(`\`${at}.id\` must be 1 to 64 characters of A-Z a-z 0-9 . _ -`);
     if (all.has(id)) throw new TypeError(`\`${at}.id\` repeats the key id ${JSON.stringify(id)}`);
-    all.set(id, createSecretKey(keyBytes(key, `${at}.key`)));
+    all.set(id, keyBytes(key, `${at}.key`));
   }
-  const first = all.entries().next().value!;
-  return { current: first, all };
+  return all;
 }
 
 const unavailable = (cause?: unknown) =>
@@ -80,20 +79,28 @@ const unavailable = (cause?: unknown) =>
  * credential uses it. The keys live only here, never in the store.
  */
 export class CredentialBox {
-  readonly #current: [string, KeyObject];
-  readonly #keys: Map<string, KeyObject>;
+  readonly #current: string;
+  /** WebCrypto keys, imported once each (jose would convert other key forms on every call). */
+  readonly #keys: Map<string, Promise<webcrypto.CryptoKey>>;
 
   constructor(keys: readonly EncryptionKey[], path = 'encryptionKeys') {
     const ring = keyRing(keys, path);
-    this.#current = ring.current;
-    this.#keys = ring.all;
+    this.#current = ring.keys().next().value!;
+    this.#keys = new Map();
+    for (const [id, bytes] of ring) {
+      const imported = webcrypto.subtle.importKey('raw', bytes, 'AES-GCM', false, ['encrypt', 'decrypt']);
+      imported.catch(() => {}); // reported where it is awaited
+      this.#keys.set(id, imported);
+    }
   }
 
   /** Seals a credential with the first key. */
   async seal(credential: UpstreamCredential): Promise<string> {
-    const [kid, key] = this.#current;
+    const kid = this.#current;
     const plaintext = new TextEncoder().encode(JSON.stringify({ v: 1, ...credential }));
-    return new CompactEncrypt(plaintext).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid }).encrypt(key);
+    return new CompactEncrypt(plaintext)
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid })
+      .encrypt(await this.#keys.get(kid)!);
   }
 
   /**
