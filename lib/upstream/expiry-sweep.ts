@@ -18,6 +18,7 @@ export class ExpirySweep {
   readonly #deletions: UpstreamDeletions;
   readonly #intervalMs: number;
   readonly #timer: NodeJS.Timeout;
+  readonly #first: NodeJS.Immediate;
   readonly #watched = new Map<string, TokenRecord>();
   #last: number;
   #running: Promise<void> | undefined;
@@ -29,7 +30,9 @@ export class ExpirySweep {
     this.#last = now - EXPIRED_RETENTION_MS;
     this.#timer = setInterval(() => void this.tick(), intervalMs);
     this.#timer.unref();
-    setImmediate(() => void this.tick()).unref();
+    // The first pass at once: deletions that fell due while no instance ran are not kept waiting.
+    this.#first = setImmediate(() => void this.tick());
+    this.#first.unref();
   }
 
   /** One pass; resolves when it is done. Concurrent calls share it. */
@@ -42,6 +45,7 @@ export class ExpirySweep {
 
   stop(): void {
     clearInterval(this.#timer);
+    clearImmediate(this.#first);
   }
 
   async #pass(now: number): Promise<void> {

@@ -539,3 +539,25 @@ describe('at rest', () => {
     });
   });
 });
+
+describe('in the identity-header mode', () => {
+  it('takes no Bitbucket credentials, from the library or the management API', async () => {
+    const gate = createTokenGate();
+    running.push(() => gate.close());
+    expect(gate.tokens.upstreamCredentialsRequired).toBe(false);
+    await expect(
+      gate.tokens.create({ user: 'alice', name: 'x', scope: 'read', upstream: { password: 'pw' } }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'upstream' });
+    const app = express().use(
+      '/tokens',
+      (req, _res, next) => {
+        (req as { user?: unknown }).user = { name: 'alice' };
+        next();
+      },
+      gate.router(),
+    );
+    const res = await request(app).post('/tokens').send({ name: 'x', scope: 'read', bitbucketToken: 'abc' });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].message).toMatch(/`bitbucketToken` is not used/);
+  });
+});
