@@ -233,6 +233,8 @@ export class TokenService {
         );
     }
     const { token, id, secret } = generateToken(this.tokenPrefix);
+    // Hashed before an upstream credential exists, so nothing after it but the store can fail.
+    const hash = await this.#hasher.hash(id + secret);
     const grant = await this.#upstream?.acquire({
       id,
       user: draft.user,
@@ -251,7 +253,7 @@ export class TokenService {
           ? notAfter
           : draft.expiresAt,
       id,
-      hash: await this.#hasher.hash(id + secret),
+      hash,
       lastUsedAt: null,
       lastUsedIp: null,
       upstream: grant?.sealed ?? null,

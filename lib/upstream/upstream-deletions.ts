@@ -122,10 +122,12 @@ export class UpstreamDeletions {
     if (job.reason === 'revoked' && !job.tombstoned) job.tombstoned = await this.#tombstone(job.record, now);
     const { initialDelayMs, maxDelayMs } = this.#parts.retry;
     const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(job.attempt - 1, 30));
-    this.#report('upstream.delete-failed', job.record, job.credential, job.reason, {
-      error: outcome.error,
-      retryAt: new Date(now + delay).toISOString(),
-    });
+    // Reported on attempts 1, 2, 4, 8, …: a deletion stuck for days does not flood the audit log.
+    if ((job.attempt & (job.attempt - 1)) === 0)
+      this.#report('upstream.delete-failed', job.record, job.credential, job.reason, {
+        error: outcome.error,
+        retryAt: new Date(now + delay).toISOString(),
+      });
     const timer = setTimeout(() => {
       const retry = this.#attempt({ ...job, attempt: job.attempt + 1 }).finally(() =>
         this.#inFlight.delete(job.record.id),
