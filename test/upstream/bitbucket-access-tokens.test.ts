@@ -373,6 +373,8 @@ describe('revocation and expiry delete the Bitbucket token', () => {
     });
     expect(bitbucket.accessTokens.of('alice')).toHaveLength(1);
     await until(() => bitbucket.accessTokens.of('alice').length === 0, 6_000);
+    // Bitbucket deletes before its answer reaches the gate, which then reports it.
+    await until(() => events.some((e) => e.type === 'upstream.deleted'));
     expect(events.find((e) => e.type === 'upstream.deleted')).toMatchObject({ reason: 'expired' });
   });
 
