@@ -35,6 +35,7 @@ if (variant !== 'bare') {
     permissions: { useTokens: ['api-users'] },
     ipAllowlist: ['127.0.0.0/8', '10.0.0.0/8', '2001:db8::/32'],
     ...(variant === 'bcrypt' ? { hasher: 'bcrypt' as const } : {}),
+    ...(variant === 'jwt' ? { identity: { jwt: { key: 'bench-identity-jwt-secret-32-bytes!!' } } } : {}),
   };
   if (variant === 'redis') {
     const redis = new Redis(redisUrl!, { enableOfflineQueue: false });

@@ -37,7 +37,6 @@ export { type BitbucketLoginOptions, bitbucketLogin } from './http/bitbucket-log
 export type { LoginThrottleOptions } from './http/login-throttle.js';
 export { sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
-export type { AuthContext } from './middleware/auth-context.js';
 export { type AuthenticateTokenOptions, authenticateToken } from './middleware/authenticate-token.js';
 export { type BlockPasswordAuthOptions, blockPasswordAuth } from './middleware/block-password-auth.js';
 export { type ClientIpOptions, clientIp } from './middleware/client-ip.js';
@@ -47,6 +46,7 @@ export { type RequireGroupsOptions, requireGroups } from './middleware/require-g
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
 export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
+export type { AuthContext } from './request/auth-context.js';
 export type { ThrottleOptions } from './request/throttle.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory-token-store.js';
 export { RedisTokenStore, type RedisTokenStoreOptions } from './stores/redis-token-store.js';

@@ -1,5 +1,4 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import IPCIDR from 'ip-cidr';
 import { BoundedCache } from './bounded-cache.js';
 
 /**
@@ -49,9 +48,13 @@ export function parseIpCached(input: string): IpAddress | null {
   return address;
 }
 
-/** The eight 16-bit groups of an IPv6 address, each as four hex digits. */
+/** The eight 16-bit groups of a canonical (`parseIp`) IPv6 address, each as four hex digits. */
 export function expandV6(text: string): string[] {
-  return (IPCIDR.createAddress(text) as { canonicalForm(): string }).canonicalForm().split(':');
+  const [head = '', tail] = text.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const zeros = new Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...zeros, ...right].map((group) => group.padStart(4, '0'));
 }
 
 /**

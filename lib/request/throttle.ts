@@ -49,8 +49,9 @@ export interface Ticket {
  * - A token id's failures never block the id (ids are public, so anyone could lock its owner
  *   out); past `maxFailuresPerToken` they only stop new slow-hash work for that id, which the
  *   hasher's quick check and the record of earlier successes make unnecessary for its owner.
- * - Counts live in the store (shared by a fleet) and are mirrored here in bounded caches that
- *   evict one entry at a time, so a flood of fresh keys cannot lift a block.
+ * - Counts live in the store (shared by a fleet) and are mirrored here. Keys over their limit
+ *   move to a separate bounded cache that only keys with a full window of failures can enter,
+ *   so a flood of fresh keys (cheap for anyone with an IPv6 prefix) cannot evict a block.
  */
 export class FailureThrottle {
   readonly #perIp: number;
@@ -61,6 +62,8 @@ export class FailureThrottle {
   readonly #local = new FixedWindowCounter(MAX_KEYS);
   /** Last known failure count per key, until its window ends. */
   readonly #failures: BoundedCache<string, number>;
+  /** Keys over their limit, until their window ends. */
+  readonly #over: BoundedCache<string, true>;
   readonly #inFlight = new Map<string, number>();
   /** Slowed addresses: the tail of each one's line of waiting attempts. */
   readonly #lines = new Map<string, { tail: Promise<void>; waiting: number }>();
@@ -72,6 +75,7 @@ export class FailureThrottle {
     this.#windowMs = options.windowMs ?? 900_000;
     this.#maxQueued = options.maxQueuedPerIp ?? 64;
     this.#failures = new BoundedCache(MAX_KEYS, this.#windowMs);
+    this.#over = new BoundedCache(MAX_KEYS, this.#windowMs);
   }
 
   /**
@@ -82,8 +86,8 @@ export class FailureThrottle {
     const client = addressKey(clientIp);
     const idKey = tokenId === undefined ? undefined : `id:${tokenId}`;
     const now = Date.now();
-    const addressOver = this.#load(client) >= this.#perIp;
-    const idOver = idKey !== undefined && this.#load(idKey) >= this.#perToken;
+    const addressOver = this.#isOver(client, this.#perIp);
+    const idOver = idKey !== undefined && this.#isOver(idKey, this.#perToken);
     if (!addressOver) return this.#ticket(client, idKey, idOver, now);
     // Slowed: one attempt at a time from this address, in arrival order.
     const line = this.#lines.get(client) ?? { tail: Promise.resolve(), waiting: 0 };
@@ -117,16 +121,16 @@ export class FailureThrottle {
         if (idKey !== undefined) this.#adjust(idKey, -1);
         onEnd?.();
         if (failed) {
-          void this.#count(client);
-          if (idKey !== undefined) void this.#count(idKey);
+          void this.#count(client, this.#perIp);
+          if (idKey !== undefined) void this.#count(idKey, this.#perToken);
         }
       },
     };
   }
 
-  /** Failures known plus attempts in flight. */
-  #load(key: string): number {
-    return (this.#failures.get(key) ?? 0) + (this.#inFlight.get(key) ?? 0);
+  /** Over the limit: known failures plus attempts in flight reach it. */
+  #isOver(key: string, limit: number): boolean {
+    return this.#over.has(key) || (this.#failures.get(key) ?? 0) + (this.#inFlight.get(key) ?? 0) >= limit;
   }
 
   #adjust(key: string, delta: number): void {
@@ -136,19 +140,21 @@ export class FailureThrottle {
   }
 
   #retryAfter(client: string, now: number): number {
-    const until = this.#failures.expiresAt(client, now);
+    const until = this.#over.expiresAt(client, now) ?? this.#failures.expiresAt(client, now);
     return until === undefined ? 1 : Math.max(1, Math.ceil((until - now) / 1000));
   }
 
-  async #count(key: string): Promise<void> {
+  async #count(key: string, limit: number): Promise<void> {
     try {
       const count = this.#store.countFailure
         ? await this.#store.countFailure(key, this.#windowMs)
         : this.#local.add(key, this.#windowMs);
       // The window restarts when the store says the count restarted.
-      const known = this.#failures.get(key);
-      if (known === undefined || count <= 1) this.#failures.set(key, count);
-      else this.#failures.set(key, count, this.#failures.expiresAt(key)! - Date.now());
+      const now = Date.now();
+      const until = count <= 1 ? undefined : this.#failures.expiresAt(key, now);
+      const remaining = until === undefined ? this.#windowMs : until - now;
+      this.#failures.set(key, count, remaining, now);
+      if (count >= limit && !this.#over.has(key, now)) this.#over.set(key, true, remaining, now);
     } catch {
       // Counting is best effort when the store is down: the lookup itself fails closed.
     }

@@ -16,10 +16,12 @@ export interface TokenHasher {
   hash(material: string): Promise<string>;
   verify(material: string, stored: string): Promise<boolean>;
   /**
-   * Optional, for slow hashers: true when `material` certainly does not match `stored`, decided
-   * cheaply. Lets the gate refuse forged attempts against a known token id without slow work.
+   * Optional, for slow hashers: a cheap pre-check. `false` when `material` certainly does not
+   * match `stored`; `true` when it passes (it may still not match); `undefined` when `stored`
+   * carries no check. Lets the gate refuse forged attempts against a known token id without
+   * slow work, and run the slow check for the real token even while its id is under attack.
    */
-  quickReject?(material: string, stored: string): boolean;
+  quickCheck?(material: string, stored: string): boolean | undefined;
   /** Optional: releases threads or other resources. */
   close?(): Promise<void>;
 }
@@ -113,9 +115,10 @@ export function bcryptHasher(options: Readonly<BcryptHasherOptions> = {}): Token
     async hash(material) {
       return `${BCRYPT_TAG}${quickCheck(material)}$${await pool.hash(material, cost)}`;
     },
-    quickReject(material, stored) {
+    quickCheck(material, stored) {
       const parts = split(stored);
-      return parts === null || (parts.check !== null && parts.check !== quickCheck(material));
+      if (parts === null) return false;
+      return parts.check === null ? undefined : parts.check === quickCheck(material);
     },
     async verify(material, stored) {
       const parts = split(stored);

@@ -13,13 +13,7 @@ import {
   validateOptions,
 } from '../internal/options.js';
 import { isTokenRequest } from '../request/credential-slot.js';
-import {
-  DEFAULT_IDENTITY_HEADER,
-  DEFAULT_JWT_HEADER,
-  setHeader,
-  spellingsOf,
-  stripHeaders,
-} from '../request/upstream-headers.js';
+import { rewriteHeaders, spellingsOf } from '../request/header-rewrite.js';
 
 /** A short-lived signed statement of who the request is, for upstreams that verify it. */
 export interface IdentityJwtOptions {
@@ -41,6 +35,11 @@ export interface ForwardIdentityOptions {
   /** Also send a signed JWT (`sub` = user, `tid` = token id, `scope`). */
   jwt?: IdentityJwtOptions;
 }
+
+/** The identity header and the JWT header of the identity-header mode, stripped in every mode. */
+export const DEFAULT_IDENTITY_HEADER = 'x-forwarded-user';
+export const DEFAULT_JWT_HEADER = 'x-forwarded-user-jwt';
+const NOTHING: ReadonlyArray<readonly [string, string]> = [];
 
 export const FORWARD_IDENTITY_OPTIONS: Shape<ForwardIdentityOptions> = {
   header: headerNameCheck,
@@ -129,18 +128,23 @@ export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}):
   return function forwardIdentityMiddleware(req, _res, next) {
     const auth = req.auth;
     const tokenRequest = auth?.kind === 'token' || isTokenRequest(req);
-    stripHeaders(req, tokenRequest ? withAuthorization : spoofable);
+    const remove = tokenRequest ? withAuthorization : spoofable;
     if (auth?.kind !== 'token' || auth.user === undefined || auth.token === undefined) {
+      rewriteHeaders(req, remove, NOTHING);
       next();
       return;
     }
-    setHeader(req, header, auth.user);
+    const user = auth.user;
     if (sign === undefined || jwtHeader === undefined) {
+      rewriteHeaders(req, remove, [[header, user]]);
       next();
       return;
     }
-    sign(auth.user, auth.token.id, auth.token.scope).then((jwt) => {
-      setHeader(req, jwtHeader, jwt);
+    sign(user, auth.token.id, auth.token.scope).then((jwt) => {
+      rewriteHeaders(req, remove, [
+        [header, user],
+        [jwtHeader, jwt],
+      ]);
       next();
     }, next);
   };

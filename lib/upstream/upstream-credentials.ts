@@ -5,15 +5,10 @@ import { refuse } from '../http/respond.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import type { TokenRecord } from '../model.js';
 import { isTokenRequest, verifiedRecord } from '../request/credential-slot.js';
-import {
-  DEFAULT_IDENTITY_HEADER,
-  DEFAULT_JWT_HEADER,
-  setHeader,
-  spellingsOf,
-  stripHeaders,
-} from '../request/upstream-headers.js';
+import { rewriteHeaders, spellingsOf } from '../request/header-rewrite.js';
 import { type BitbucketTokenApi, bearerAuthorization, refusalOf } from './bitbucket-token-api.js';
 import type { CredentialBox } from './credential-box.js';
+import { DEFAULT_IDENTITY_HEADER, DEFAULT_JWT_HEADER } from './forward-identity.js';
 import { type HeldAnswer, holdAnswer } from './held-response.js';
 
 export interface UpstreamCredentialsParts {
@@ -23,6 +18,8 @@ export interface UpstreamCredentialsParts {
   /** How long a token whose Bitbucket token is dead is refused without asking Bitbucket. Default 60,000 ms. */
   revokedTtlMs?: number;
 }
+
+const NOTHING: ReadonlyArray<readonly [string, string]> = [];
 
 const revokedError = () =>
   new AuthenticationError(
@@ -112,7 +109,8 @@ export function upstreamCredentials(parts: UpstreamCredentialsParts): RequestHan
     record: TokenRecord,
     authorization: string,
   ) {
-    setHeader(req, 'authorization', authorization);
+    // The identity headers are never the client's to send; our token never travels upstream.
+    rewriteHeaders(req, identityAndAuthorization, [['authorization', authorization]]);
     holdAnswer(
       res,
       401,
@@ -127,9 +125,9 @@ export function upstreamCredentials(parts: UpstreamCredentialsParts): RequestHan
 
   return function upstreamCredentialsMiddleware(req, res, next) {
     const record = verifiedRecord(req);
-    // The identity headers are never the client's to send; a token never travels upstream.
-    stripHeaders(req, record !== undefined || isTokenRequest(req) ? identityAndAuthorization : identity);
     if (record === undefined) {
+      // Passwords and anonymous requests pass with their own credentials, never with identity headers.
+      rewriteHeaders(req, isTokenRequest(req) ? identityAndAuthorization : identity, NOTHING);
       next();
       return;
     }

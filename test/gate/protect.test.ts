@@ -138,6 +138,34 @@ describe.each(STORES)('gate.protect() on the %s', (_storeName, openStore) => {
       await gate.tokens.revoke(info.id);
       expect((await send()).status).toBe(401);
     });
+
+    it('records a use only for requests every check let through', async () => {
+      const { gate, app } = await setup();
+      const { token, info } = await gate.tokens.create({ user: 'alice', name: 'r', scope: 'read' });
+      const bobs = await gate.tokens.create({ user: 'bob', name: 'r', scope: 'read' });
+      const refusedByAddress = request(app).get('/rest').set('Authorization', `Bearer ${token}`);
+      const refusedByScope = request(app)
+        .post('/rest')
+        .set('Authorization', `Bearer ${token}`)
+        .set('X-Forwarded-For', '203.0.113.1');
+      const refusedByGroup = request(app)
+        .get('/rest')
+        .set('Authorization', `Bearer ${bobs.token}`)
+        .set('X-Forwarded-For', '203.0.113.1');
+      expect((await refusedByAddress.set('X-Forwarded-For', '198.51.100.1')).status).toBe(403);
+      expect((await refusedByScope).status).toBe(403);
+      expect((await refusedByGroup).status).toBe(403);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await gate.tokens.get(info.id)).toMatchObject({ lastUsedAt: null, lastUsedIp: null });
+      expect(await gate.tokens.get(bobs.info.id)).toMatchObject({ lastUsedAt: null });
+      const passed = await request(app)
+        .get('/rest')
+        .set('Authorization', `Bearer ${token}`)
+        .set('X-Forwarded-For', '203.0.113.7');
+      expect(passed.status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await gate.tokens.get(info.id)).toMatchObject({ lastUsedIp: '203.0.113.7' });
+    });
   });
 });
 
@@ -157,6 +185,33 @@ describe('createTokenGate options', () => {
     [{ anonymous: 'allow' }, '`anonymous`'],
     [{ onEvent: 'log' }, '`onEvent`'],
     [{ identity: { jwt: { key: 'short' } } }, '`jwt.key`'],
+    [{ expiry: { maxdays: 90 } }, 'Unknown option `expiry.maxdays`; did you mean `expiry.maxDays`?'],
+    [{ throttle: { maxFailuresPerIP: 3 } }, 'did you mean `throttle.maxFailuresPerIp`?'],
+    [{ throttle: { windowMS: 1000 } }, 'did you mean `throttle.windowMs`?'],
+    [{ cache: { ttlMs: Number.NaN } }, '`cache.ttlMs`'],
+    [{ cache: { ttl: 5000 } }, 'did you mean `cache.ttlMs`?'],
+    [{ cache: { maxEntries: Number.POSITIVE_INFINITY } }, '`cache.maxEntries`'],
+    [{ identity: { headr: 'x-user' } }, 'did you mean `identity.header`?'],
+    [{ identity: { header: 'x user' } }, '`identity.header`'],
+    [
+      { identity: { jwt: { key: 'k'.repeat(32), algorithim: 'HS256' } } },
+      'did you mean `identity.jwt.algorithm`?',
+    ],
+    [{ identity: { jwt: { key: 'k'.repeat(32), ttlSeconds: 0 } } }, '`identity.jwt.ttlSeconds`'],
+    [{ hasher: 'bcrypt', pepper: 'x' }, '`pepper`'],
+    [{ pepper: '' }, '`pepper`'],
+    [{ ipallowlist: [] }, 'did you mean `ipAllowlist`?'],
+    [{ trustedProxy: [] }, 'did you mean `trustedProxies`?'],
+    [{ blockPasswordAuthentication: true }, 'Unknown option `blockPasswordAuthentication`'],
+    [{ permissions: { managOthers: [] } }, 'did you mean `permissions.manageOthers`?'],
+    [{ reminders: { leadDay: [7] } }, 'did you mean `reminders.leadDays`?'],
+    [{ reminders: { leadDays: [0] } }, '`reminders.leadDays[0]`'],
+    [{ loginThrottle: { maxFailuresPerUser: 0 } }, '`loginThrottle.maxFailuresPerUser`'],
+    [{ maxTokensPerUser: 0 }, '`maxTokensPerUser`'],
+    [{ gitPrefixes: ['scm'] }, '`gitPrefixes[0]`'],
+    [{ extraMethods: { PROPFIND: 'admin' } }, '`extraMethods.PROPFIND`'],
+    [{ clientIpHeader: 'bad header' }, '`clientIpHeader`'],
+    [{ groups: { alice: 'admins' } }, '`groups'],
   ])('throws at startup for %j, naming the option', (options, message) => {
     expect(() => createTokenGate(options as never)).toThrow(message);
   });

@@ -251,6 +251,90 @@ describe.each(STORES)('gate.router() on the %s', (_storeName, openStore) => {
       expect((await (await as('admin'))('delete', `/${body.id}`)).status).toBe(204);
       expect((await (await as('bob'))('get', `/${body.id}`)).status).toBe(404);
     });
+
+    it('lets a token do one thing here: revoke itself', async () => {
+      const write = (await create('bob', { name: 'w', scope: 'write' })).body;
+      const other = (await create('bob', { name: 'other', scope: 'read' })).body;
+      // No login at all: only the token, as a leaked token's finder (or its owner in a hurry) has it.
+      const withToken = (method: 'get' | 'patch' | 'delete' | 'post', path: string) =>
+        request(app)[method](`/tokens${path}`).set('Authorization', `Bearer ${write.token}`);
+      for (const [method, path] of [
+        ['get', '/'],
+        ['get', `/${other.id}`],
+        ['patch', `/${other.id}`],
+        ['delete', `/${other.id}`],
+        ['post', `/${other.id}/rotate`],
+        ['post', '/revoke-all'],
+      ] as const) {
+        const res = await withToken(method, path).send({ name: 'hijacked', user: 'bob' });
+        expect(res.status).toBe(403);
+        expect(res.body.errors[0].code).toBe('TOKEN_CANNOT_MANAGE');
+      }
+      expect((await withToken('get', '/').set('X-Test-User', 'bob')).status).toBe(403);
+      expect((await (await as('bob'))('get', `/${other.id}`)).body.name).toBe('other');
+      expect((await withToken('delete', `/${write.id}`)).status).toBe(204);
+      expect((await (await as('bob'))('get', `/${write.id}`)).status).toBe(404);
+      expect((await withToken('delete', `/${write.id}`)).status).toBe(401);
+    });
+
+    it('creates, lists and changes tokens with restrictions, naming the field of a bad one', async () => {
+      const res = await create('alice', {
+        name: 'ci',
+        scope: 'read',
+        allowedIps: ['10.0.0.0/8', '192.0.2.1-192.0.2.9'],
+        requiredHeaders: { 'X-CI-Runner': 'build-7' },
+        resources: ['proj/Repo', '~alice/*'],
+      });
+      expect(res.status).toBe(201);
+      expect(res.body).toMatchObject({
+        allowedIps: ['10.0.0.0/8', '192.0.2.1-192.0.2.9'],
+        requiredHeaders: { 'x-ci-runner': 'build-7' },
+        resources: ['PROJ/repo', '~alice/*'],
+      });
+      const restricted = await (await as('alice'))('get', '/?restricted=true');
+      expect(restricted.body.values.map((t: { id: string }) => t.id)).toContain(res.body.id);
+      const changed = await (await as('alice'))('patch', `/${res.body.id}`).send({
+        resources: null,
+        name: 'ci2',
+      });
+      expect(changed.body).toMatchObject({
+        name: 'ci2',
+        resources: null,
+        allowedIps: ['10.0.0.0/8', '192.0.2.1-192.0.2.9'],
+      });
+      for (const [body, field] of [
+        [{ allowedIps: ['10.0.0.7/8'] }, 'allowedIps[0]'],
+        [{ allowedIps: [] }, 'allowedIps'],
+        [{ requiredHeaders: { Authorization: 'x' } }, 'requiredHeaders.Authorization'],
+        [{ requiredHeaders: { 'X-A': ' padded ' } }, 'requiredHeaders.X-A'],
+        [{ resources: ['a/b/c'] }, 'resources[0]'],
+        [{ scope: 'write' }, 'scope'],
+      ] as const) {
+        const bad = await (await as('alice'))('patch', `/${res.body.id}`).send(body);
+        expect(bad.status).toBe(400);
+        expect(bad.body.errors[0].message).toContain(field);
+      }
+      const hostBits = await create('alice', { name: 'x', scope: 'read', allowedIps: ['10.0.0.7/8'] });
+      expect(hostBits.body.errors[0].message).toContain('10.0.0.0/8');
+    });
+
+    it('rotates and copies a token, and offboards a user', async () => {
+      const original = (await create('bob', { name: 'deploy', scope: 'write', resources: ['OPS'] })).body;
+      const rotated = await (await as('bob'))('post', `/${original.id}/rotate`).send({ graceMs: 60_000 });
+      expect(rotated.status).toBe(201);
+      expect(rotated.body).toMatchObject({ name: 'deploy', scope: 'write', resources: ['OPS'], user: 'bob' });
+      expect(rotated.body.token).not.toBe(original.token);
+      const old = await (await as('bob'))('get', `/${original.id}`);
+      expect(Date.parse(old.body.expiresAt)).toBeLessThanOrEqual(Date.now() + 60_000);
+      const copy = await (await as('bob'))('post', `/${rotated.body.id}/copy`);
+      expect(copy.status).toBe(201);
+      expect(copy.body).toMatchObject({ name: 'deploy', resources: ['OPS'] });
+      expect((await (await as('alice'))('post', '/revoke-all').send({ user: 'bob' })).status).toBe(403);
+      const offboard = await (await as('admin'))('post', '/revoke-all').send({ user: 'bob' });
+      expect(offboard.status).toBe(200);
+      expect(offboard.body.revoked).toBeGreaterThanOrEqual(3);
+      expect((await (await as('bob'))('get', '/')).body.values).toEqual([]);
+    });
   });
 });
 
