@@ -15,6 +15,7 @@ import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { forwardTo } from '../lib/forward/index.js';
 import {
+  bitbucketAccessTokens,
   bitbucketGroups,
   bitbucketLogin,
   bitbucketPasswordVerifier,
@@ -25,6 +26,7 @@ import {
   redactUrl,
   type TokenGate,
   type TokenGateOptions,
+  type UpstreamMode,
 } from '../lib/index.js';
 import { DEMO_PASSWORD, DEMO_USER, type DemoUpstream, startDemoUpstream } from './demo-upstream.js';
 
@@ -52,6 +54,29 @@ function days(env: Env, name: string): number | undefined {
   return Number(value);
 }
 
+/**
+ * `BITBUCKET_UPSTREAM_MODE=access-token`: each token is backed by a Bitbucket HTTP access token,
+ * encrypted with `ENCRYPTION_KEYS` (`id:base64key,…`, the first encrypts). The demo makes up a
+ * key when none is given (its tokens live in memory anyway).
+ */
+function upstreamMode(env: Env, bitbucketUrl: URL, demo: boolean): UpstreamMode | undefined {
+  const mode = env['BITBUCKET_UPSTREAM_MODE'] || 'header';
+  if (mode === 'header') return undefined;
+  if (mode !== 'access-token') throw new Error('BITBUCKET_UPSTREAM_MODE must be header or access-token');
+  const keys = list(env['ENCRYPTION_KEYS'])?.map((entry) => {
+    const colon = entry.indexOf(':');
+    if (colon < 1) throw new Error('ENCRYPTION_KEYS must be id:base64key,… (32-byte keys)');
+    return { id: entry.slice(0, colon), key: entry.slice(colon + 1) };
+  });
+  if (keys === undefined && !demo)
+    throw new Error('BITBUCKET_UPSTREAM_MODE=access-token needs ENCRYPTION_KEYS');
+  return bitbucketAccessTokens({
+    baseUrl: bitbucketUrl.href,
+    encryptionKeys: keys ?? [{ id: 'demo', key: randomBytes(32) }],
+    ...(env['BITBUCKET_ADMIN_TOKEN'] ? { adminToken: env['BITBUCKET_ADMIN_TOKEN'] } : {}),
+  });
+}
+
 export interface RunningProxy {
   server: Server;
   url: string;
@@ -65,8 +90,12 @@ export interface RunningProxy {
 /** Builds and starts the proxy from environment variables. */
 export async function startProxy(env: Env = process.env): Promise<RunningProxy> {
   const demo = env['BITBUCKET_URL'] === undefined || env['BITBUCKET_URL'] === '';
-  const upstream = demo ? await startDemoUpstream() : undefined;
+  const accessTokenMode = env['BITBUCKET_UPSTREAM_MODE'] === 'access-token';
+  const upstream = demo
+    ? await startDemoUpstream({ mode: accessTokenMode ? 'access-token' : 'header' })
+    : undefined;
   const bitbucketUrl = upstream ? upstream.url : new URL(env['BITBUCKET_URL']!);
+  const upstreamOption = upstreamMode(env, bitbucketUrl, demo);
 
   // Tokens live where TOKEN_STORE says (REDIS_URL still works); by default in a SQLite file.
   const storeUrl = env['TOKEN_STORE'] || env['REDIS_URL'] || 'sqlite:./data/tokens.db';
@@ -104,7 +133,8 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     ...(list(env['TRUSTED_PROXIES']) ? { trustedProxies: list(env['TRUSTED_PROXIES'])! } : {}),
     ...(env['CLIENT_IP_HEADER'] ? { clientIpHeader: env['CLIENT_IP_HEADER'] } : {}),
     ...(env['TOKEN_PEPPER'] ? { pepper: env['TOKEN_PEPPER'] } : {}),
-    ...(env['JWT_SECRET'] ? { identity: { jwt: { key: env['JWT_SECRET'] } } } : {}),
+    ...(env['JWT_SECRET'] && !upstreamOption ? { identity: { jwt: { key: env['JWT_SECRET'] } } } : {}),
+    ...(upstreamOption ? { upstream: upstreamOption } : {}),
     ...(maxDays !== undefined || defaultDays !== undefined
       ? {
           expiry: {
@@ -172,8 +202,20 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     // Each start prints fresh demo tokens; the previous run's demo tokens are revoked.
     for (const old of await gate.tokens.list(DEMO_USER))
       if (old.name === 'demo read token' || old.name === 'demo write token') await gate.tokens.revoke(old.id);
-    const read = await gate.tokens.create({ user: DEMO_USER, name: 'demo read token', scope: 'read' });
-    const write = await gate.tokens.create({ user: DEMO_USER, name: 'demo write token', scope: 'write' });
+    // Access-token mode mints a Bitbucket token for each, with the demo user's password.
+    const credentials = upstreamOption ? { upstream: { password: DEMO_PASSWORD, slug: DEMO_USER } } : {};
+    const read = await gate.tokens.create({
+      user: DEMO_USER,
+      name: 'demo read token',
+      scope: 'read',
+      ...credentials,
+    });
+    const write = await gate.tokens.create({
+      user: DEMO_USER,
+      name: 'demo write token',
+      scope: 'write',
+      ...credentials,
+    });
     demoTokens = { upstream, readToken: read.token, writeToken: write.token };
   }
 
@@ -199,7 +241,11 @@ export function demoInstructions(proxy: RunningProxy): string {
   const { readToken, writeToken } = proxy.demo!;
   const host = url.replace('http://', '');
   return [
-    `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in ${proxy.storeUrl})`,
+    `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in ${proxy.storeUrl}; ${
+      proxy.demo!.upstream.mode === 'access-token'
+        ? 'each token backed by a Bitbucket access token'
+        : 'identity forwarded in X-Forwarded-User'
+    })`,
     '',
     `Read token for "${DEMO_USER}":  ${readToken}`,
     `Write token for "${DEMO_USER}": ${writeToken}`,

@@ -18,6 +18,7 @@ import { resolveHasher } from './tokens/hashers.js';
 import { ExpiryReminders } from './tokens/reminders.js';
 import { listenForRevocations } from './tokens/revocation-feed.js';
 import { TokenService, verifierOf } from './tokens/service.js';
+import { type AttachedUpstream, attachUpstream } from './upstream/bitbucket-access-tokens.js';
 
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 
@@ -73,6 +74,19 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(options.clientIpHeader === undefined ? {} : { clientIpHeader: options.clientIpHeader }),
   };
   const resolveClientIp = createClientIpResolver(ipOptions);
+  if (options.upstream !== undefined && options.identity !== undefined)
+    throw new TypeError(
+      '`identity` configures the identity header, which `upstream: bitbucketAccessTokens(...)` replaces: give one of them',
+    );
+  const upstream: AttachedUpstream | undefined =
+    options.upstream === undefined
+      ? undefined
+      : attachUpstream(options.upstream, {
+          store,
+          storeTimeoutMs: options.storeTimeoutMs ?? 2_000,
+          emit,
+          onEvent,
+        });
 
   const tokens = new TokenService({
     store,
@@ -83,9 +97,17 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(options.cache === undefined ? {} : { cache: options.cache }),
     ...(options.storeTimeoutMs === undefined ? {} : { storeTimeoutMs: options.storeTimeoutMs }),
     ...(options.maxTokensPerUser === undefined ? {} : { maxTokensPerUser: options.maxTokensPerUser }),
+    ...(upstream === undefined ? {} : { upstream: upstream.hook }),
   });
   const verifier = verifierOf(tokens);
-  const protect = buildRequestPath(options, { tokens, verifier, groups, ipOptions, onEvent });
+  const protect = buildRequestPath(options, {
+    tokens,
+    verifier,
+    groups,
+    ipOptions,
+    onEvent,
+    ...(upstream === undefined ? {} : { upstreamStep: upstream.requestStep }),
+  });
   const management: ManagementContext = {
     tokens,
     groups,
@@ -114,6 +136,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     pages: called('pages', (pagesOptions?: PagesOptions) => createPagesRouter(management, pagesOptions!)),
     async close() {
       reminders?.stop();
+      upstream?.close();
       await feed.stop();
       await verifier.close();
       if (ownsStore) await store.close?.();

@@ -28,6 +28,7 @@ export type {
   TokenChangedEvent,
   TokenExpiryEvent,
   TokenRotatedEvent,
+  UpstreamTokenEvent,
 } from './events.js';
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 export { createTokenGate, type TokenGate } from './gate.js';
@@ -48,11 +49,6 @@ export { type AuthenticateTokenOptions, authenticateToken } from './middleware/a
 export { type BlockPasswordAuthOptions, blockPasswordAuth } from './middleware/block-password-auth.js';
 export { type ClientIpOptions, clientIp } from './middleware/client-ip.js';
 export { type ExtractCredentialsOptions, extractCredentials } from './middleware/extract-credentials.js';
-export {
-  type ForwardIdentityOptions,
-  forwardIdentity,
-  type IdentityJwtOptions,
-} from './middleware/forward-identity.js';
 export { type IpAllowlistOptions, ipAllowlist } from './middleware/ip-allowlist.js';
 export { type RequireGroupsOptions, requireGroups } from './middleware/require-groups.js';
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
@@ -115,6 +111,7 @@ export type { ReminderOptions } from './tokens/reminders.js';
 export type { RestrictionsInput } from './tokens/restrictions.js';
 export {
   type ChangeContext,
+  type CopyOptions,
   type CreatedToken,
   type CreateTokenInput,
   type RotateOptions,
@@ -123,4 +120,24 @@ export {
   type TokenServiceOptions,
   type TokenUpdate,
 } from './tokens/service.js';
+export type {
+  UpstreamCredentials,
+  UpstreamGrant,
+  UpstreamHook,
+  UpstreamRequest,
+} from './tokens/upstream-hook.js';
 export type { CacheOptions } from './tokens/verifier.js';
+export {
+  type BitbucketAccessTokensOptions,
+  type BitbucketPermission,
+  bitbucketAccessTokens,
+  type EncryptionKey,
+  type RetryOptions,
+  type ScopePermissions,
+  type UpstreamMode,
+} from './upstream/bitbucket-access-tokens.js';
+export {
+  type ForwardIdentityOptions,
+  forwardIdentity,
+  type IdentityJwtOptions,
+} from './upstream/forward-identity.js';

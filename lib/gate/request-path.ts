@@ -7,7 +7,6 @@ import { authenticateToken } from '../middleware/authenticate-token.js';
 import { blockPasswordAuth } from '../middleware/block-password-auth.js';
 import { type ClientIpOptions, clientIp } from '../middleware/client-ip.js';
 import { extractCredentials } from '../middleware/extract-credentials.js';
-import { forwardIdentity } from '../middleware/forward-identity.js';
 import { ipAllowlist } from '../middleware/ip-allowlist.js';
 import { requireGroups } from '../middleware/require-groups.js';
 import { requireScope } from '../middleware/require-scope.js';
@@ -15,6 +14,7 @@ import { tokenRestrictions } from '../middleware/token-restrictions.js';
 import { verifiedRecord } from '../request/credential-slot.js';
 import type { TokenService } from '../tokens/service.js';
 import type { TokenVerifier } from '../tokens/verifier.js';
+import { forwardIdentity } from '../upstream/forward-identity.js';
 import type { TokenGateOptions } from './options.js';
 
 /** What the request path is built from, besides the options. */
@@ -25,6 +25,8 @@ export interface RequestPathParts {
   ipOptions: ClientIpOptions;
   /** The user's listener, wrapped; undefined when there is none (steps then skip building events). */
   onEvent: EventListener | undefined;
+  /** Access-token mode: the step that puts the Bitbucket token in place of the identity header. */
+  upstreamStep?: RequestHandler;
 }
 
 /**
@@ -80,7 +82,7 @@ export function buildRequestPath(
       ...(options.gitPrefixes === undefined ? {} : { gitPrefixes: options.gitPrefixes }),
       ...withEvents,
     }),
-    forwardIdentity(options.identity ?? {}),
+    parts.upstreamStep ?? forwardIdentity(options.identity ?? {}),
   );
   const audit = options.auditSuccess === true ? onEvent : undefined;
   steps.push(function recordUse(req, _res, next) {
