@@ -18,20 +18,26 @@ export interface AuthContext {
   requiredScope?: Scope | undefined;
 }
 
+/** Where the request path keeps the credential itself, on `req.auth` (see `credential-slot.ts`). */
+export const CREDENTIAL = Symbol('express-api-tokens.credential');
+
 /**
  * The request's `req.auth`, created with every field at once when absent: one object shape
- * for every request, rather than one that grows (and is copied) field by field.
+ * for every request, rather than one that grows (and is copied) field by field. The symbol
+ * field stays out of `JSON.stringify(req.auth)` and of every listing of its keys.
  */
 export function authOf(req: Request): AuthContext {
   let auth = req.auth;
   if (auth === undefined) {
-    auth = {
-      kind: 'anonymous',
+    const created = {
+      kind: 'anonymous' as const,
       user: undefined,
       token: undefined,
       clientIp: undefined,
       requiredScope: undefined,
+      [CREDENTIAL]: undefined,
     };
+    auth = created;
     req.auth = auth;
   }
   return auth;

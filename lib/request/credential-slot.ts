@@ -1,11 +1,13 @@
 import type { Request } from 'express';
 import type { TokenRecord } from '../model.js';
+import { authOf, CREDENTIAL } from './auth-context.js';
 
 /**
- * A token credential on its way through the request path, under a symbol rather than a named
- * property, so it stays out of `JSON.stringify(req)`: the raw token from `extractCredentials`
- * until `authenticateToken` takes it, then the verified record (with its hash and upstream
- * credential, which never go on `req.auth`) for the steps after it.
+ * A token credential on its way through the request path, under a symbol on `req.auth` rather
+ * than a named property, so it stays out of `JSON.stringify`: the raw token from
+ * `extractCredentials` until `authenticateToken` takes it, then the verified record (with its
+ * hash and upstream credential, which never go on the public `req.auth` fields) for the steps
+ * after it.
  */
 export interface PendingToken {
   token: string;
@@ -13,35 +15,35 @@ export interface PendingToken {
   claimedUser?: string;
 }
 
-const SLOT = Symbol('express-api-tokens.token');
-
 type Slot = PendingToken | { verified: TokenRecord } | null;
-type WithSlot = Request & { [SLOT]?: Slot };
+type WithSlot = { [CREDENTIAL]?: Slot };
+
+const slotOf = (req: Request): Slot | undefined => (req.auth as WithSlot | undefined)?.[CREDENTIAL];
 
 export function setPendingToken(req: Request, value: PendingToken): void {
-  (req as WithSlot)[SLOT] = value;
+  (authOf(req) as unknown as WithSlot)[CREDENTIAL] = value;
 }
 
 /** The pending token, once; afterwards the request only remembers that it carried one. */
 export function takePendingToken(req: Request): PendingToken | undefined {
-  const value = (req as WithSlot)[SLOT];
+  const value = slotOf(req);
   if (value === undefined || value === null || 'verified' in value) return undefined;
-  (req as WithSlot)[SLOT] = null;
+  (authOf(req) as unknown as WithSlot)[CREDENTIAL] = null;
   return value;
 }
 
 /** Keeps the verified record for the steps after authentication. */
 export function setVerifiedRecord(req: Request, record: TokenRecord): void {
-  (req as WithSlot)[SLOT] = { verified: record };
+  (authOf(req) as unknown as WithSlot)[CREDENTIAL] = { verified: record };
 }
 
 /** The verified record, when `authenticateToken` passed this request. */
 export function verifiedRecord(req: Request): TokenRecord | undefined {
-  const value = (req as WithSlot)[SLOT];
+  const value = slotOf(req);
   return value !== undefined && value !== null && 'verified' in value ? value.verified : undefined;
 }
 
 /** True when the request carried a token credential (verified or not). */
 export function isTokenRequest(req: Request): boolean {
-  return (req as WithSlot)[SLOT] !== undefined;
+  return slotOf(req) !== undefined;
 }
