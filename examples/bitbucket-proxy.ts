@@ -1,8 +1,8 @@
 /**
  * A complete Bitbucket-facing reverse proxy built with express-api-tokens.
  *
- *   npm start                      # self-contained demo (local git repository, in-memory tokens)
- *   BITBUCKET_URL=https://bitbucket.example.com REDIS_URL=redis://127.0.0.1:6379 npm start
+ *   npm start                      # self-contained demo (local git repository, tokens in ./data/tokens.db)
+ *   BITBUCKET_URL=https://bitbucket.example.com TOKEN_STORE=postgres://proxy@db/tokens npm start
  *
  * Every environment variable is documented in the README ("The example proxy").
  */
@@ -11,13 +11,13 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
-import { Redis } from 'ioredis';
 import {
   bitbucketGroups,
   bitbucketLogin,
   createTokenGate,
   type GroupsOption,
-  RedisTokenStore,
+  openTokenStore,
+  redactUrl,
   type TokenGate,
   type TokenGateOptions,
 } from '../lib/index.js';
@@ -52,6 +52,8 @@ export interface RunningProxy {
   server: Server;
   url: string;
   gate: TokenGate;
+  /** Where tokens live (the store URL, password hidden). */
+  storeUrl: string;
   demo?: { upstream: DemoUpstream; readToken: string; writeToken: string };
   close(): Promise<void>;
 }
@@ -62,14 +64,12 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   const upstream = demo ? await startDemoUpstream() : undefined;
   const bitbucketUrl = upstream ? upstream.url : new URL(env['BITBUCKET_URL']!);
 
-  const redis = env['REDIS_URL']
-    ? new Redis(env['REDIS_URL'], {
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        commandTimeout: 1_000,
-      })
-    : undefined;
-  redis?.on('error', (err) => console.error(`redis: ${err.message}`));
+  // Tokens live where TOKEN_STORE says (REDIS_URL still works); by default in a SQLite file.
+  const storeUrl = env['TOKEN_STORE'] || env['REDIS_URL'] || 'sqlite:./data/tokens.db';
+  const opened = await openTokenStore(storeUrl, {
+    env,
+    onError: (err) => console.error(`token store: ${err.message}`),
+  });
 
   let groups: GroupsOption | undefined;
   if (env['GROUPS_FILE'])
@@ -89,7 +89,7 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   const maxDays = days(env, 'TOKEN_MAX_DAYS');
   const defaultDays = days(env, 'TOKEN_DEFAULT_DAYS');
   const options: TokenGateOptions = {
-    ...(redis ? { store: new RedisTokenStore({ redis }) } : {}),
+    store: opened.store,
     ...(groups ? { groups } : {}),
     permissions,
     ...(list(env['IP_ALLOWLIST']) ? { ipAllowlist: list(env['IP_ALLOWLIST'])! } : {}),
@@ -128,7 +128,7 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     });
   } catch (err) {
     await gate.close();
-    redis?.disconnect();
+    await opened.close();
     await upstream?.close();
     throw err;
   }
@@ -140,6 +140,9 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
 
   let demoTokens: RunningProxy['demo'];
   if (upstream) {
+    // Each start prints fresh demo tokens; the previous run's demo tokens are revoked.
+    for (const old of await gate.tokens.list(DEMO_USER))
+      if (old.name === 'demo read token' || old.name === 'demo write token') await gate.tokens.revoke(old.id);
     const read = await gate.tokens.create({ user: DEMO_USER, name: 'demo read token', scope: 'read' });
     const write = await gate.tokens.create({ user: DEMO_USER, name: 'demo write token', scope: 'write' });
     demoTokens = { upstream, readToken: read.token, writeToken: write.token };
@@ -149,12 +152,13 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     server,
     url,
     gate,
+    storeUrl: redactUrl(storeUrl),
     ...(demoTokens ? { demo: demoTokens } : {}),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await gate.close();
-      await redis?.quit().catch(() => redis.disconnect());
+      await opened.close();
       await upstream?.close();
     },
   };
@@ -166,7 +170,7 @@ export function demoInstructions(proxy: RunningProxy): string {
   const { readToken, writeToken } = proxy.demo!;
   const host = url.replace('http://', '');
   return [
-    `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in memory)`,
+    `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in ${proxy.storeUrl})`,
     '',
     `Read token for "${DEMO_USER}":  ${readToken}`,
     `Write token for "${DEMO_USER}": ${writeToken}`,
@@ -189,7 +193,11 @@ export function demoInstructions(proxy: RunningProxy): string {
 
 async function main(): Promise<void> {
   const proxy = await startProxy();
-  console.log(proxy.demo ? demoInstructions(proxy) : `express-api-tokens proxy on ${proxy.url}`);
+  console.log(
+    proxy.demo
+      ? demoInstructions(proxy)
+      : `express-api-tokens proxy on ${proxy.url} (tokens in ${proxy.storeUrl})`,
+  );
   let stopping = false;
   const stop = async () => {
     if (stopping) return;

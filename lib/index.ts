@@ -52,8 +52,34 @@ export { type RequireScopeOptions, requireScope } from './middleware/require-sco
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
 export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
 export type { ThrottleOptions } from './request/throttle.js';
+export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory-token-store.js';
-export { RedisTokenStore, type RedisTokenStoreOptions } from './stores/redis-token-store.js';
+export {
+  type OpenedTokenStore,
+  type OpenTokenStoreOptions,
+  openTokenStore,
+  redactUrl,
+} from './stores/open-token-store.js';
+export {
+  type PgPoolClientLike,
+  type PgPoolLike,
+  type PgResultLike,
+  type PostgresSchemaOptions,
+  PostgresTokenStore,
+  type PostgresTokenStoreOptions,
+} from './stores/postgres-token-store.js';
+export {
+  type RedisClientLike,
+  type RedisSubscriberLike,
+  RedisTokenStore,
+  type RedisTokenStoreOptions,
+} from './stores/redis-token-store.js';
+export {
+  type SqliteDatabaseLike,
+  type SqliteStatementLike,
+  SqliteTokenStore,
+  type SqliteTokenStoreOptions,
+} from './stores/sqlite-token-store.js';
 export {
   EXPIRED_RETENTION_MS,
   type RevocationListener,

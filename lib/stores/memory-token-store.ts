@@ -1,27 +1,33 @@
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
-import { matchesQuery } from './token-query.js';
-import type {
-  RevocationListener,
-  TokenChanges,
-  TokenQuery,
-  TokenRecord,
-  TokenSearchPage,
-  TokenStore,
+import { isLive, matchesQuery } from './token-query.js';
+import {
+  EXPIRED_RETENTION_MS,
+  type RevocationListener,
+  type TokenChanges,
+  type TokenQuery,
+  type TokenRecord,
+  type TokenSearchPage,
+  type TokenStore,
 } from './token-store.js';
 
 export interface MemoryTokenStoreOptions {
-  /** How often expired tokens are swept out. Default 60,000 ms. */
+  /** How often expired tokens (past their retention), failure windows and claims are swept out. Default 60,000 ms. */
   sweepIntervalMs?: number;
 }
 
 /**
- * The embedded default: tokens in this process only. Right for one instance and for tests;
- * a fleet of proxies shares tokens and revocations through `RedisTokenStore`.
+ * The embedded store for tests and throw-away setups: tokens in this process only, gone on
+ * restart. One durable instance uses `SqliteTokenStore`; a fleet `PostgresTokenStore` or
+ * `RedisTokenStore`.
+ * @example
+ * const gate = createTokenGate({ store: new MemoryTokenStore() });
  */
 export class MemoryTokenStore implements TokenStore {
   private readonly records = new Map<string, TokenRecord>();
   private readonly byUser = new Map<string, Set<string>>();
   private readonly failures = new FixedWindowCounter();
+  /** Claim key → when the claim lapses. Lapsed claims are swept, never evicted early. */
+  private readonly claims = new Map<string, number>();
   private readonly listeners = new Set<RevocationListener>();
   private readonly timer: NodeJS.Timeout;
 
@@ -34,8 +40,8 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   async put(record: TokenRecord): Promise<void> {
-    this.records.delete(record.id);
-    this.records.set(record.id, { ...record });
+    this.remove(record.id);
+    this.records.set(record.id, copy(record));
     const key = record.user.toLowerCase();
     const ids = this.byUser.get(key) ?? new Set<string>();
     this.byUser.set(key, ids.add(record.id));
@@ -43,7 +49,7 @@ export class MemoryTokenStore implements TokenStore {
 
   async get(id: string): Promise<TokenRecord | null> {
     const record = this.live(id, Date.now());
-    return record === undefined ? null : { ...record };
+    return record === undefined ? null : copy(record);
   }
 
   async listByUser(user: string): Promise<TokenRecord[]> {
@@ -51,19 +57,23 @@ export class MemoryTokenStore implements TokenStore {
     const out: TokenRecord[] = [];
     for (const id of this.byUser.get(user.toLowerCase()) ?? []) {
       const record = this.live(id, now);
-      if (record) out.push({ ...record });
+      if (record) out.push(copy(record));
     }
     return out.sort(newestFirst);
   }
 
   async update(id: string, changes: TokenChanges): Promise<boolean> {
     const record = this.live(id, Date.now());
-    if (record) Object.assign(record, changes);
-    return record !== undefined;
+    if (record === undefined) return false;
+    const defined = Object.entries(changes).filter(([, value]) => value !== undefined);
+    // Set on an existing key: the record keeps its place in creation order.
+    this.records.set(id, copy({ ...record, ...Object.fromEntries(defined) }));
+    return true;
   }
 
   async delete(id: string): Promise<boolean> {
-    const existed = this.remove(id);
+    const existed = this.live(id, Date.now()) !== undefined;
+    this.remove(id);
     for (const listener of this.listeners) listener(id);
     return existed;
   }
@@ -84,8 +94,7 @@ export class MemoryTokenStore implements TokenStore {
     let position = query.start;
     for (; position < ordered.length && values.length < query.limit; position++) {
       const record = ordered[position]!;
-      if ((record.expiresAt === null || record.expiresAt > now) && matchesQuery(record, query))
-        values.push({ ...record });
+      if (isLive(record, now) && matchesQuery(record, query)) values.push(copy(record));
     }
     return position >= ordered.length
       ? { values, isLastPage: true }
@@ -100,6 +109,27 @@ export class MemoryTokenStore implements TokenStore {
     return this.failures.count(key);
   }
 
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const until = this.claims.get(key);
+    if (until !== undefined && until > now) return false;
+    this.claims.set(key, now + ttlMs);
+    return true;
+  }
+
+  async expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {
+    const floor = Math.max(after, Date.now() - EXPIRED_RETENTION_MS);
+    const found: TokenRecord[] = [];
+    for (const record of this.records.values()) {
+      if (record.expiresAt !== null && record.expiresAt > floor && record.expiresAt <= upTo)
+        found.push(record);
+    }
+    return found
+      .sort((a, b) => a.expiresAt! - b.expiresAt! || (a.id < b.id ? -1 : 1))
+      .slice(0, limit)
+      .map(copy);
+  }
+
   async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
     this.listeners.add(onRevoked);
     return async () => {
@@ -112,37 +142,43 @@ export class MemoryTokenStore implements TokenStore {
     this.listeners.clear();
   }
 
-  /** Number of live and not yet swept tokens (for metrics). */
+  /** Number of records held, live or expired within their retention (for metrics). */
   get size(): number {
     return this.records.size;
   }
 
   private live(id: string, now: number): TokenRecord | undefined {
     const record = this.records.get(id);
-    if (record?.expiresAt != null && record.expiresAt <= now) {
-      this.remove(id);
-      return undefined;
-    }
-    return record;
+    return record !== undefined && isLive(record, now) ? record : undefined;
   }
 
-  private remove(id: string): boolean {
+  private remove(id: string): void {
     const record = this.records.get(id);
-    if (record === undefined) return false;
+    if (record === undefined) return;
     this.records.delete(id);
     const key = record.user.toLowerCase();
     const ids = this.byUser.get(key);
     ids?.delete(id);
     if (ids?.size === 0) this.byUser.delete(key);
-    return true;
   }
 
   private sweep(now: number): void {
     for (const [id, record] of this.records) {
-      if (record.expiresAt !== null && record.expiresAt <= now) this.remove(id);
+      if (record.expiresAt !== null && record.expiresAt + EXPIRED_RETENTION_MS <= now) this.remove(id);
     }
+    for (const [key, until] of this.claims) if (until <= now) this.claims.delete(key);
     this.failures.sweep(now);
   }
+}
+
+/** Records leave the store as copies (lists included), so callers cannot edit stored state. */
+function copy(record: TokenRecord): TokenRecord {
+  return {
+    ...record,
+    allowedIps: record.allowedIps === null ? null : [...record.allowedIps],
+    requiredHeaders: record.requiredHeaders === null ? null : { ...record.requiredHeaders },
+    resources: record.resources === null ? null : [...record.resources],
+  };
 }
 
 function newestFirst(a: TokenRecord, b: TokenRecord): number {

@@ -1,29 +1,40 @@
-import type { Cluster, Redis } from 'ioredis';
 import { StoreError, TokenGateError } from '../errors.js';
 import { sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
 import { SCOPES, type Scope } from '../model.js';
+import type { RedisClientLike } from './redis-client.js';
 import {
+  CLAIM,
   COUNT_FAILURE,
   DELETE_TOKEN,
+  EXPIRY_INDEX_SET,
+  EXPIRY_RANGE,
   GLOBAL_ADD,
   INDEX_ADD,
+  INDEX_EXTEND,
+  INDEX_REMOVE,
   PUT_TOKEN,
-  UPDATE_IF_EXISTS,
+  UPDATE_LIVE,
 } from './redis-scripts.js';
-import { matchesQuery } from './token-query.js';
-import type {
-  RevocationListener,
-  TokenChanges,
-  TokenQuery,
-  TokenRecord,
-  TokenSearchPage,
-  TokenStore,
+import { isLive, matchesQuery } from './token-query.js';
+import {
+  EXPIRED_RETENTION_MS,
+  type RevocationListener,
+  type TokenChanges,
+  type TokenQuery,
+  type TokenRecord,
+  type TokenSearchPage,
+  type TokenStore,
 } from './token-store.js';
 
+export type { RedisClientLike, RedisSubscriberLike } from './redis-client.js';
+
 export interface RedisTokenStoreOptions {
-  /** An ioredis `Redis` (single node or Sentinel) or `Cluster` you created and own. */
-  redis: Redis | Cluster;
+  /**
+   * An ioredis `Redis` (single node or Sentinel) or `Cluster` you created and own (ioredis 5 or
+   * 6). Typed structurally (`RedisClientLike`), so your types need not import ioredis.
+   */
+  redis: RedisClientLike;
   /** Prefix of every key and of the revocation channel. Default `'bbt'`. */
   keyPrefix?: string;
   /** Most index entries one token-manager page examines. Default 1,000. */
@@ -38,17 +49,18 @@ const SUBSCRIBE_TIMEOUT_MS = 5_000;
  * Tokens in Redis, shared by every proxy instance. Works on a single node, Sentinel and
  * Cluster: every command and script touches keys of one hash slot.
  *
- * Keys: `<p>:t:{<id>}` a hash per token (expiring with it), `<p>:u:{<user>}` a zset per user,
- * `<p>:{all}:created` and `<p>:{all}:expiring` the token manager's index. Revocations are
- * published on `<p>:revoked`. User names are base64url-encoded in keys, so no name can
- * address another key.
+ * Keys: `<p>:t:{<id>}` a hash per token (kept until its expiry plus `EXPIRED_RETENTION_MS`;
+ * reads ignore it once expired), `<p>:u:{<user>}` a zset per user, `<p>:{all}:created` and
+ * `<p>:{all}:expiring` the token manager's and the reminders' indexes, `<p>:c:{<key>}` claims,
+ * `<p>:f:{<key>}` failure counters. Revocations are published on `<p>:revoked`. User names
+ * and keys are base64url-encoded in key names, so no name can address another key.
  *
  * @example
  * const redis = new Redis(process.env.REDIS_URL, { enableOfflineQueue: false, commandTimeout: 1000 });
  * const store = new RedisTokenStore({ redis });
  */
 export class RedisTokenStore implements TokenStore {
-  private readonly redis: Redis | Cluster;
+  private readonly redis: RedisClientLike;
   private readonly prefix: string;
   private readonly scanLimit: number;
   private readonly channel: string;
@@ -90,7 +102,7 @@ export class RedisTokenStore implements TokenStore {
 
   put(record: TokenRecord): Promise<void> {
     return this.guard(async () => {
-      const expires = record.expiresAt === null ? '' : record.expiresAt;
+      const expires = record.expiresAt ?? '';
       const now = Date.now();
       // Indexes first: a failure after them leaves only stale index entries, cleaned when met.
       await INDEX_ADD.run(
@@ -101,70 +113,83 @@ export class RedisTokenStore implements TokenStore {
       await GLOBAL_ADD.run(
         this.redis,
         [this.createdKey, this.expiringKey],
-        [record.createdAt, record.id, expires, now],
+        [record.createdAt, record.id, expires, now - EXPIRED_RETENTION_MS],
       );
-      await PUT_TOKEN.run(this.redis, [this.tokenKey(record.id)], [expires, ...encode(record)]);
+      await PUT_TOKEN.run(
+        this.redis,
+        [this.tokenKey(record.id)],
+        [keepUntil(record.expiresAt), ...encode(record)],
+      );
     });
   }
 
   get(id: string): Promise<TokenRecord | null> {
-    return this.guard(async () => decode(id, await this.redis.hgetall(this.tokenKey(id))));
+    return this.guard(async () => {
+      const record = decode(id, await this.redis.hgetall(this.tokenKey(id)));
+      return record !== null && isLive(record, Date.now()) ? record : null;
+    });
   }
 
   listByUser(user: string): Promise<TokenRecord[]> {
     return this.guard(async () => {
       const key = this.userKey(user);
       const ids = await this.redis.zrevrange(key, 0, -1);
-      const records = await this.fetch(ids, [key]);
+      const records = await this.fetchLive(ids, [key]);
       return records.filter((r): r is TokenRecord => r !== null && sameUser(r.user, user));
     });
   }
 
   update(id: string, changes: TokenChanges): Promise<boolean> {
     return this.guard(async () => {
-      const fields = encodeChanges(changes);
-      if (fields.length === 0) return (await this.redis.exists(this.tokenKey(id))) === 1;
-      const updated = (await UPDATE_IF_EXISTS.run(this.redis, [this.tokenKey(id)], fields)) === 1;
-      if (updated && changes.expiresAt !== undefined) {
-        const key = this.tokenKey(id);
-        if (changes.expiresAt === null) {
-          await this.redis.persist(key);
-          await this.redis.zrem(this.expiringKey, id);
-        } else {
-          await this.redis.pexpireat(key, changes.expiresAt);
-          await this.redis.zadd(this.expiringKey, changes.expiresAt, id);
-        }
+      const now = Date.now();
+      const moved = changes.expiresAt !== undefined;
+      const lifetime = moved ? keepUntil(changes.expiresAt ?? null) : '-';
+      const user = await UPDATE_LIVE.run(
+        this.redis,
+        [this.tokenKey(id)],
+        [now, lifetime, ...encodeChanges(changes)],
+      );
+      if (typeof user !== 'string') return false;
+      if (moved) {
+        // The key's lifetime moved in the script; the expiry index and the user index follow.
+        const expires = changes.expiresAt ?? '';
+        await EXPIRY_INDEX_SET.run(this.redis, [this.expiringKey], [id, expires]);
+        await INDEX_EXTEND.run(this.redis, [this.userKey(user)], [expires, now]);
       }
-      return updated;
+      return true;
     });
   }
 
   touch(id: string, at: number, ip: string | null): Promise<void> {
     return this.guard(async () => {
-      await UPDATE_IF_EXISTS.run(this.redis, [this.tokenKey(id)], ['lastUsedAt', at, 'lastUsedIp', ip ?? '']);
+      await UPDATE_LIVE.run(
+        this.redis,
+        [this.tokenKey(id)],
+        [Date.now(), '-', 'lastUsedAt', at, 'lastUsedIp', ip ?? ''],
+      );
     });
   }
 
   delete(id: string): Promise<boolean> {
     return this.guard(async () => {
-      const user = await DELETE_TOKEN.run(this.redis, [this.tokenKey(id)], []);
+      const deleted = (await DELETE_TOKEN.run(this.redis, [this.tokenKey(id)], [Date.now()])) as
+        | [string, number]
+        | null;
       // Publish before index cleanup: other instances must drop their caches as early as possible.
       await this.redis.publish(this.channel, id);
       await Promise.all([
-        typeof user === 'string' ? this.redis.zrem(this.userKey(user), id) : undefined,
-        this.redis.zrem(this.createdKey, id),
-        this.redis.zrem(this.expiringKey, id),
+        deleted ? INDEX_REMOVE.run(this.redis, [this.userKey(deleted[0])], [id]) : undefined,
+        INDEX_REMOVE.run(this.redis, [this.createdKey], [id]),
+        INDEX_REMOVE.run(this.redis, [this.expiringKey], [id]),
       ]);
-      return typeof user === 'string';
+      return deleted !== null && Number(deleted[1]) === 1;
     });
   }
 
   search(query: TokenQuery): Promise<TokenSearchPage> {
     return this.guard(async () => {
       // A user filter walks that user's index; otherwise the global creation index.
-      const indexKeys =
-        query.user === undefined ? [this.createdKey, this.expiringKey] : [this.userKey(query.user)];
-      const index = indexKeys[0]!;
+      const index = query.user === undefined ? this.createdKey : this.userKey(query.user);
       const values: TokenRecord[] = [];
       let position = query.start;
       let budget = this.scanLimit;
@@ -181,7 +206,7 @@ export class RedisTokenStore implements TokenStore {
           }
           ids.push(batch[i]!);
         }
-        const records = await this.fetch(ids, indexKeys);
+        const records = await this.fetchLive(ids, [index]);
         let examined = 0;
         let removed = 0;
         for (const record of records) {
@@ -190,7 +215,7 @@ export class RedisTokenStore implements TokenStore {
           if (record === null) removed++;
           else if (matchesQuery(record, query)) values.push(record);
         }
-        // Stale entries were removed from the index, so later entries moved up by that many.
+        // Entries that are gone were removed from the index, so later entries moved up by that many.
         position += examined - removed;
         budget -= examined;
         if (pastCreatedAfter && examined === ids.length) return { values, isLastPage: true };
@@ -205,16 +230,52 @@ export class RedisTokenStore implements TokenStore {
 
   countFailure(key: string, windowMs: number): Promise<number> {
     return this.guard(async () =>
-      Number(await COUNT_FAILURE.run(this.redis, [this.failureKey(key)], [windowMs])),
+      Number(await COUNT_FAILURE.run(this.redis, [this.namedKey('f', key)], [windowMs])),
     );
   }
 
   failureCount(key: string): Promise<number> {
-    return this.guard(async () => Number((await this.redis.get(this.failureKey(key))) ?? 0));
+    return this.guard(async () => Number((await this.redis.get(this.namedKey('f', key))) ?? 0));
   }
 
-  private failureKey(key: string): string {
-    return `${this.prefix}:f:{${Buffer.from(key).toString('base64url')}}`;
+  claim(key: string, ttlMs: number): Promise<boolean> {
+    return this.guard(
+      async () => Number(await CLAIM.run(this.redis, [this.namedKey('c', key)], [ttlMs])) === 1,
+    );
+  }
+
+  expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {
+    return this.guard(async () => {
+      const floor = Math.max(after, Date.now() - EXPIRED_RETENTION_MS);
+      const found: TokenRecord[] = [];
+      let offset = 0;
+      for (let round = 0; round < 10 && found.length < limit; round++) {
+        const want = Math.min(BATCH, limit - found.length);
+        const batch = (await EXPIRY_RANGE.run(
+          this.redis,
+          [this.expiringKey],
+          [floor, upTo, offset, want],
+        )) as string[];
+        const ids = batch.filter((_, i) => i % 2 === 0);
+        const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.tokenKey(id))));
+        const gone: string[] = [];
+        hashes.forEach((hash, i) => {
+          const record = decode(ids[i]!, hash);
+          if (record === null) gone.push(ids[i]!);
+          // The hash is the truth: an index entry left behind by a failed update is skipped.
+          else if (record.expiresAt !== null && record.expiresAt > floor && record.expiresAt <= upTo)
+            found.push(record);
+        });
+        if (gone.length > 0) await INDEX_REMOVE.run(this.redis, [this.expiringKey], gone);
+        offset += ids.length - gone.length;
+        if (ids.length < want) break;
+      }
+      return found.sort((a, b) => a.expiresAt! - b.expiresAt! || (a.id < b.id ? -1 : 1)).slice(0, limit);
+    });
+  }
+
+  private namedKey(kind: 'f' | 'c', key: string): string {
+    return `${this.prefix}:${kind}:{${Buffer.from(key).toString('base64url')}}`;
   }
 
   /**
@@ -224,8 +285,8 @@ export class RedisTokenStore implements TokenStore {
   async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
     // The subscriber queues its SUBSCRIBE until connected and re-subscribes after reconnects.
     const subscriber = this.redis.isCluster
-      ? (this.redis as Cluster).duplicate([], { enableOfflineQueue: true })
-      : (this.redis as Redis).duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+      ? this.redis.duplicate([], { enableOfflineQueue: true })
+      : this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
     subscriber.on('error', () => {}); // reported through 'close' below; never crash the process
     subscriber.on('message', (channel: string, id: string) => {
       if (channel === this.channel) onRevoked(id);
@@ -255,12 +316,20 @@ export class RedisTokenStore implements TokenStore {
     return stop;
   }
 
-  /** Loads records by id, aligned with `ids` (null where the token is gone), dropping those from the indexes. */
-  private async fetch(ids: string[], indexKeys: string[]): Promise<Array<TokenRecord | null>> {
+  /**
+   * Loads live records by id, aligned with `ids` (null where the token is gone or expired),
+   * dropping those from the given indexes (expired ones stay in the expiry index).
+   */
+  private async fetchLive(ids: string[], indexKeys: string[]): Promise<Array<TokenRecord | null>> {
+    const now = Date.now();
     const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.tokenKey(id))));
-    const records = hashes.map((hash, i) => decode(ids[i]!, hash));
+    const records = hashes.map((hash, i) => {
+      const record = decode(ids[i]!, hash);
+      return record !== null && isLive(record, now) ? record : null;
+    });
     const stale = ids.filter((_, i) => records[i] === null);
-    if (stale.length > 0) await Promise.all(indexKeys.map((key) => this.redis.zrem(key, ...stale)));
+    if (stale.length > 0)
+      await Promise.all(indexKeys.map((key) => INDEX_REMOVE.run(this.redis, [key], stale)));
     return records;
   }
 
@@ -274,6 +343,10 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 }
+
+/** When the token's key may go: its expiry plus the retention ('' = never). */
+const keepUntil = (expiresAt: number | null) =>
+  expiresAt === null ? '' : String(expiresAt + EXPIRED_RETENTION_MS);
 
 const json = (value: unknown) => (value === null ? '' : JSON.stringify(value));
 

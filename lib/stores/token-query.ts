@@ -1,5 +1,16 @@
 import { sameUser } from '../internal/validate.js';
-import type { TokenQuery, TokenRecord } from './token-store.js';
+import type { TokenRecord, TokenRestrictions } from '../model.js';
+import type { TokenQuery } from './token-store.js';
+
+/** True while a record is live: it never expires, or its expiry is still ahead. */
+export function isLive(record: Pick<TokenRecord, 'expiresAt'>, now: number): boolean {
+  return record.expiresAt === null || record.expiresAt > now;
+}
+
+/** True when a token carries any restriction (an empty list is a restriction too: it admits nothing). */
+export function isRestricted(record: TokenRestrictions): boolean {
+  return record.allowedIps !== null || record.requiredHeaders !== null || record.resources !== null;
+}
 
 /** The token manager's filters, shared by every store so they all mean the same thing. */
 export function matchesQuery(record: TokenRecord, query: TokenQuery): boolean {
@@ -20,5 +31,6 @@ export function matchesQuery(record: TokenRecord, query: TokenQuery): boolean {
   ) {
     return false;
   }
+  if (query.restricted !== undefined && isRestricted(record) !== query.restricted) return false;
   return true;
 }

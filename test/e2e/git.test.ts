@@ -35,7 +35,13 @@ describe('the example proxy with git and curl', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'eat-e2e-'));
     proxy = spawn(process.execPath, ['--import', 'tsx', 'examples/bitbucket-proxy.ts'], {
-      env: { ...process.env, PORT: '0', REDIS_URL: '', BITBUCKET_URL: '' },
+      env: {
+        ...process.env,
+        PORT: '0',
+        REDIS_URL: '',
+        TOKEN_STORE: `sqlite:${join(dir, 'tokens.db')}`,
+        BITBUCKET_URL: '',
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     proxy.stdout!.on('data', (chunk: Buffer) => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
-import { makeRecord, runTokenStoreContract } from './contract.js';
+import { EXPIRED_RETENTION_MS } from '../../lib/stores/token-store.js';
+import { makeRecord, runTokenStoreContract } from '../../lib/testing/index.js';
 
 runTokenStoreContract('MemoryTokenStore', async () => {
   const store = new MemoryTokenStore();
@@ -8,12 +9,17 @@ runTokenStoreContract('MemoryTokenStore', async () => {
 });
 
 describe('MemoryTokenStore', () => {
-  it('sweeps expired tokens out on its timer', async () => {
+  it('sweeps tokens out on its timer once their retention has passed, not before', async () => {
     const store = new MemoryTokenStore({ sweepIntervalMs: 20 });
-    await store.put(makeRecord({ expiresAt: Date.now() + 10 }));
+    const now = Date.now();
+    await store.put(makeRecord({ expiresAt: now - EXPIRED_RETENTION_MS + 40 }));
+    const recent = makeRecord({ expiresAt: now - 1_000 });
+    await store.put(recent);
     await store.put(makeRecord());
-    await new Promise((resolve) => setTimeout(resolve, 80));
-    expect(store.size).toBe(1);
+    expect(store.size).toBe(3);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(store.size).toBe(2);
+    expect((await store.expiringBetween(now - 2_000, now, 10)).map((r) => r.id)).toEqual([recent.id]);
     await store.close();
   });
 

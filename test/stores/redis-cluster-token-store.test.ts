@@ -1,16 +1,15 @@
-import { randomBytes } from 'node:crypto';
-import { RedisTokenStore } from '../../lib/stores/redis-token-store.js';
+import { runTokenStoreContract } from '../../lib/testing/index.js';
 import { startRedisCluster } from '../support/redis-cluster.js';
-import { runTokenStoreContract } from './contract.js';
+import { openClusterStores } from '../support/redis-store.js';
 
 runTokenStoreContract('RedisTokenStore on a three-master Redis Cluster', async () => {
   const cluster = await startRedisCluster(3);
-  const redis = cluster.connect();
-  const store = new RedisTokenStore({ redis, keyPrefix: `test-${randomBytes(4).toString('hex')}` });
+  const { store, peer, disconnect } = openClusterStores(() => cluster.connect());
   return {
     store,
+    peer,
     async cleanup() {
-      redis.disconnect();
+      disconnect();
       await cluster.stop();
     },
   };

@@ -1,0 +1,378 @@
+import { StoreError, TokenGateError } from '../errors.js';
+import { installedVersion, requireOptional } from '../internal/optional-module.js';
+import { fail, integer, object, oneOf, type Shape, string, withMethods } from '../internal/options.js';
+import type { TokenChanges, TokenRecord } from '../model.js';
+import {
+  changedColumns,
+  fromRow,
+  IDENTIFIER,
+  type SqlDialect,
+  searchWhere,
+  TOKEN_COLUMNS,
+  toRow,
+} from './sql-record.js';
+import { migrateSqlite, sqliteNames } from './sqlite-schema.js';
+import type { SqliteDatabaseLike, SqliteStatementLike } from './sqlite-types.js';
+import {
+  EXPIRED_RETENTION_MS,
+  type RevocationListener,
+  type TokenQuery,
+  type TokenSearchPage,
+  type TokenStore,
+} from './token-store.js';
+
+export type { SqliteDatabaseLike, SqliteStatementLike } from './sqlite-types.js';
+
+export interface SqliteTokenStoreOptions {
+  /** Path of the database file, created when missing (its directory must exist). Give `path` or `database`. */
+  path?: string;
+  /** An open better-sqlite3 `Database` you own; `close()` leaves it open. Give `path` or `database`. */
+  database?: SqliteDatabaseLike;
+  /** Prefix of the store's table and index names. Default `'bbt_'`. */
+  tablePrefix?: string;
+  /**
+   * How often subscribers read the revocation log that every process on the file writes, in
+   * ms. Revocations by other processes reach this one's cache within this time. Default 250.
+   */
+  pollIntervalMs?: number;
+  /** How long a write waits for another process's write lock (it blocks this process meanwhile). Default 1,000 ms. */
+  busyTimeoutMs?: number;
+  /**
+   * `'full'` (default): every token write and revocation is on disk (fsync) when its promise
+   * resolves, so it survives a power cut; failure counts, claims and last-use times are written
+   * without fsync. `'normal'`: nothing is fsynced at commit; a write survives a crash of the
+   * process (kill -9), not of the machine; a revocation lost that way would come back.
+   */
+  synchronous?: 'full' | 'normal';
+}
+
+const OPTIONS: Shape<SqliteTokenStoreOptions> = {
+  path: string(),
+  database: withMethods(['prepare', 'exec', 'pragma', 'close'], 'an open better-sqlite3 Database'),
+  tablePrefix: string({ maxLength: 40, pattern: IDENTIFIER }),
+  pollIntervalMs: integer(10, 60_000),
+  busyTimeoutMs: integer(0, 60_000),
+  synchronous: oneOf(['full', 'normal']),
+};
+
+/** How long the revocation log keeps an entry; a subscriber further behind than this starts over (`'*'`). */
+const REVOCATION_LOG_MS = 3_600_000;
+/** Least time between two clean-ups of expired rows, lapsed windows and claims, and old log entries. */
+const HOUSEKEEPING_MS = 60_000;
+
+const DIALECT: SqlDialect = {
+  placeholder: () => '?',
+  contains: (column, placeholder) => `instr(${column}, ${placeholder}) > 0`,
+};
+
+type BetterSqlite3 = new (path: string) => SqliteDatabaseLike;
+
+/**
+ * Refuses better-sqlite3 13 (or newer) on Node.js before 22, where it crashes the process
+ * instead of failing: 12 supports Node 20, 22 and 24; 13 needs 22.
+ */
+export function assertSupportedBetterSqlite3(version: string | undefined, nodeVersion: string): void {
+  if (version === undefined) return;
+  const major = Number.parseInt(version, 10);
+  const node = Number.parseInt(nodeVersion, 10);
+  if (major >= 13 && node < 22) {
+    throw new Error(
+      `better-sqlite3 ${version} needs Node.js 22 or newer and crashes on Node.js ${nodeVersion}: ` +
+        'npm install better-sqlite3@12 (it supports Node.js 20, 22 and 24)',
+    );
+  }
+}
+
+function loadBetterSqlite3(): BetterSqlite3 {
+  return requireOptional<BetterSqlite3>('better-sqlite3', 'SqliteTokenStore');
+}
+
+/**
+ * Tokens in one SQLite file (better-sqlite3, WAL): durable, with nothing to run. Several
+ * processes on one host may share the file (a Node cluster, PM2): revocations made by any of
+ * them reach the others' subscribers within `pollIntervalMs`, and failure counts and claims
+ * are shared. The schema is created, or upgraded, when the file is opened.
+ *
+ * better-sqlite3 is an optional peer dependency (`npm install better-sqlite3`; version 12 on
+ * Node.js 20). Its calls are synchronous and short; every one that fails rejects with a
+ * `StoreError`.
+ * @example
+ * const store = new SqliteTokenStore({ path: './data/tokens.db' });
+ * const gate = createTokenGate({ store });
+ */
+export class SqliteTokenStore implements TokenStore {
+  private readonly db: SqliteDatabaseLike;
+  private readonly ownsDatabase: boolean;
+  private readonly full: boolean;
+  private readonly pollIntervalMs: number;
+  private readonly listeners = new Set<RevocationListener>();
+  private readonly sql: Record<string, SqliteStatementLike>;
+  private readonly tables: ReturnType<typeof sqliteNames>;
+  private timer: NodeJS.Timeout | undefined;
+  private cursor = 0;
+  private feedFailing = false;
+  private lastHousekeeping = 0;
+  private closed = false;
+
+  constructor(options: Readonly<SqliteTokenStoreOptions>) {
+    object(OPTIONS)(options, '');
+    if ((options.path === undefined) === (options.database === undefined))
+      fail('path', 'or `database` is required, and only one of them');
+    assertSupportedBetterSqlite3(installedVersion('better-sqlite3'), process.versions.node);
+    const prefix = options.tablePrefix ?? 'bbt_';
+    this.full = (options.synchronous ?? 'full') === 'full';
+    this.pollIntervalMs = options.pollIntervalMs ?? 250;
+    this.ownsDatabase = options.database === undefined;
+    const file = options.path ?? options.database!.name;
+    try {
+      this.db = options.database ?? new (loadBetterSqlite3())(options.path!);
+    } catch (err) {
+      if (err instanceof Error && /npm install/.test(err.message)) throw err;
+      throw new StoreError(`Cannot open the token database ${file}.`, { cause: err });
+    }
+    try {
+      // WAL: readers never wait for the writer, and processes share the file safely.
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 1_000}`);
+      this.db.pragma(`synchronous = ${this.full ? 'FULL' : 'NORMAL'}`);
+      migrateSqlite(this.db, prefix, file);
+      this.tables = sqliteNames(prefix);
+      this.sql = this.prepareAll();
+    } catch (err) {
+      if (this.ownsDatabase) this.db.close();
+      if (err instanceof TokenGateError) throw err;
+      throw new StoreError(`Cannot open the token database ${file}.`, { cause: err });
+    }
+  }
+
+  private prepareAll(): Record<string, SqliteStatementLike> {
+    const t = this.tables;
+    const live = '(expires_at IS NULL OR expires_at > ?)';
+    const statements = {
+      put: `INSERT OR REPLACE INTO ${t.tokens} (${TOKEN_COLUMNS.join(', ')}) VALUES (${TOKEN_COLUMNS.map(() => '?').join(', ')})`,
+      get: `SELECT * FROM ${t.tokens} WHERE id = ? AND ${live}`,
+      list: `SELECT * FROM ${t.tokens} WHERE user_key = ? AND ${live} ORDER BY created_at DESC, id DESC`,
+      touch: `UPDATE ${t.tokens} SET last_used_at = ?, last_used_ip = ? WHERE id = ? AND ${live}`,
+      remove: `DELETE FROM ${t.tokens} WHERE id = ? RETURNING expires_at`,
+      logRevocation: `INSERT INTO ${t.revocations} (id, at) VALUES (?, ?)`,
+      revocationsAfter: `SELECT seq, id FROM ${t.revocations} WHERE seq > ? ORDER BY seq LIMIT 500`,
+      lastRevocation: `SELECT COALESCE(MAX(seq), 0) AS seq FROM ${t.revocations}`,
+      countFailure: `INSERT INTO ${t.failures} (key, count, until) VALUES (?, 1, ?)
+        ON CONFLICT (key) DO UPDATE SET
+          count = CASE WHEN until > ? THEN count + 1 ELSE 1 END,
+          until = CASE WHEN until > ? THEN until ELSE excluded.until END
+        RETURNING count`,
+      failureCount: `SELECT count FROM ${t.failures} WHERE key = ? AND until > ?`,
+      claim: `INSERT INTO ${t.claims} (key, until) VALUES (?, ?)
+        ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE until <= ?
+        RETURNING 1 AS won`,
+      expiring: `SELECT * FROM ${t.tokens} WHERE expires_at > ? AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`,
+      purgeTokens: `DELETE FROM ${t.tokens} WHERE expires_at <= ?`,
+      purgeFailures: `DELETE FROM ${t.failures} WHERE until <= ?`,
+      purgeClaims: `DELETE FROM ${t.claims} WHERE until <= ?`,
+      purgeLog: `DELETE FROM ${t.revocations} WHERE at <= ?`,
+      relax: 'PRAGMA synchronous = NORMAL',
+      strict: 'PRAGMA synchronous = FULL',
+    };
+    return Object.fromEntries(
+      Object.entries(statements).map(([key, source]) => [key, this.db.prepare(source)]),
+    );
+  }
+
+  async put(record: TokenRecord): Promise<void> {
+    this.guard(() => {
+      this.sql['put']!.run(...toRow(record));
+      this.housekeep();
+    });
+  }
+
+  async get(id: string): Promise<TokenRecord | null> {
+    return this.guard(() => {
+      const row = this.sql['get']!.get(id, Date.now()) as Record<string, unknown> | undefined;
+      return row === undefined ? null : fromRow(row);
+    });
+  }
+
+  async listByUser(user: string): Promise<TokenRecord[]> {
+    return this.guard(() =>
+      (this.sql['list']!.all(user.toLowerCase(), Date.now()) as Array<Record<string, unknown>>).map(fromRow),
+    );
+  }
+
+  async update(id: string, changes: TokenChanges): Promise<boolean> {
+    return this.guard(() => {
+      const columns = changedColumns(changes);
+      if (columns.length === 0) return this.sql['get']!.get(id, Date.now()) !== undefined;
+      // Built from fixed column names only; every value is a parameter.
+      const set = columns.map(([column]) => `${column} = ?`).join(', ');
+      const statement = this.db.prepare(
+        `UPDATE ${this.tables.tokens} SET ${set} WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)`,
+      );
+      return statement.run(...columns.map(([, value]) => value), id, Date.now()).changes > 0;
+    });
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const existed = this.guard(() => {
+      const now = Date.now();
+      // One transaction: the token goes and its revocation is logged for the other processes.
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const row = this.sql['remove']!.get(id) as { expires_at: number | null } | undefined;
+        this.sql['logRevocation']!.run(id, now);
+        this.db.exec('COMMIT');
+        this.housekeep();
+        return row !== undefined && (row.expires_at === null || row.expires_at > now);
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+    for (const listener of this.listeners) listener(id);
+    return existed;
+  }
+
+  async touch(id: string, at: number, ip: string | null): Promise<void> {
+    this.guard(() => this.relaxed(() => this.sql['touch']!.run(at, ip, id, Date.now())));
+  }
+
+  async search(query: TokenQuery): Promise<TokenSearchPage> {
+    return this.guard(() => {
+      const { where, params } = searchWhere(query, Date.now(), DIALECT);
+      // One row more than asked tells whether another page follows.
+      const rows = this.db
+        .prepare(
+          `SELECT * FROM ${this.tables.tokens} WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+        )
+        .all(...params, query.limit + 1, query.start) as Array<Record<string, unknown>>;
+      const values = rows.slice(0, query.limit).map(fromRow);
+      return rows.length > query.limit
+        ? { values, isLastPage: false, nextStart: query.start + query.limit }
+        : { values, isLastPage: true };
+    });
+  }
+
+  async countFailure(key: string, windowMs: number): Promise<number> {
+    return this.guard(() => {
+      const now = Date.now();
+      const row = this.relaxed(() => this.sql['countFailure']!.get(key, now + windowMs, now, now)) as {
+        count: number;
+      };
+      this.housekeep();
+      return row.count;
+    });
+  }
+
+  async failureCount(key: string): Promise<number> {
+    return this.guard(() => {
+      const row = this.sql['failureCount']!.get(key, Date.now()) as { count: number } | undefined;
+      return row?.count ?? 0;
+    });
+  }
+
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    return this.guard(() => {
+      const now = Date.now();
+      const won = this.relaxed(() => this.sql['claim']!.get(key, now + ttlMs, now)) !== undefined;
+      this.housekeep();
+      return won;
+    });
+  }
+
+  async expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {
+    return this.guard(() => {
+      const floor = Math.max(after, Date.now() - EXPIRED_RETENTION_MS);
+      return (this.sql['expiring']!.all(floor, upTo, limit) as Array<Record<string, unknown>>).map(fromRow);
+    });
+  }
+
+  /**
+   * Delivers revocations from every process on the file by polling its revocation log (an
+   * `unref()`'d timer, one indexed read per tick). While the log cannot be read, and once it
+   * can again, listeners get `'*'`: caches must start over.
+   */
+  async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
+    this.guard(() => {
+      if (this.timer !== undefined) return;
+      this.cursor = (this.sql['lastRevocation']!.get() as { seq: number }).seq;
+      this.timer = setInterval(() => this.poll(), this.pollIntervalMs);
+      this.timer.unref();
+    });
+    this.listeners.add(onRevoked);
+    return async () => {
+      this.listeners.delete(onRevoked);
+      if (this.listeners.size === 0) this.stopPolling();
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopPolling();
+    this.listeners.clear();
+    if (this.ownsDatabase && this.db.open) this.db.close();
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private poll(): void {
+    let revoked: Array<{ seq: number; id: string }>;
+    try {
+      revoked = this.sql['revocationsAfter']!.all(this.cursor) as Array<{ seq: number; id: string }>;
+    } catch {
+      this.feedFailing = true;
+      this.emit('*');
+      return;
+    }
+    // Log entries are numbered without gaps; a gap means entries were pruned before we read them.
+    const missed = revoked.length > 0 && revoked[0]!.seq > this.cursor + 1;
+    if (this.feedFailing || missed) this.emit('*');
+    this.feedFailing = false;
+    for (const { seq, id } of revoked) {
+      this.cursor = seq;
+      this.emit(id);
+    }
+  }
+
+  private emit(id: string): void {
+    for (const listener of this.listeners) listener(id);
+  }
+
+  /** Writes whose loss in a power cut harms no one skip the fsync (`synchronous: 'full'` only). */
+  private relaxed<T>(work: () => T): T {
+    if (!this.full) return work();
+    this.sql['relax']!.run();
+    try {
+      return work();
+    } finally {
+      this.sql['strict']!.run();
+    }
+  }
+
+  /** At most once a minute, during a write: drop rows nobody may read any more. */
+  private housekeep(): void {
+    const now = Date.now();
+    if (now - this.lastHousekeeping < HOUSEKEEPING_MS) return;
+    this.lastHousekeeping = now;
+    this.relaxed(() => {
+      this.sql['purgeTokens']!.run(now - EXPIRED_RETENTION_MS);
+      this.sql['purgeFailures']!.run(now);
+      this.sql['purgeClaims']!.run(now);
+      this.sql['purgeLog']!.run(now - REVOCATION_LOG_MS);
+    });
+  }
+
+  /** Runs a database call; any failure is a StoreError (a 503), never "not found". */
+  private guard<T>(work: () => T): T {
+    if (this.closed) throw new StoreError('The token store is closed.');
+    try {
+      return work();
+    } catch (err) {
+      if (err instanceof TokenGateError) throw err;
+      throw new StoreError(undefined, { cause: err });
+    }
+  }
+}
