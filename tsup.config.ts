@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['lib/index.ts', 'lib/testing/index.ts'],
+  entry: ['lib/index.ts', 'lib/testing/index.ts', 'lib/cli/main.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
 import {
+  type AuditEvent,
   bitbucketGroups,
   bitbucketLogin,
   createTokenGate,
@@ -86,6 +87,10 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
       : {}),
     ...(list(env['MANAGE_OTHERS_GROUPS']) ? { manageOthers: list(env['MANAGE_OTHERS_GROUPS'])! } : {}),
   };
+  // One JSON line per audit event: refusals, token changes, failed management logins.
+  const logEvent = (event: AuditEvent) => {
+    if (event.type !== 'auth.succeeded') console.log(JSON.stringify(event));
+  };
   const maxDays = days(env, 'TOKEN_MAX_DAYS');
   const defaultDays = days(env, 'TOKEN_DEFAULT_DAYS');
   const options: TokenGateOptions = {
@@ -106,18 +111,25 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
         }
       : {}),
     blockPasswordAuth: flag(env, 'BLOCK_PASSWORD_AUTH', true),
-    onEvent: (event) => {
-      if (event.type !== 'auth.succeeded') console.log(JSON.stringify(event));
-    },
+    onEvent: logEvent,
+    // Prometheus metrics at /metrics (prom-client is an optional peer dependency).
+    metrics: true,
   };
   const gate = createTokenGate(options);
 
   const app = express();
   app.disable('x-powered-by');
-  app.get('/healthz', (_req, res) => {
-    res.json({ ok: true });
-  });
-  app.use('/tokens', bitbucketLogin({ baseUrl: bitbucketUrl.href }), gate.router());
+  // For load balancers and Prometheus. Serve them on an internal port instead if the proxy faces the internet.
+  const health = gate.healthHandlers();
+  app.get('/healthz', health.live);
+  app.get('/readyz', health.ready);
+  app.get('/metrics', gate.metricsHandler());
+  // Failed logins are events too, and are counted in the store so every instance sees them.
+  app.use(
+    '/tokens',
+    bitbucketLogin({ baseUrl: bitbucketUrl.href, store: opened.store, onEvent: logEvent }),
+    gate.router(),
+  );
   app.use(['/rest', '/scm'], gate.protect(), forwardTo(bitbucketUrl));
 
   const server = app.listen(Number(env['PORT'] ?? 8080), env['HOST'] ?? '127.0.0.1');

@@ -29,7 +29,14 @@ export type {
   TokenRotatedEvent,
 } from './events.js';
 export type { Permissions, TokenGateOptions } from './gate/options.js';
-export { createTokenGate, type TokenGate } from './gate.js';
+export {
+  createTokenGate,
+  type GateHealth,
+  type HealthHandlers,
+  type RevocationFeedHealth,
+  type StoreHealth,
+  type TokenGate,
+} from './gate.js';
 export { type BitbucketGroupsOptions, bitbucketGroups } from './groups/bitbucket-groups.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
 export { type BitbucketLoginOptions, bitbucketLogin } from './http/bitbucket-login.js';
@@ -51,6 +58,7 @@ export { type RequireGroupsOptions, requireGroups } from './middleware/require-g
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
 export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
+export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';
 export type { ThrottleOptions } from './request/throttle.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory-token-store.js';
