@@ -1,8 +1,17 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['lib/index.ts', 'lib/testing/index.ts', 'lib/cli/main.ts'],
+  // One entry per `exports` subpath (and the `bin`, dist/cli.js): dist/<name>.js, .cjs, .d.ts, .d.cts.
+  entry: {
+    index: 'lib/index.ts',
+    'forward/index': 'lib/forward/index.ts',
+    'testing/index': 'lib/testing/index.ts',
+    cli: 'lib/cli/main.ts',
+  },
   format: ['esm', 'cjs'],
+  // Shared code goes into chunks for CommonJS too, so every entry sees the same error classes
+  // (`instanceof TokenGateError` holds across `express-api-tokens` and its subpaths).
+  splitting: true,
   dts: true,
   clean: true,
   sourcemap: true,

@@ -1,7 +1,7 @@
 /**
  * The servers under load, in their own process (the load generator runs in the parent).
  * Usage: node --import tsx bench/server.ts <variant> <redisUrl?>
- * Variants: bare, memory, redis, bcrypt; `<variant>-metrics` adds `metrics: true`.
+ * Variants: bare, memory, redis, bcrypt, jwt; `<variant>-metrics` adds `metrics: true`.
  * Prints `READY <port> <bearer token>` once listening.
  */
 import type { AddressInfo } from 'node:net';
@@ -37,6 +37,7 @@ if (variant !== 'bare') {
     permissions: { useTokens: ['api-users'] },
     ipAllowlist: ['127.0.0.0/8', '10.0.0.0/8', '2001:db8::/32'],
     ...(store === 'bcrypt' ? { hasher: 'bcrypt' as const } : {}),
+    ...(store === 'jwt' ? { identity: { jwt: { key: 'bench-identity-jwt-secret-32-bytes!!' } } } : {}),
     ...(variant.endsWith('-metrics') ? { metrics: true } : {}),
   };
   if (store === 'redis') {

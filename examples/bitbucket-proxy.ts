@@ -11,6 +11,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
+import { forwardTo } from '../lib/forward/index.js';
 import {
   type AuditEvent,
   bitbucketGroups,
@@ -23,7 +24,6 @@ import {
   type TokenGateOptions,
 } from '../lib/index.js';
 import { DEMO_PASSWORD, DEMO_USER, type DemoUpstream, startDemoUpstream } from './demo-upstream.js';
-import { forwardTo } from './forward.js';
 
 type Env = Record<string, string | undefined>;
 

@@ -32,10 +32,12 @@ const STATUS = {
   UPSTREAM_TOKEN_REQUIRED: 409,
   BODY_TOO_LARGE: 413,
   TOO_MANY_ATTEMPTS: 429,
+  UPSTREAM_UNREACHABLE: 502,
   STORE_UNAVAILABLE: 503,
   UPSTREAM_UNAVAILABLE: 503,
   UPSTREAM_CREDENTIAL_UNAVAILABLE: 503,
   BUSY: 503,
+  UPSTREAM_TIMEOUT: 504,
 } as const;
 
 type StatusTable = typeof STATUS;
@@ -53,6 +55,8 @@ export type AuthenticationCode = CodeOf<401>;
 export type ForbiddenCode = CodeOf<403>;
 /** Codes of `UnavailableError` (503). */
 export type UnavailableCode = CodeOf<503>;
+/** Codes of `GatewayError` (502, 504). */
+export type GatewayCode = CodeOf<502 | 504>;
 
 /** The HTTP status of a code. */
 export function statusOf(code: TokenGateErrorCode): number {
@@ -191,6 +195,19 @@ export class StoreError extends UnavailableError {
   override readonly name = 'StoreError';
   constructor(message = 'The token store is unavailable. Try again later.', options?: ErrorOptions) {
     super('STORE_UNAVAILABLE', message, options);
+  }
+}
+
+/**
+ * 502 `UPSTREAM_UNREACHABLE`: the forwarder could not reach the upstream (refused, reset, DNS);
+ * 504 `UPSTREAM_TIMEOUT`: the upstream stayed silent past the forwarder's `timeoutMs`.
+ * @example
+ * sendError(req, res, new GatewayError('UPSTREAM_TIMEOUT', 'Bitbucket did not answer in time.'));
+ */
+export class GatewayError extends TokenGateError {
+  override readonly name = 'GatewayError';
+  constructor(code: GatewayCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
   }
 }
 

@@ -6,6 +6,7 @@ export {
   ConflictError,
   type ForbiddenCode,
   ForbiddenError,
+  GatewayError,
   isTokenGateError,
   MethodNotAllowedError,
   NotFoundError,
@@ -43,7 +44,6 @@ export { type BitbucketLoginOptions, bitbucketLogin } from './http/bitbucket-log
 export type { LoginThrottleOptions } from './http/login-throttle.js';
 export { sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
-export type { AuthContext } from './middleware/auth-context.js';
 export { type AuthenticateTokenOptions, authenticateToken } from './middleware/authenticate-token.js';
 export { type BlockPasswordAuthOptions, blockPasswordAuth } from './middleware/block-password-auth.js';
 export { type ClientIpOptions, clientIp } from './middleware/client-ip.js';
@@ -59,6 +59,7 @@ export { type RequireScopeOptions, requireScope } from './middleware/require-sco
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
 export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
 export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';
+export type { AuthContext } from './request/auth-context.js';
 export type { ThrottleOptions } from './request/throttle.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory-token-store.js';

@@ -1,4 +1,3 @@
-import type { Request } from 'express';
 import { TokenGateError, UnavailableError } from '../errors.js';
 
 /** The groups a user is in. May be async (a directory, Bitbucket). Throwing fails closed (503). */
@@ -22,8 +21,11 @@ export function staticGroups(map: Readonly<Record<string, readonly string[]>>): 
     }
     byUser.set(user.toLowerCase(), Object.freeze([...(byUser.get(user.toLowerCase()) ?? []), ...groups]));
   }
-  return (user) => byUser.get(user.toLowerCase()) ?? [];
+  // Most lookups name a user exactly as the map does: only a miss pays for lower-casing.
+  return (user) => byUser.get(user) ?? byUser.get(user.toLowerCase()) ?? NO_GROUPS;
 }
+
+const NO_GROUPS: readonly string[] = Object.freeze([]);
 
 /** Resolves the `groups` option. Default: nobody is in any group. */
 export function toGroupResolver(option: GroupsOption | undefined): GroupResolver {
@@ -32,7 +34,6 @@ export function toGroupResolver(option: GroupsOption | undefined): GroupResolver
 }
 
 type Groups = readonly string[];
-const resolved = new WeakMap<Request, { user: string; groups: Promise<Groups> }>();
 
 function unavailable(err: unknown): TokenGateError {
   if (err instanceof TokenGateError) return err;
@@ -49,23 +50,18 @@ function checked(result: unknown): Groups {
 }
 
 /**
- * The user's groups, asked once per request however many checks need them. A synchronous
- * resolver answers synchronously (no promise on the request path); a failing one fails closed.
+ * The user's groups. A synchronous resolver answers synchronously (no promise on the request
+ * path); a failing one fails closed (503).
  */
-export function groupsOf(req: Request, user: string, resolver: GroupResolver): Groups | Promise<Groups> {
-  const known = resolved.get(req);
-  if (known !== undefined && known.user === user) return known.groups;
+export function groupsOf(user: string, resolver: GroupResolver): Groups | Promise<Groups> {
   let result: Groups | Promise<Groups>;
   try {
     result = resolver(user);
   } catch (err) {
     throw unavailable(err);
   }
-  // A synchronous answer is as cheap to ask again as to remember; only lookups are remembered.
   if (Array.isArray(result)) return checked(result);
-  const groups = Promise.resolve(result).then(checked, (err: unknown) => Promise.reject(unavailable(err)));
-  resolved.set(req, { user, groups });
-  return groups;
+  return Promise.resolve(result).then(checked, (err: unknown) => Promise.reject(unavailable(err)));
 }
 
 /** A compiled permission: omitted = everyone, `[]` = no one, else members of any listed group. */
@@ -80,5 +76,17 @@ export function compilePermission(groups: readonly string[] | undefined, option:
     throw new TypeError(`\`${option}\` must be an array of group names`);
   }
   const wanted = new Set(groups.map((g) => g.toLowerCase()));
-  return { everyone: false, allows: (held) => held.some((g) => wanted.has(g.toLowerCase())) };
+  // Resolvers hand out the same (frozen) arrays again and again: judge each array once.
+  const judged = new WeakMap<readonly string[], boolean>();
+  return {
+    everyone: false,
+    allows(held) {
+      let allowed = judged.get(held);
+      if (allowed === undefined) {
+        allowed = held.some((g) => wanted.has(g.toLowerCase()));
+        if (Object.isFrozen(held)) judged.set(held, allowed);
+      }
+      return allowed;
+    },
+  };
 }

@@ -5,8 +5,13 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
-import { CLIENT_IP_OPTIONS, type ClientIpOptions, createClientIpResolver } from '../middleware/client-ip.js';
+import { authOf } from '../request/auth-context.js';
 import { parseAuthorization } from '../request/authorization-header.js';
+import {
+  CLIENT_IP_OPTIONS,
+  type ClientIpOptions,
+  createClientIpResolver,
+} from '../request/client-address.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { assertTokenPrefix } from '../tokens/format.js';
 import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
@@ -179,7 +184,8 @@ export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): Reques
       return;
     }
     const clientIp = resolveIp(req)?.text ?? null;
-    if (req.auth === undefined) req.auth = { kind: 'anonymous', clientIp };
+    const auth = authOf(req);
+    if (auth.clientIp === undefined) auth.clientIp = clientIp;
     const deny = (error: TokenGateError, user?: string) =>
       refuse(req, res, error, emit, user === undefined ? {} : { user }, 'basic');
     if (credentials.kind === 'invalid') {

@@ -1,10 +1,9 @@
-import type { Request } from 'express';
 import { AuthenticationError, ForbiddenError } from '../errors.js';
 import type { EventListener } from '../events.js';
 import { type GroupResolver, groupsOf, type Permission } from '../groups/group-resolver.js';
 import { sameUser, validateUser } from '../internal/validate.js';
-import type { ClientIpResolver } from '../middleware/client-ip.js';
 import type { Scope } from '../model.js';
+import type { ClientIpResolver } from '../request/client-address.js';
 import type { ExpiryPolicy, TokenService } from '../tokens/service.js';
 import type { LoginThrottle } from './login-throttle.js';
 
@@ -34,11 +33,7 @@ export interface Caller {
 }
 
 /** Resolves a principal into a `Caller`; no (or an invalid) name is a 401. */
-export async function resolveCaller(
-  context: ManagementContext,
-  req: Request,
-  name: string | undefined,
-): Promise<Caller> {
+export async function resolveCaller(context: ManagementContext, name: string | undefined): Promise<Caller> {
   let valid: string | undefined;
   try {
     if (name !== undefined) valid = validateUser(name);
@@ -46,7 +41,7 @@ export async function resolveCaller(
     valid = undefined;
   }
   if (valid === undefined) throw new AuthenticationError('NOT_AUTHENTICATED', 'Log in to manage API tokens.');
-  const groups = await groupsOf(req, valid, context.groups);
+  const groups = await groupsOf(valid, context.groups);
   const { permissions } = context;
   return {
     name: valid,

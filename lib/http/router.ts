@@ -74,7 +74,7 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
     (work: Handler) =>
     (req: Request, res: Response, next: NextFunction): void => {
       res.setHeader('Cache-Control', 'no-store');
-      resolveCaller(context, req, safePrincipal(principalOf, req))
+      resolveCaller(context, safePrincipal(principalOf, req))
         .then((caller) =>
           work(req, res, caller, {
             actor: caller.name,

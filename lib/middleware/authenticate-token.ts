@@ -4,13 +4,13 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { any, boolean, func, validateOptions, withMethods } from '../internal/options.js';
 import { sameUser } from '../internal/validate.js';
+import { authOf } from '../request/auth-context.js';
+import { peerAddress } from '../request/client-address.js';
 import { setVerifiedRecord, takePendingToken } from '../request/credential-slot.js';
 import { FailureThrottle, THROTTLE_OPTIONS, type ThrottleOptions, type Ticket } from '../request/throttle.js';
 import { parseToken } from '../tokens/format.js';
 import { type TokenService, verifierOf } from '../tokens/service.js';
-import { toTokenInfo } from '../tokens/token-info.js';
 import type { VerifyOutcome } from '../tokens/verifier.js';
-import { peerAddress } from './client-ip.js';
 
 export interface AuthenticateTokenOptions {
   /** The token service (`gate.tokens`). */
@@ -87,11 +87,10 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
       });
       return;
     }
-    if (req.auth === undefined) req.auth = { kind: 'token' };
-    const auth = req.auth;
+    const auth = authOf(req);
     auth.kind = 'token';
     auth.user = record.user;
-    auth.token = toTokenInfo(record);
+    auth.token = outcome.info;
     setVerifiedRecord(req, record);
     if (recordUse) verifier.noteUse(record, clientIp);
     next();
@@ -106,16 +105,16 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
     const resolved = req.auth?.clientIp;
     const clientIp = resolved !== undefined ? resolved : (peerAddress(req)?.text ?? null);
     const { token, claimedUser } = pending;
-    // Malformed and tampered tokens cost no lookup and no throttle bookkeeping.
-    const parsed = parseToken(token, tokens.tokenPrefix);
-    if (parsed === null) {
-      refuse(req, res, invalid(), emit);
-      return;
-    }
     // A cached verification answers at once, whatever the client's failures.
     const cached = verifier.checkCached(token);
     if (cached !== undefined) {
       decide(req, res, next, cached, claimedUser, undefined, clientIp);
+      return;
+    }
+    // Malformed and tampered tokens cost no lookup and no throttle bookkeeping.
+    const parsed = parseToken(token, tokens.tokenPrefix);
+    if (parsed === null) {
+      refuse(req, res, invalid(), emit);
       return;
     }
     const fail = refuseOrFail(req, res, next, emit);

@@ -3,6 +3,7 @@ import { AuthenticationError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
 import { any, func, oneOf, validateOptions } from '../internal/options.js';
+import { authOf } from '../request/auth-context.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { setPendingToken } from '../request/credential-slot.js';
 import { assertTokenPrefix } from '../tokens/format.js';
@@ -33,8 +34,7 @@ export function extractCredentials(options: Readonly<ExtractCredentialsOptions> 
 
   return function extractCredentialsMiddleware(req, res, next) {
     // Keeps what `clientIp` resolved; without it, later steps resolve the socket address themselves.
-    if (req.auth === undefined) req.auth = { kind: 'anonymous' };
-    const auth = req.auth;
+    const auth = authOf(req);
     auth.kind = 'anonymous';
     const credentials = parseAuthorization(req, prefix);
     switch (credentials.kind) {
@@ -54,12 +54,7 @@ export function extractCredentials(options: Readonly<ExtractCredentialsOptions> 
         break;
       case 'token':
         // Not a token request until verified: `anonymous`, with the token parked aside.
-        setPendingToken(
-          req,
-          credentials.claimedUser === undefined
-            ? { token: credentials.token }
-            : { token: credentials.token, claimedUser: credentials.claimedUser },
-        );
+        setPendingToken(req, credentials);
         break;
     }
     next();

@@ -1,5 +1,5 @@
 import { createPrivateKey, createSecretKey, type KeyObject } from 'node:crypto';
-import type { Request, RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
 import { SignJWT } from 'jose';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import {
@@ -13,6 +13,7 @@ import {
   validateOptions,
 } from '../internal/options.js';
 import { isTokenRequest } from '../request/credential-slot.js';
+import { rewriteHeaders, spellingsOf } from '../request/header-rewrite.js';
 
 /** A short-lived signed statement of who the request is, for upstreams that verify it. */
 export interface IdentityJwtOptions {
@@ -36,6 +37,7 @@ export interface ForwardIdentityOptions {
 }
 
 const DEFAULT_JWT_HEADER = 'x-forwarded-user-jwt';
+const NOTHING: ReadonlyArray<readonly [string, string]> = [];
 
 export const FORWARD_IDENTITY_OPTIONS: Shape<ForwardIdentityOptions> = {
   header: headerNameCheck,
@@ -56,37 +58,6 @@ function headerName(value: string | undefined, fallback: string, option: string)
     throw new TypeError(`\`${option}\` is not a usable header name: ${JSON.stringify(value)}`);
   }
   return name;
-}
-
-/**
- * A test for header names that mean one of `names` to some upstream: any letter case, and `_`
- * for `-` (CGI-style servers and proxies that fold `_` into `-` would read `X_Forwarded_User` as
- * `x-forwarded-user`). Names of other lengths are passed over without allocating.
- */
-function spellingsOf(names: readonly string[]): (name: string) => boolean {
-  const lengths = new Set(names.map((n) => n.length));
-  return (name) => lengths.has(name.length) && names.includes(name.toLowerCase().replaceAll('_', '-'));
-}
-
-/** Removes every spelling of some headers from both `req.headers` and `req.rawHeaders`. */
-function stripHeaders(req: Request, matches: (name: string) => boolean): void {
-  const raw = req.rawHeaders;
-  let kept: string[] | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (matches(name)) {
-      delete req.headers[name.toLowerCase()];
-      kept ??= raw.slice(0, i);
-    } else {
-      kept?.push(name, raw[i + 1]!);
-    }
-  }
-  if (kept !== undefined) raw.splice(0, raw.length, ...kept);
-}
-
-function setHeader(req: Request, name: string, value: string): void {
-  req.headers[name] = value;
-  req.rawHeaders.push(name, value);
 }
 
 type Signer = (user: string, tokenId: string, scope: string) => Promise<string>;
@@ -155,18 +126,23 @@ export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}):
   return function forwardIdentityMiddleware(req, _res, next) {
     const auth = req.auth;
     const tokenRequest = auth?.kind === 'token' || isTokenRequest(req);
-    stripHeaders(req, tokenRequest ? withAuthorization : spoofable);
+    const remove = tokenRequest ? withAuthorization : spoofable;
     if (auth?.kind !== 'token' || auth.user === undefined || auth.token === undefined) {
+      rewriteHeaders(req, remove, NOTHING);
       next();
       return;
     }
-    setHeader(req, header, auth.user);
+    const user = auth.user;
     if (sign === undefined || jwtHeader === undefined) {
+      rewriteHeaders(req, remove, [[header, user]]);
       next();
       return;
     }
-    sign(auth.user, auth.token.id, auth.token.scope).then((jwt) => {
-      setHeader(req, jwtHeader, jwt);
+    sign(user, auth.token.id, auth.token.scope).then((jwt) => {
+      rewriteHeaders(req, remove, [
+        [header, user],
+        [jwtHeader, jwt],
+      ]);
       next();
     }, next);
   };

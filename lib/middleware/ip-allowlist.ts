@@ -5,8 +5,12 @@ import { refuse } from '../http/respond.js';
 import { parseIpCached } from '../internal/ip.js';
 import { compileIpList } from '../internal/ip-list.js';
 import { any, boolean, func, validateOptions } from '../internal/options.js';
+import {
+  CLIENT_IP_OPTIONS,
+  type ClientIpOptions,
+  createClientIpResolver,
+} from '../request/client-address.js';
 import { isTokenRequest } from '../request/credential-slot.js';
-import { CLIENT_IP_OPTIONS, type ClientIpOptions, createClientIpResolver } from './client-ip.js';
 
 export interface IpAllowlistOptions extends ClientIpOptions {
   /** Addresses, CIDR ranges and `first-last` ranges (IPv4 and IPv6) that token requests may come from. */

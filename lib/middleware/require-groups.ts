@@ -59,7 +59,7 @@ export function requireGroups(options: Readonly<RequireGroupsOptions>): RequestH
     const fail = refuseOrFail(req, res, next, emit);
     let groups: readonly string[] | Promise<readonly string[]>;
     try {
-      groups = groupsOf(req, user, resolver);
+      groups = groupsOf(user, resolver);
     } catch (err) {
       fail(err);
       return;

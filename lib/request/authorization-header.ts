@@ -15,6 +15,8 @@ const CONTROL = /\p{Cc}/u;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const MAX_HEADER = 8_192;
 
+const NONE: Credentials = Object.freeze({ kind: 'none' });
+
 const malformed = (message: string) => new BadRequestError('CREDENTIALS_MALFORMED', message);
 
 /** Counts `Authorization` lines: Node keeps only the first in `req.headers`. */
@@ -37,13 +39,16 @@ function authorizationLines(req: Request): number {
  */
 export function parseAuthorization(req: Request, prefix: string): Credentials {
   const header = req.headers.authorization;
-  if (header === undefined) return { kind: 'none' };
+  if (header === undefined) return NONE;
   if (authorizationLines(req) > 1)
     return { kind: 'invalid', error: malformed('Send one Authorization header, not several.') };
   if (header.length > MAX_HEADER)
     return { kind: 'invalid', error: malformed('The Authorization header is too long.') };
   const space = header.indexOf(' ');
-  const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase();
+  // The usual spelling needs no lower-casing (one string fewer per request).
+  const scheme = header.startsWith('Bearer ')
+    ? 'bearer'
+    : (space < 0 ? header : header.slice(0, space)).toLowerCase();
   const value = space < 0 ? '' : header.slice(space + 1).trim();
   if (scheme === 'bearer') {
     if (!TOKEN68.test(value))

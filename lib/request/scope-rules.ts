@@ -38,6 +38,9 @@ const LFS_BATCH_LIMIT = 1_048_576;
 
 export type ScopeNeed = { scope: Scope } | { unknownMethod: string };
 
+const READ: ScopeNeed = Object.freeze({ scope: 'read' });
+const WRITE: ScopeNeed = Object.freeze({ scope: 'write' });
+
 /** Compiled scope rules: extra methods and where git repositories live. */
 export interface ScopeRules {
   extraMethods: ReadonlyMap<string, Scope>;
@@ -94,6 +97,18 @@ function mediaType(req: Request): string {
  * be read.
  */
 export function requiredScope(req: Request, rules: ScopeRules): ScopeNeed | Promise<ScopeNeed> {
+  // Most requests are a plain method without a query string or an override header.
+  const method = req.method;
+  const headers = req.headers;
+  if (
+    (req.originalUrl ?? req.url).indexOf('?') < 0 &&
+    headers['x-http-method-override'] === undefined &&
+    headers['x-http-method'] === undefined &&
+    headers['x-method-override'] === undefined
+  ) {
+    if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return READ;
+    if (method === 'PUT' || method === 'PATCH' || method === 'DELETE') return WRITE;
+  }
   const { path, query, hasQuery } = splitUrl(req);
   const methods = claimedMethods(req, query);
   let needsWrite = false;
@@ -103,9 +118,8 @@ export function requiredScope(req: Request, rules: ScopeRules): ScopeNeed | Prom
     if (scope === 'write') needsWrite = true;
   }
   const services = hasQuery ? query.getAll('service') : [];
-  if (services.length > 0 && !(services.length === 1 && services[0] === 'git-upload-pack'))
-    return { scope: 'write' };
-  if (!needsWrite) return { scope: 'read' };
+  if (services.length > 0 && !(services.length === 1 && services[0] === 'git-upload-pack')) return WRITE;
+  if (!needsWrite) return READ;
   // Only a plain POST, to a canonical repository path without a query, can be one of the reads.
   if (
     req.method !== 'POST' ||
@@ -114,12 +128,12 @@ export function requiredScope(req: Request, rules: ScopeRules): ScopeNeed | Prom
     !CANONICAL_PATH.test(path) ||
     DOT_SEGMENT.test(path)
   )
-    return { scope: 'write' };
+    return WRITE;
   const type = mediaType(req);
-  if (rules.uploadPack.test(path)) return { scope: type === UPLOAD_PACK_TYPE ? 'read' : 'write' };
+  if (rules.uploadPack.test(path)) return type === UPLOAD_PACK_TYPE ? READ : WRITE;
   if (rules.lfsBatch.test(path) && type === LFS_TYPE)
-    return lfsBatchIsDownload(req).then((download) => ({ scope: download ? 'read' : 'write' }));
-  return { scope: 'write' };
+    return lfsBatchIsDownload(req).then((download) => (download ? READ : WRITE));
+  return WRITE;
 }
 
 /** A Git LFS batch request is a read only when its body says `"operation": "download"`. */

@@ -4,6 +4,8 @@
  */
 export interface PgPoolLike {
   query(text: string, values?: unknown[]): Promise<PgResultLike>;
+  /** With a `name`, pg prepares the statement once per connection and reuses it. */
+  query(config: { name?: string; text: string; values?: unknown[] }): Promise<PgResultLike>;
   /** A client of its own: the store listens for revocations on one. */
   connect(): Promise<PgPoolClientLike>;
 }

@@ -67,6 +67,26 @@ const DIALECT: SqlDialect = {
 
 type BetterSqlite3 = new (path: string) => SqliteDatabaseLike;
 
+type Statements = Record<
+  | 'put'
+  | 'get'
+  | 'list'
+  | 'touch'
+  | 'remove'
+  | 'logRevocation'
+  | 'revocationsAfter'
+  | 'lastRevocation'
+  | 'countFailure'
+  | 'failureCount'
+  | 'claim'
+  | 'expiring'
+  | 'purgeTokens'
+  | 'purgeFailures'
+  | 'purgeClaims'
+  | 'purgeLog',
+  SqliteStatementLike
+>;
+
 /**
  * Refuses better-sqlite3 13 (or newer) on Node.js before 22, where it crashes the process
  * instead of failing: 12 supports Node 20, 22 and 24; 13 needs 22.
@@ -106,7 +126,7 @@ export class SqliteTokenStore implements TokenStore {
   private readonly full: boolean;
   private readonly pollIntervalMs: number;
   private readonly listeners = new Set<RevocationListener>();
-  private readonly sql: Record<string, SqliteStatementLike>;
+  private readonly sql: Statements;
   private readonly tables: ReturnType<typeof sqliteNames>;
   private timer: NodeJS.Timeout | undefined;
   private cursor = 0;
@@ -145,10 +165,10 @@ export class SqliteTokenStore implements TokenStore {
     }
   }
 
-  private prepareAll(): Record<string, SqliteStatementLike> {
+  private prepareAll(): Statements {
     const t = this.tables;
     const live = '(expires_at IS NULL OR expires_at > ?)';
-    const statements = {
+    const statements: Record<keyof Statements, string> = {
       put: `INSERT OR REPLACE INTO ${t.tokens} (${TOKEN_COLUMNS.join(', ')}) VALUES (${TOKEN_COLUMNS.map(() => '?').join(', ')})`,
       get: `SELECT * FROM ${t.tokens} WHERE id = ? AND ${live}`,
       list: `SELECT * FROM ${t.tokens} WHERE user_key = ? AND ${live} ORDER BY created_at DESC, id DESC`,
@@ -171,38 +191,36 @@ export class SqliteTokenStore implements TokenStore {
       purgeFailures: `DELETE FROM ${t.failures} WHERE until <= ?`,
       purgeClaims: `DELETE FROM ${t.claims} WHERE until <= ?`,
       purgeLog: `DELETE FROM ${t.revocations} WHERE at <= ?`,
-      relax: 'PRAGMA synchronous = NORMAL',
-      strict: 'PRAGMA synchronous = FULL',
     };
     return Object.fromEntries(
       Object.entries(statements).map(([key, source]) => [key, this.db.prepare(source)]),
-    );
+    ) as Statements;
   }
 
   async put(record: TokenRecord): Promise<void> {
     this.guard(() => {
-      this.sql['put']!.run(...toRow(record));
+      this.sql.put.run(...toRow(record));
       this.housekeep();
     });
   }
 
   async get(id: string): Promise<TokenRecord | null> {
     return this.guard(() => {
-      const row = this.sql['get']!.get(id, Date.now()) as Record<string, unknown> | undefined;
+      const row = this.sql.get.get(id, Date.now()) as Record<string, unknown> | undefined;
       return row === undefined ? null : fromRow(row);
     });
   }
 
   async listByUser(user: string): Promise<TokenRecord[]> {
     return this.guard(() =>
-      (this.sql['list']!.all(user.toLowerCase(), Date.now()) as Array<Record<string, unknown>>).map(fromRow),
+      (this.sql.list.all(user.toLowerCase(), Date.now()) as Array<Record<string, unknown>>).map(fromRow),
     );
   }
 
   async update(id: string, changes: TokenChanges): Promise<boolean> {
     return this.guard(() => {
       const columns = changedColumns(changes);
-      if (columns.length === 0) return this.sql['get']!.get(id, Date.now()) !== undefined;
+      if (columns.length === 0) return this.sql.get.get(id, Date.now()) !== undefined;
       // Built from fixed column names only; every value is a parameter.
       const set = columns.map(([column]) => `${column} = ?`).join(', ');
       const statement = this.db.prepare(
@@ -218,8 +236,8 @@ export class SqliteTokenStore implements TokenStore {
       // One transaction: the token goes and its revocation is logged for the other processes.
       this.db.exec('BEGIN IMMEDIATE');
       try {
-        const row = this.sql['remove']!.get(id) as { expires_at: number | null } | undefined;
-        this.sql['logRevocation']!.run(id, now);
+        const row = this.sql.remove.get(id) as { expires_at: number | null } | undefined;
+        this.sql.logRevocation.run(id, now);
         this.db.exec('COMMIT');
         this.housekeep();
         return row !== undefined && (row.expires_at === null || row.expires_at > now);
@@ -233,7 +251,7 @@ export class SqliteTokenStore implements TokenStore {
   }
 
   async touch(id: string, at: number, ip: string | null): Promise<void> {
-    this.guard(() => this.relaxed(() => this.sql['touch']!.run(at, ip, id, Date.now())));
+    this.guard(() => this.relaxed(() => this.sql.touch.run(at, ip, id, Date.now())));
   }
 
   async search(query: TokenQuery): Promise<TokenSearchPage> {
@@ -255,7 +273,7 @@ export class SqliteTokenStore implements TokenStore {
   async countFailure(key: string, windowMs: number): Promise<number> {
     return this.guard(() => {
       const now = Date.now();
-      const row = this.relaxed(() => this.sql['countFailure']!.get(key, now + windowMs, now, now)) as {
+      const row = this.relaxed(() => this.sql.countFailure.get(key, now + windowMs, now, now)) as {
         count: number;
       };
       this.housekeep();
@@ -265,7 +283,7 @@ export class SqliteTokenStore implements TokenStore {
 
   async failureCount(key: string): Promise<number> {
     return this.guard(() => {
-      const row = this.sql['failureCount']!.get(key, Date.now()) as { count: number } | undefined;
+      const row = this.sql.failureCount.get(key, Date.now()) as { count: number } | undefined;
       return row?.count ?? 0;
     });
   }
@@ -273,7 +291,7 @@ export class SqliteTokenStore implements TokenStore {
   async claim(key: string, ttlMs: number): Promise<boolean> {
     return this.guard(() => {
       const now = Date.now();
-      const won = this.relaxed(() => this.sql['claim']!.get(key, now + ttlMs, now)) !== undefined;
+      const won = this.relaxed(() => this.sql.claim.get(key, now + ttlMs, now)) !== undefined;
       this.housekeep();
       return won;
     });
@@ -282,7 +300,7 @@ export class SqliteTokenStore implements TokenStore {
   async expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {
     return this.guard(() => {
       const floor = Math.max(after, Date.now() - EXPIRED_RETENTION_MS);
-      return (this.sql['expiring']!.all(floor, upTo, limit) as Array<Record<string, unknown>>).map(fromRow);
+      return (this.sql.expiring.all(floor, upTo, limit) as Array<Record<string, unknown>>).map(fromRow);
     });
   }
 
@@ -294,7 +312,7 @@ export class SqliteTokenStore implements TokenStore {
   async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
     this.guard(() => {
       if (this.timer !== undefined) return;
-      this.cursor = (this.sql['lastRevocation']!.get() as { seq: number }).seq;
+      this.cursor = (this.sql.lastRevocation.get() as { seq: number }).seq;
       this.timer = setInterval(() => this.poll(), this.pollIntervalMs);
       this.timer.unref();
     });
@@ -321,7 +339,7 @@ export class SqliteTokenStore implements TokenStore {
   private poll(): void {
     let revoked: Array<{ seq: number; id: string }>;
     try {
-      revoked = this.sql['revocationsAfter']!.all(this.cursor) as Array<{ seq: number; id: string }>;
+      revoked = this.sql.revocationsAfter.all(this.cursor) as Array<{ seq: number; id: string }>;
     } catch {
       this.feedFailing = true;
       this.emit('*');
@@ -344,11 +362,12 @@ export class SqliteTokenStore implements TokenStore {
   /** Writes whose loss in a power cut harms no one skip the fsync (`synchronous: 'full'` only). */
   private relaxed<T>(work: () => T): T {
     if (!this.full) return work();
-    this.sql['relax']!.run();
+    // Not a prepared statement: SQLite applies this pragma when it is prepared, not when run.
+    this.db.pragma('synchronous = NORMAL');
     try {
       return work();
     } finally {
-      this.sql['strict']!.run();
+      this.db.pragma('synchronous = FULL');
     }
   }
 
@@ -358,10 +377,10 @@ export class SqliteTokenStore implements TokenStore {
     if (now - this.lastHousekeeping < HOUSEKEEPING_MS) return;
     this.lastHousekeeping = now;
     this.relaxed(() => {
-      this.sql['purgeTokens']!.run(now - EXPIRED_RETENTION_MS);
-      this.sql['purgeFailures']!.run(now);
-      this.sql['purgeClaims']!.run(now);
-      this.sql['purgeLog']!.run(now - REVOCATION_LOG_MS);
+      this.sql.purgeTokens.run(now - EXPIRED_RETENTION_MS);
+      this.sql.purgeFailures.run(now);
+      this.sql.purgeClaims.run(now);
+      this.sql.purgeLog.run(now - REVOCATION_LOG_MS);
     });
   }
 

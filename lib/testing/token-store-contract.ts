@@ -24,6 +24,10 @@ export interface ContractOptions {
   revocationWithinMs?: number;
 }
 
+/** Lifetimes the suite waits out: long enough that a busy machine finishes the calls before them. */
+const SHORT_MS = 400;
+const PAST_SHORT_MS = 650;
+
 let clock = Date.now();
 
 /**
@@ -249,11 +253,11 @@ export function runTokenStoreContract(
       });
 
       it('moves the expiry later: the token outlives its old expiry', async () => {
-        const record = makeRecord({ expiresAt: Date.now() + 200 });
+        const record = makeRecord({ expiresAt: Date.now() + SHORT_MS });
         await store.put(record);
         const later = Date.now() + 3_600_000;
         expect(await store.update(record.id, { expiresAt: later })).toBe(true);
-        await sleep(350);
+        await sleep(PAST_SHORT_MS);
         expect(await store.get(record.id)).toEqual({ ...record, expiresAt: later });
         expect((await store.listByUser(record.user)).map((r) => r.id)).toEqual([record.id]);
         expect(await searchAll(store, { user: record.user, limit: 10 })).toEqual([record.id]);
@@ -268,10 +272,10 @@ export function runTokenStoreContract(
       it('moves the expiry earlier: the token is gone at the new time and reported as expired', async () => {
         const record = makeRecord({ expiresAt: Date.now() + 3_600_000 });
         await store.put(record);
-        const sooner = Date.now() + 200;
+        const sooner = Date.now() + SHORT_MS;
         expect(await store.update(record.id, { expiresAt: sooner })).toBe(true);
         expect((await store.get(record.id))?.expiresAt).toBe(sooner);
-        await sleep(350);
+        await sleep(PAST_SHORT_MS);
         expect(await store.get(record.id)).toBeNull();
         expect(await store.listByUser(record.user)).toEqual([]);
         expect(await searchAll(store, { user: record.user, limit: 10 })).toEqual([]);
@@ -282,10 +286,10 @@ export function runTokenStoreContract(
       });
 
       it('removes the expiry: the token never expires', async () => {
-        const record = makeRecord({ expiresAt: Date.now() + 200 });
+        const record = makeRecord({ expiresAt: Date.now() + SHORT_MS });
         await store.put(record);
         expect(await store.update(record.id, { expiresAt: null })).toBe(true);
-        await sleep(350);
+        await sleep(PAST_SHORT_MS);
         expect(await store.get(record.id)).toEqual({ ...record, expiresAt: null });
         expect((await store.listByUser(record.user)).map((r) => r.id)).toEqual([record.id]);
         if (store.expiringBetween) {
@@ -295,9 +299,9 @@ export function runTokenStoreContract(
       });
 
       it('never changes or revives an expired token', async () => {
-        const record = makeRecord({ expiresAt: Date.now() + 100 });
+        const record = makeRecord({ expiresAt: Date.now() + SHORT_MS });
         await store.put(record);
-        await sleep(250);
+        await sleep(PAST_SHORT_MS);
         expect(await store.update(record.id, { name: 'zombie', expiresAt: Date.now() + 3_600_000 })).toBe(
           false,
         );
@@ -340,11 +344,11 @@ export function runTokenStoreContract(
       it('forgets a token once it expires, in every read', async () => {
         const record = makeRecord({
           name: `short-${randomBytes(3).toString('hex')}`,
-          expiresAt: Date.now() + 150,
+          expiresAt: Date.now() + SHORT_MS,
         });
         await store.put(record);
         expect(await store.get(record.id)).not.toBeNull();
-        await sleep(300);
+        await sleep(PAST_SHORT_MS);
         expect(await store.get(record.id)).toBeNull();
         expect(await store.listByUser(record.user)).toEqual([]);
         expect(await searchAll(store, { user: record.user, limit: 10 })).toEqual([]);
@@ -468,10 +472,10 @@ export function runTokenStoreContract(
         if (!store.countFailure || !store.failureCount) return;
         const key = `ip:${randomBytes(4).toString('hex')}`;
         expect(await store.failureCount(key)).toBe(0);
-        expect(await store.countFailure(key, 200)).toBe(1);
-        expect(await store.countFailure(key, 200)).toBe(2);
+        expect(await store.countFailure(key, SHORT_MS)).toBe(1);
+        expect(await store.countFailure(key, SHORT_MS)).toBe(2);
         expect(await store.failureCount(key)).toBe(2);
-        await sleep(300);
+        await sleep(PAST_SHORT_MS);
         expect(await store.failureCount(key)).toBe(0);
       });
 
@@ -496,10 +500,10 @@ export function runTokenStoreContract(
       it('claims a key once until the claim lapses', async () => {
         if (!store.claim) return;
         const key = `reminder:${randomBytes(4).toString('hex')}:7d`;
-        expect(await store.claim(key, 200)).toBe(true);
-        expect(await store.claim(key, 200)).toBe(false);
-        expect(await store.claim(`${key}x`, 200)).toBe(true);
-        await sleep(300);
+        expect(await store.claim(key, SHORT_MS)).toBe(true);
+        expect(await store.claim(key, SHORT_MS)).toBe(false);
+        expect(await store.claim(`${key}x`, SHORT_MS)).toBe(true);
+        await sleep(PAST_SHORT_MS);
         expect(await store.claim(key, 60_000)).toBe(true);
         expect(await store.claim(key, 60_000)).toBe(false);
       });

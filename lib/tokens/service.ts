@@ -209,7 +209,7 @@ export class TokenService {
    */
   async verify(token: string): Promise<TokenInfo | null> {
     const outcome = await this.#verifier.check(token);
-    return outcome.ok ? toTokenInfo(outcome.record) : null;
+    return outcome.ok ? outcome.info : null;
   }
 
   /**

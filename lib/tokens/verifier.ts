@@ -3,10 +3,11 @@ import { StoreError } from '../errors.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { FairQueue } from '../internal/fair-queue.js';
 import { storeCall } from '../internal/with-timeout.js';
-import type { TokenRecord } from '../model.js';
+import type { TokenInfo, TokenRecord } from '../model.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { parseToken } from './format.js';
 import type { TokenHasher } from './hashers.js';
+import { toTokenInfo } from './token-info.js';
 
 /** The verified-token cache. */
 export interface CacheOptions {
@@ -21,9 +22,14 @@ export interface CacheOptions {
 /** Why a token was refused; kept for audit events, never shown to the client. */
 export type VerifyFailure = 'malformed' | 'unknown' | 'expired' | 'mismatch' | 'throttled';
 
-export type VerifyOutcome =
-  | { ok: true; record: TokenRecord }
-  | { ok: false; reason: VerifyFailure; id?: string };
+/** A verified token: its record, and the public view of it (shared, frozen). */
+export interface Verified {
+  readonly ok: true;
+  readonly record: TokenRecord;
+  readonly info: TokenInfo;
+}
+
+export type VerifyOutcome = Verified | { ok: false; reason: VerifyFailure; id?: string };
 
 /** How a verification was answered: from the cache, by a store lookup, or by a lookup that ran a slow hash. */
 export type VerifyPath = 'cache' | 'store' | 'hasher';
@@ -78,7 +84,8 @@ export class TokenVerifier {
   readonly #timeoutMs: number;
   readonly #touchIntervalMs: number;
   readonly #now: () => number;
-  readonly #cache: BoundedCache<string, TokenRecord>;
+  /** Verified outcomes by cache key, handed out as they are: a hit allocates nothing. */
+  readonly #cache: BoundedCache<string, Verified>;
   readonly #keyById: BoundedCache<string, string>;
   readonly #wrongSecrets: BoundedCache<string, true>;
   readonly #verifiedHashes: BoundedCache<string, string>;
@@ -156,12 +163,11 @@ export class TokenVerifier {
 
   #cachedOutcome(key: string): VerifyOutcome | undefined {
     const now = this.#now();
-    const record = this.#cache.get(key, now);
-    if (record === undefined) return undefined;
+    const verified = this.#cache.get(key, now);
+    if (verified === undefined) return undefined;
     this.stats.hits++;
-    return record.expiresAt !== null && record.expiresAt <= now
-      ? { ok: false, reason: 'expired', id: record.id }
-      : { ok: true, record };
+    const { expiresAt, id } = verified.record;
+    return expiresAt !== null && expiresAt <= now ? { ok: false, reason: 'expired', id } : verified;
   }
 
   /**
@@ -220,11 +226,12 @@ export class TokenVerifier {
       const now = this.#now();
       if (record.expiresAt !== null && record.expiresAt <= now) return { ok: false, reason: 'expired', id };
       if (this.#slow !== undefined) this.#verifiedHashes.set(key, record.hash);
+      const verified: Verified = Object.freeze({ ok: true, record, info: toTokenInfo(record) });
       if (this.#trusted) {
-        this.#cache.set(key, record, undefined, now);
+        this.#cache.set(key, verified, undefined, now);
         this.#keyById.set(id, key);
       }
-      return { ok: true, record };
+      return verified;
     }
     // Revoked or changed twice while we looked: fail closed rather than guess.
     throw new StoreError('The token changed while it was being checked. Try again.');
@@ -279,7 +286,7 @@ export class TokenVerifier {
     }
     this.#changedAt.set(id, this.#epoch);
     const key = this.#keyById.get(id);
-    if (key !== undefined && this.#cache.get(key)?.id === id) this.#cache.delete(key);
+    if (key !== undefined && this.#cache.get(key)?.record.id === id) this.#cache.delete(key);
     this.#lastTouch.delete(id);
   }
 

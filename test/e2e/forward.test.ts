@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { forwardTo } from '../../examples/forward.js';
+import { forwardTo } from '../../lib/forward/index.js';
 import { createTokenGate } from '../../lib/gate.js';
 
 /** protect() in front of the example's streaming forwarder, with an upstream that echoes what arrives. */
@@ -26,7 +26,7 @@ describe('protect() with a streaming forwarder', () => {
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const { port } = upstream.address() as AddressInfo;
     app = express();
-    app.use(['/rest', '/scm'], gate.protect(), forwardTo(new URL(`http://127.0.0.1:${port}`)));
+    app.use(['/rest', '/scm'], gate.protect(), forwardTo(`http://127.0.0.1:${port}`));
     read = (await gate.tokens.create({ user: 'alice', name: 'r', scope: 'read' })).token;
     write = (await gate.tokens.create({ user: 'alice', name: 'w', scope: 'write' })).token;
   });
@@ -67,9 +67,9 @@ describe('protect() with a streaming forwarder', () => {
 
   it('answers 502 in Bitbucket’s shape when the upstream is unreachable', async () => {
     const down = express();
-    down.use(gate.protect(), forwardTo(new URL('http://127.0.0.1:1')));
+    down.use(gate.protect(), forwardTo('http://127.0.0.1:1'));
     const res = await request(down).get('/rest/x').set('Authorization', `Bearer ${read}`);
     expect(res.status).toBe(502);
-    expect(res.body.errors[0].code).toBe('UPSTREAM_UNAVAILABLE');
+    expect(res.body.errors[0].code).toBe('UPSTREAM_UNREACHABLE');
   });
 });

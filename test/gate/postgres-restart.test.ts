@@ -25,12 +25,13 @@ describe('the gate on PostgreSQL restarted under load', () => {
 
   beforeAll(async () => {
     server = await startPostgresServer();
-    // Fail fast: a refused connection or a query past 1 s is an error, and the gate answers 503.
-    pools = [0, 1].map(() => testPool(server.url, { connectionTimeoutMillis: 500, query_timeout: 1_000 }));
+    // A stopped server refuses connections at once: the gate answers 503. The timeouts only
+    // bound a server that hangs (generous, for a busy CI machine).
+    pools = [0, 1].map(() => testPool(server.url, { connectionTimeoutMillis: 2_000, query_timeout: 2_000 }));
     const store = new PostgresTokenStore({ pool: pools[0]! });
     await store.ensureSchema();
     // The default verified-token cache is on: the test shows it is never trusted while the feed is down.
-    gate = createTokenGate({ store, storeTimeoutMs: 1_000, throttle: false });
+    gate = createTokenGate({ store, throttle: false });
     // Another proxy of the fleet, on its own pool: it revokes tokens.
     admin = createTokenGate({ store: new PostgresTokenStore({ pool: pools[1]! }), throttle: false });
     http = createServer(echoApp(EXPRESS_VERSIONS[1]![1], gate.protect()));
@@ -81,7 +82,7 @@ describe('the gate on PostgreSQL restarted under load', () => {
     const stopping = Date.now();
     await server.stop(); // fast shutdown: every connection is cut, as in a restart
     const stopped = Date.now();
-    await sleep(2_000);
+    await sleep(2_500);
     const starting = Date.now();
     await server.start();
     const started = Date.now();
@@ -110,7 +111,7 @@ describe('the gate on PostgreSQL restarted under load', () => {
     expect(beforeStop.filter((a) => !revokedTokens.has(a.token)).every((a) => a.status === 200)).toBe(true);
     // Down (once the listener's retries have cleared what was cached as it went): 503 for every token.
     const down = between(stopped + 1_200, starting);
-    expect(down.length).toBeGreaterThan(20);
+    expect(down.length).toBeGreaterThan(5);
     expect(new Set(down.map((a) => a.status))).toEqual(new Set([503]));
     // Never a 200 for a token revoked before the restart, nor for the victim a second after its revocation.
     for (const answer of answers) {

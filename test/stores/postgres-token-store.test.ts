@@ -9,7 +9,8 @@ runTokenStoreContract('PostgresTokenStore (two pools, one schema)', async () => 
   const pools = [testPool(), testPool()];
   const schema = freshSchema();
   const store = new PostgresTokenStore({ pool: pools[0]!, schema });
-  const peer = new PostgresTokenStore({ pool: pools[1]!, schema });
+  // The peer runs without prepared statements, so the contract covers both ways of querying.
+  const peer = new PostgresTokenStore({ pool: pools[1]!, schema, preparedStatements: false });
   await store.ensureSchema();
   return {
     store,
@@ -161,6 +162,27 @@ describe('PostgresTokenStore', () => {
     expect(seen).toContain(record.id);
     await stop();
     await store.close();
+  });
+
+  it('delivers the id of a token revoked through another pool within a second (LISTEN/NOTIFY)', async () => {
+    const schema = schemaFor('notify');
+    const listening = new PostgresTokenStore({ pool, schema });
+    const otherPool = testPool();
+    const revoking = new PostgresTokenStore({ pool: otherPool, schema });
+    const seen: Array<{ id: string; at: number }> = [];
+    const stop = await listening.subscribe((id) => seen.push({ id, at: Date.now() }));
+    const record = makeRecord();
+    await revoking.put(record);
+    const started = Date.now();
+    await revoking.delete(record.id);
+    for (let i = 0; i < 100 && !seen.some((s) => s.id === record.id); i++) await sleep(10);
+    const delivered = seen.find((s) => s.id === record.id);
+    expect(delivered).toBeDefined();
+    expect(delivered!.at - started).toBeLessThan(1_000);
+    expect(seen.map((s) => s.id)).toEqual([record.id]);
+    console.log(`PostgreSQL: a revocation reached the other store after ${delivered!.at - started} ms`);
+    await stop();
+    await otherPool.end();
   });
 
   it('close() stops listening and leaves the caller’s pool open', async () => {

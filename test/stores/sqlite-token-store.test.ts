@@ -34,9 +34,23 @@ describe('SqliteTokenStore', () => {
     expect(database.pragma('synchronous', { simple: true })).toBe(2); // FULL
     const record = makeRecord();
     await store.put(record);
+    // Counters, claims and touches skip the fsync, and FULL is back for the next token write.
+    await store.countFailure('k', 1_000);
+    await store.claim('c', 1_000);
+    await store.touch(record.id, Date.now(), null);
+    expect(database.pragma('synchronous', { simple: true })).toBe(2);
     await store.close();
     expect(database.open).toBe(true);
     expect(database.prepare('SELECT count(*) AS n FROM bbt_tokens').get()).toEqual({ n: 1 });
+    database.close();
+  });
+
+  it('runs with NORMAL sync when asked to', async () => {
+    const database = new Database(freshFile());
+    const store = new SqliteTokenStore({ database, synchronous: 'normal' });
+    await store.countFailure('k', 1_000);
+    expect(database.pragma('synchronous', { simple: true })).toBe(1);
+    await store.close();
     database.close();
   });
 

@@ -2,10 +2,9 @@
  * Another process on the same SQLite file, for the cross-process tests.
  * Usage: node --import tsx test/support/sqlite-worker.ts <file> <command> [args…]
  * - `create-and-die <user>`: creates a token, writes it to stdout, then SIGKILLs itself at once.
- * - `verify <token>`: prints `VALID <user>` or `INVALID`.
  * - `revoke <id>`: revokes, then prints `REVOKED`.
- * - `count <key> <n>`: counts n failures under key, prints `COUNTED`.
- * - `claim <n> <prefix>`: claims keys prefix0…prefix(n-1), prints the keys it won as JSON.
+ * - `share <key> <n> <prefix> <m>`: counts n failures under key, then claims keys
+ *   prefix0…prefix(m-1); prints the keys it won as JSON.
  */
 import { writeSync } from 'node:fs';
 import { SqliteTokenStore } from '../../lib/stores/sqlite-token-store.js';
@@ -28,23 +27,16 @@ switch (command) {
     process.kill(process.pid, 'SIGKILL');
     break;
   }
-  case 'verify': {
-    const info = await tokens.verify(args[0]!);
-    console.log(info ? `VALID ${info.user}` : 'INVALID');
-    break;
-  }
   case 'revoke':
     await tokens.revoke(args[0]!);
     console.log('REVOKED');
     break;
-  case 'count':
-    for (let i = 0; i < Number(args[1]); i++) await store.countFailure(args[0]!, 60_000);
-    console.log('COUNTED');
-    break;
-  case 'claim': {
+  case 'share': {
+    const [key, counts, prefix, claims] = args;
+    for (let i = 0; i < Number(counts); i++) await store.countFailure(key!, 60_000);
     const won: string[] = [];
-    for (let i = 0; i < Number(args[0]); i++)
-      if (await store.claim(`${args[1]}${i}`, 60_000)) won.push(`${args[1]}${i}`);
+    for (let i = 0; i < Number(claims); i++)
+      if (await store.claim(`${prefix}${i}`, 60_000)) won.push(`${prefix}${i}`);
     console.log(JSON.stringify(won));
     break;
   }

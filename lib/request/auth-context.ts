@@ -1,3 +1,4 @@
+import type { Request } from 'express';
 import type { Scope, TokenInfo } from '../model.js';
 
 /**
@@ -8,13 +9,32 @@ export interface AuthContext {
   /** `token` once a token is verified; `password` for a Basic password; else `anonymous`. */
   kind: 'token' | 'password' | 'anonymous';
   /** The token's owner (`token`) or the claimed user name (`password`). */
-  user?: string;
+  user?: string | undefined;
   /** The verified token (`token` only). */
-  token?: TokenInfo;
+  token?: TokenInfo | undefined;
   /** The client address resolved by `clientIp` (canonical text), or null when unknown. */
-  clientIp?: string | null;
+  clientIp?: string | null | undefined;
   /** The scope this request needs, set by `requireScope`. */
-  requiredScope?: Scope;
+  requiredScope?: Scope | undefined;
+}
+
+/**
+ * The request's `req.auth`, created with every field at once when absent: one object shape
+ * for every request, rather than one that grows (and is copied) field by field.
+ */
+export function authOf(req: Request): AuthContext {
+  let auth = req.auth;
+  if (auth === undefined) {
+    auth = {
+      kind: 'anonymous',
+      user: undefined,
+      token: undefined,
+      clientIp: undefined,
+      requiredScope: undefined,
+    };
+    req.auth = auth;
+  }
+  return auth;
 }
 
 declare global {
