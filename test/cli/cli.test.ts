@@ -21,7 +21,7 @@ import { tempDir } from '../support/temp-dir.js';
  * a child process.
  */
 const BUILD = resolve('.tmp/cli-test');
-const BIN = join(BUILD, 'cli', 'main.js');
+const BIN = join(BUILD, 'cli.js');
 const PEPPER = 'cli-test-pepper';
 /** The CLI names the operating-system user as the actor. */
 const ACTOR = `cli/${userInfo().username}`;
