@@ -54,10 +54,10 @@ export interface MetricSources {
 
 type PromClient = typeof import('prom-client');
 
-/** The outcome label of a refusal code: 503s are the backends', the rest the request's. */
+/** The outcome label of a refusal code: 5xx are a backend's failure, 4xx the request's. */
 function outcomeOf(code: string): string {
   if (code === 'STORE_UNAVAILABLE') return 'store_unavailable';
-  return statusOf(code as TokenGateErrorCode) === 503 ? 'unavailable' : 'refused';
+  return statusOf(code as TokenGateErrorCode) >= 500 ? 'unavailable' : 'refused';
 }
 
 /**
