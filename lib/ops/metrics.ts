@@ -175,7 +175,7 @@ export class GateMetrics {
       'Token store calls that failed (reason error) or settled after the deadline (reason timeout).',
       ['store', 'operation', 'reason'],
     );
-    const feedUp = { value: 1 };
+    let feedConnected = true;
     const feedDisconnects = counter(
       'revocation_feed_disconnects_total',
       'Times the store reported its revocation feed down.',
@@ -214,8 +214,8 @@ export class GateMetrics {
       feedMessage: (scope) => received.inc({ scope }),
       feedLag: (seconds) => lag.observe(seconds),
       feedState(connected) {
-        if (!connected && feedUp.value === 1) feedDisconnects.inc();
-        feedUp.value = connected ? 1 : 0;
+        if (!connected && feedConnected) feedDisconnects.inc();
+        feedConnected = connected;
       },
     };
     gauge(

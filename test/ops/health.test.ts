@@ -7,6 +7,7 @@ import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { RedisTokenStore } from '../../lib/stores/redis-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';
 import { countCalls } from '../support/count-calls.js';
+import { readScrape } from '../support/prometheus-text.js';
 import { startRedisServer } from '../support/redis-server.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -93,6 +94,39 @@ describe('gate.health()', () => {
       if (!ready) await new Promise((r) => setTimeout(r, 50));
     }
     expect(ready).toBe(true);
+  });
+
+  it('is not ready while the store reports its revocation feed down, and counts the disconnect', async () => {
+    /** A memory store whose feed can be reported down and up, as a networked store's would. */
+    class FeedStore extends MemoryTokenStore {
+      report: ((connected: boolean) => void) | undefined;
+      override async subscribe(onRevoked: (id: string) => void, onFeedState?: (connected: boolean) => void) {
+        this.report = onFeedState;
+        return super.subscribe(onRevoked);
+      }
+    }
+    const store = new FeedStore();
+    const gate = createTokenGate({ store, metrics: true });
+    cleanups.push(() => gate.close());
+    const app = express();
+    app.get('/metrics', gate.metricsHandler());
+    const scrape = async () => readScrape((await request(app).get('/metrics')).text);
+    for (let i = 0; i < 50 && !(await gate.health()).ready; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(store.report).toBeDefined();
+
+    store.report!(false);
+    expect(await gate.health()).toMatchObject({
+      ready: false,
+      live: true,
+      checks: { store: { ok: true }, revocationFeed: { ok: false, connected: false } },
+    });
+    expect((await scrape()).value('express_api_tokens_revocation_feed_up')).toBe(0);
+    store.report!(false);
+    store.report!(true);
+    expect((await gate.health()).ready).toBe(true);
+    const s = await scrape();
+    expect(s.value('express_api_tokens_revocation_feed_up')).toBe(1);
+    expect(s.value('express_api_tokens_revocation_feed_disconnects_total')).toBe(1);
   });
 
   it('is neither live nor ready once the gate is closed', async () => {
