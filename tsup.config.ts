@@ -20,5 +20,17 @@ export default defineConfig({
   shims: true,
   // Peer and runtime dependencies stay external: users bring their own express, ioredis, pg,
   // better-sqlite3 and (for the testing entry) vitest.
-  external: ['express', 'ioredis', 'jose', 'bcryptjs', 'pg', 'better-sqlite3', 'vitest'],
+  external: [
+    'express',
+    'ioredis',
+    'jose',
+    'bcryptjs',
+    'ip-cidr',
+    'pg',
+    'better-sqlite3',
+    'vitest',
+    'openid-client',
+    'preact',
+    'preact-render-to-string',
+  ],
 });

@@ -6,6 +6,8 @@
  *
  * Every environment variable is documented in the README ("The example proxy").
  */
+
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,14 +16,18 @@ import express from 'express';
 import { forwardTo } from '../lib/forward/index.js';
 import {
   type AuditEvent,
+  bitbucketAccessTokens,
   bitbucketGroups,
   bitbucketLogin,
+  bitbucketPasswordVerifier,
   createTokenGate,
   type GroupsOption,
   openTokenStore,
+  passwordLogin,
   redactUrl,
   type TokenGate,
   type TokenGateOptions,
+  type UpstreamMode,
 } from '../lib/index.js';
 import { DEMO_PASSWORD, DEMO_USER, type DemoUpstream, startDemoUpstream } from './demo-upstream.js';
 
@@ -49,6 +55,29 @@ function days(env: Env, name: string): number | undefined {
   return Number(value);
 }
 
+/**
+ * `BITBUCKET_UPSTREAM_MODE=access-token`: each token is backed by a Bitbucket HTTP access token,
+ * encrypted with `ENCRYPTION_KEYS` (`id:base64key,…`, the first encrypts). The demo makes up a
+ * key when none is given (its tokens live in memory anyway).
+ */
+function upstreamMode(env: Env, bitbucketUrl: URL, demo: boolean): UpstreamMode | undefined {
+  const mode = env['BITBUCKET_UPSTREAM_MODE'] || 'header';
+  if (mode === 'header') return undefined;
+  if (mode !== 'access-token') throw new Error('BITBUCKET_UPSTREAM_MODE must be header or access-token');
+  const keys = list(env['ENCRYPTION_KEYS'])?.map((entry) => {
+    const colon = entry.indexOf(':');
+    if (colon < 1) throw new Error('ENCRYPTION_KEYS must be id:base64key,… (32-byte keys)');
+    return { id: entry.slice(0, colon), key: entry.slice(colon + 1) };
+  });
+  if (keys === undefined && !demo)
+    throw new Error('BITBUCKET_UPSTREAM_MODE=access-token needs ENCRYPTION_KEYS');
+  return bitbucketAccessTokens({
+    baseUrl: bitbucketUrl.href,
+    encryptionKeys: keys ?? [{ id: 'demo', key: randomBytes(32) }],
+    ...(env['BITBUCKET_ADMIN_TOKEN'] ? { adminToken: env['BITBUCKET_ADMIN_TOKEN'] } : {}),
+  });
+}
+
 export interface RunningProxy {
   server: Server;
   url: string;
@@ -62,8 +91,12 @@ export interface RunningProxy {
 /** Builds and starts the proxy from environment variables. */
 export async function startProxy(env: Env = process.env): Promise<RunningProxy> {
   const demo = env['BITBUCKET_URL'] === undefined || env['BITBUCKET_URL'] === '';
-  const upstream = demo ? await startDemoUpstream() : undefined;
+  const accessTokenMode = env['BITBUCKET_UPSTREAM_MODE'] === 'access-token';
+  const upstream = demo
+    ? await startDemoUpstream({ mode: accessTokenMode ? 'access-token' : 'header' })
+    : undefined;
   const bitbucketUrl = upstream ? upstream.url : new URL(env['BITBUCKET_URL']!);
+  const upstreamOption = upstreamMode(env, bitbucketUrl, demo);
 
   // Tokens live where TOKEN_STORE says (REDIS_URL still works); by default in a SQLite file.
   const storeUrl = env['TOKEN_STORE'] || env['REDIS_URL'] || 'sqlite:./data/tokens.db';
@@ -85,7 +118,11 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     ...(list(env['CREATE_WRITE_TOKENS_GROUPS'])
       ? { createWriteTokens: list(env['CREATE_WRITE_TOKENS_GROUPS'])! }
       : {}),
-    ...(list(env['MANAGE_OTHERS_GROUPS']) ? { manageOthers: list(env['MANAGE_OTHERS_GROUPS'])! } : {}),
+    ...(list(env['MANAGE_OTHERS_GROUPS'])
+      ? { manageOthers: list(env['MANAGE_OTHERS_GROUPS'])! }
+      : demo
+        ? { manageOthers: ['developers'] } // the demo user also sees the token manager
+        : {}),
   };
   // One JSON line per audit event: refusals, token changes, failed management logins.
   const logEvent = (event: AuditEvent) => {
@@ -101,7 +138,8 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     ...(list(env['TRUSTED_PROXIES']) ? { trustedProxies: list(env['TRUSTED_PROXIES'])! } : {}),
     ...(env['CLIENT_IP_HEADER'] ? { clientIpHeader: env['CLIENT_IP_HEADER'] } : {}),
     ...(env['TOKEN_PEPPER'] ? { pepper: env['TOKEN_PEPPER'] } : {}),
-    ...(env['JWT_SECRET'] ? { identity: { jwt: { key: env['JWT_SECRET'] } } } : {}),
+    ...(env['JWT_SECRET'] && !upstreamOption ? { identity: { jwt: { key: env['JWT_SECRET'] } } } : {}),
+    ...(upstreamOption ? { upstream: upstreamOption } : {}),
     ...(maxDays !== undefined || defaultDays !== undefined
       ? {
           expiry: {
@@ -124,15 +162,35 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   app.get('/healthz', health.live);
   app.get('/readyz', health.ready);
   app.get('/metrics', gate.metricsHandler());
+  // The management API (JSON, Basic login) and, beside it, the token pages (HTML, session login).
   // Failed logins are events too, and are counted in the store so every instance sees them.
   app.use(
-    '/tokens',
+    '/tokens/api',
     bitbucketLogin({ baseUrl: bitbucketUrl.href, store: opened.store, onEvent: logEvent }),
     gate.router(),
   );
+  if (!demo && !env['SESSION_SECRET'])
+    console.warn('SESSION_SECRET is not set: page sessions end when the proxy restarts.');
+  app.use(
+    '/tokens',
+    gate.pages({
+      login: passwordLogin({
+        verify: bitbucketPasswordVerifier({ baseUrl: bitbucketUrl.href }),
+        usernameLabel: 'Bitbucket username',
+      }),
+      session: {
+        secret: env['SESSION_SECRET'] || randomBytes(32),
+        // The demo runs on plain http://127.0.0.1; anything else must be served over HTTPS.
+        secure: flag(env, 'SECURE_COOKIES', !demo),
+      },
+      ...(env['PUBLIC_URL'] ? { publicUrl: env['PUBLIC_URL'] } : {}),
+      ...(demo ? { cloneExample: 'scm/demo/repo.git' } : {}),
+    }),
+  );
   app.use(['/rest', '/scm'], gate.protect(), forwardTo(bitbucketUrl));
 
-  const server = app.listen(Number(env['PORT'] ?? 8080), env['HOST'] ?? '127.0.0.1');
+  const host = env['HOST'] ?? '127.0.0.1';
+  const server = app.listen(Number(env['PORT'] ?? 8080), host);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -148,15 +206,28 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   const { port } = server.address() as AddressInfo;
-  const url = `http://localhost:${port}`;
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const url = `http://${shown}:${port}`;
 
   let demoTokens: RunningProxy['demo'];
   if (upstream) {
     // Each start prints fresh demo tokens; the previous run's demo tokens are revoked.
     for (const old of await gate.tokens.list(DEMO_USER))
       if (old.name === 'demo read token' || old.name === 'demo write token') await gate.tokens.revoke(old.id);
-    const read = await gate.tokens.create({ user: DEMO_USER, name: 'demo read token', scope: 'read' });
-    const write = await gate.tokens.create({ user: DEMO_USER, name: 'demo write token', scope: 'write' });
+    // Access-token mode mints a Bitbucket token for each, with the demo user's password.
+    const credentials = upstreamOption ? { upstream: { password: DEMO_PASSWORD, slug: DEMO_USER } } : {};
+    const read = await gate.tokens.create({
+      user: DEMO_USER,
+      name: 'demo read token',
+      scope: 'read',
+      ...credentials,
+    });
+    const write = await gate.tokens.create({
+      user: DEMO_USER,
+      name: 'demo write token',
+      scope: 'write',
+      ...credentials,
+    });
     demoTokens = { upstream, readToken: read.token, writeToken: write.token };
   }
 
@@ -182,7 +253,11 @@ export function demoInstructions(proxy: RunningProxy): string {
   const { readToken, writeToken } = proxy.demo!;
   const host = url.replace('http://', '');
   return [
-    `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in ${proxy.storeUrl})`,
+    `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in ${proxy.storeUrl}; ${
+      proxy.demo!.upstream.mode === 'access-token'
+        ? 'each token backed by a Bitbucket access token'
+        : 'identity forwarded in X-Forwarded-User'
+    })`,
     '',
     `Read token for "${DEMO_USER}":  ${readToken}`,
     `Write token for "${DEMO_USER}": ${writeToken}`,
@@ -195,9 +270,11 @@ export function demoInstructions(proxy: RunningProxy): string {
     `  $ git -C demo-repo push http://${DEMO_USER}:${writeToken}@${host}/scm/demo/repo.git HEAD:main`,
     'Call the REST API (the upstream echoes the identity it was given):',
     `  $ curl -s -H "Authorization: Bearer ${readToken}" ${url}/rest/api/1.0/projects`,
-    'Create and list tokens with the demo login (user demo, password demo):',
-    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens`,
-    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens`,
+    'Create and list tokens through the management API with the demo login (user demo, password demo):',
+    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens/api`,
+    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens/api`,
+    '',
+    `Token page: ${url}/tokens/ (log in as ${DEMO_USER} / ${DEMO_PASSWORD})`,
     '',
     'Press Ctrl+C to stop.',
   ].join('\n');
@@ -208,7 +285,7 @@ async function main(): Promise<void> {
   console.log(
     proxy.demo
       ? demoInstructions(proxy)
-      : `express-api-tokens proxy on ${proxy.url} (tokens in ${proxy.storeUrl})`,
+      : `express-api-tokens proxy on ${proxy.url} (tokens in ${proxy.storeUrl})\nToken page: ${proxy.url}/tokens/ (log in with your Bitbucket account)`,
   );
   let stopping = false;
   const stop = async () => {

@@ -4,19 +4,36 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  AccessTokenRegistry,
+  authenticationFailed,
+  notPermitted,
+  type Principal,
+} from './demo-access-tokens.js';
 
 /**
  * A local stand-in for Bitbucket, for the demo: it serves one git repository through the real
- * `git http-backend` under `/scm/demo/repo.git`, answers Bitbucket's user lookup for the demo
+ * `git http-backend` under `/scm/demo/repo.git`, answers Bitbucket's user lookups for the demo
  * login (`demo` / `demo`), lists accepted pushes on `/rest/demo/pushes`, and on any other `/rest`
- * path echoes the identity the proxy forwarded.
+ * path echoes who it took the caller for. Two ways of knowing the caller, like the two ways the
+ * proxy can connect to Bitbucket:
+ * - `header` (default): it trusts `X-Forwarded-User`, as Bitbucket does behind a header-trusting
+ *   authenticator app;
+ * - `access-token`: like a stock Bitbucket, it knows nothing of that header and takes only
+ *   passwords and its own HTTP access tokens (`Authorization: Bearer …`, with their
+ *   permissions), which it issues through its access-token REST API.
  */
 export interface DemoUpstream {
   url: URL;
+  mode: DemoUpstreamMode;
   /** Users whose pushes git accepted, in order (what the upstream saw as REMOTE_USER). */
   pushes: string[];
+  /** `access-token` mode: the Bitbucket access tokens it issued (revoke one to see what clients get). */
+  accessTokens?: AccessTokenRegistry;
   close(): Promise<void>;
 }
+
+export type DemoUpstreamMode = 'header' | 'access-token';
 
 export const DEMO_USER = 'demo';
 export const DEMO_PASSWORD = 'demo';
@@ -50,8 +67,8 @@ function serveGit(
   res: ServerResponse,
   path: string,
   query: string,
+  user: string,
 ) {
-  const user = req.headers['x-forwarded-user'];
   const env: NodeJS.ProcessEnv = {
     PATH: process.env['PATH'],
     GIT_PROJECT_ROOT: root,
@@ -61,7 +78,7 @@ function serveGit(
     REQUEST_METHOD: req.method,
     CONTENT_TYPE: req.headers['content-type'] ?? '',
     REMOTE_ADDR: req.socket.remoteAddress ?? '',
-    ...(typeof user === 'string' ? { REMOTE_USER: user } : {}),
+    REMOTE_USER: user,
     ...(req.headers['content-length'] ? { CONTENT_LENGTH: req.headers['content-length'] } : {}),
     ...(req.headers['content-encoding'] ? { HTTP_CONTENT_ENCODING: req.headers['content-encoding'] } : {}),
     ...(req.headers['git-protocol'] ? { GIT_PROTOCOL: String(req.headers['git-protocol']) } : {}),
@@ -95,64 +112,137 @@ function serveGit(
     res.write(head.subarray(end + separator));
   });
   cgi.on('close', (code) => {
-    if (code === 0 && path.endsWith('/git-receive-pack') && typeof user === 'string') pushes.push(user);
+    if (code === 0 && path.endsWith('/git-receive-pack')) pushes.push(user);
     if (!headersDone) res.writeHead(502);
     res.end();
   });
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'Content-Type': 'application/json' });
-  res.end(JSON.stringify(body));
+/** git smart HTTP: pushes (receive-pack) need write access, everything else read access. */
+function gitNeeds(url: URL): 'REPO_READ' | 'REPO_WRITE' {
+  return url.pathname.endsWith('/git-receive-pack') || url.searchParams.get('service') === 'git-receive-pack'
+    ? 'REPO_WRITE'
+    : 'REPO_READ';
 }
 
-export async function startDemoUpstream(): Promise<DemoUpstream> {
+function askForCredentials(
+  req: IncomingMessage,
+  res: ServerResponse,
+  message = 'Authentication required.',
+): void {
+  req.resume();
+  res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="Demo Bitbucket"', 'Content-Type': 'text/plain' });
+  res.end(`${message}\n`);
+}
+
+const DEMO_ACCOUNT = { name: DEMO_USER, slug: DEMO_USER, password: DEMO_PASSWORD };
+
+export async function startDemoUpstream(options: { mode?: DemoUpstreamMode } = {}): Promise<DemoUpstream> {
+  const mode = options.mode ?? 'header';
   const root = mkdtempSync(join(tmpdir(), 'express-api-tokens-demo-'));
   createDemoRepository(root);
   const pushes: string[] = [];
+  const accessTokens = mode === 'access-token' ? new AccessTokenRegistry([DEMO_ACCOUNT]) : undefined;
+
+  /** Who the caller is: the trusted header (header mode), or a password or access token. */
+  function callerOf(req: IncomingMessage): Principal | 'refused' | null {
+    if (accessTokens !== undefined) return accessTokens.authenticate(req.headers.authorization);
+    const user = req.headers['x-forwarded-user'];
+    if (typeof user === 'string') return { user: { ...DEMO_ACCOUNT, name: user }, via: 'password' };
+    // The demo login checks the demo password.
+    const basic = req.headers.authorization?.startsWith('Basic ')
+      ? Buffer.from(req.headers.authorization.slice(6), 'base64').toString()
+      : undefined;
+    if (basic === undefined) return null;
+    return basic === `${DEMO_USER}:${DEMO_PASSWORD}` ? { user: DEMO_ACCOUNT, via: 'password' } : 'refused';
+  }
+
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
+    const caller = callerOf(req);
     if (url.pathname.startsWith('/scm/')) {
       // Like Bitbucket with anonymous access off: no identity, no repository. git then sends its credentials.
-      if (req.headers['x-forwarded-user'] === undefined) {
+      if (caller === null) return askForCredentials(req, res);
+      if (caller === 'refused') return askForCredentials(req, res, 'Authentication failed.');
+      if (accessTokens !== undefined && !accessTokens.permits(caller, gitNeeds(url))) {
         req.resume();
-        res.writeHead(401, {
-          'WWW-Authenticate': 'Basic realm="Demo Bitbucket"',
-          'Content-Type': 'text/plain',
-        });
-        res.end('Authentication required.\n');
+        res.writeHead(403, { 'Content-Type': 'text/plain', 'X-AUSERNAME': caller.user.name });
+        res.end('You are not permitted to access this resource.\n');
         return;
       }
-      serveGit(root, pushes, req, res, url.pathname.slice('/scm'.length), url.search.slice(1));
+      serveGit(
+        root,
+        pushes,
+        req,
+        res,
+        url.pathname.slice('/scm'.length),
+        url.search.slice(1),
+        caller.user.name,
+      );
       return;
     }
-    const login = /^\/rest\/api\/1\.0\/users\/([^/]+)$/.exec(url.pathname);
-    if (login && req.headers.authorization?.startsWith('Basic ')) {
-      const [user, password] = Buffer.from(req.headers.authorization.slice(6), 'base64')
-        .toString()
-        .split(':');
-      if (user === DEMO_USER && password === DEMO_PASSWORD && decodeURIComponent(login[1]!) === DEMO_USER) {
-        json(res, 200, {
-          name: DEMO_USER,
-          slug: DEMO_USER,
-          id: 1,
-          displayName: 'Demo User',
-          active: true,
-          type: 'NORMAL',
-        });
-      } else {
-        json(res, 401, { errors: [{ message: 'Authentication failed.' }] });
-      }
+    if (accessTokens !== undefined && url.pathname.startsWith('/rest/access-tokens/')) {
+      void accessTokens.handle(req, res, url.pathname, caller);
       return;
     }
     req.resume();
-    if (url.pathname === '/rest/demo/pushes') {
-      json(res, 200, { pushes });
+    if (caller === 'refused') {
+      authenticationFailed(res);
       return;
     }
-    json(res, 200, {
+    const user = caller?.user.name;
+    const answer = (status: number, body: unknown) => {
+      res.writeHead(status, {
+        'Content-Type': 'application/json',
+        ...(user === undefined ? {} : { 'X-AUSERNAME': user }),
+      });
+      res.end(JSON.stringify(body));
+    };
+    // The user lookups the login and the access-token mode make.
+    const users = /^\/rest\/api\/(?:1\.0|latest)\/users(?:\/([^/]+))?$/.exec(url.pathname);
+    if (users) {
+      if (caller === null) return authenticationFailed(res);
+      const wanted =
+        users[1] === undefined ? (url.searchParams.get('filter') ?? '') : decodeURIComponent(users[1]);
+      const demo = {
+        name: DEMO_USER,
+        slug: DEMO_USER,
+        id: 1,
+        displayName: 'Demo User',
+        active: true,
+        type: 'NORMAL',
+      };
+      const found = DEMO_USER.startsWith(wanted.toLowerCase());
+      if (users[1] !== undefined)
+        return found && wanted === DEMO_USER
+          ? answer(200, demo)
+          : answer(404, { errors: [{ message: 'No such user' }] });
+      return answer(200, {
+        size: found ? 1 : 0,
+        limit: 100,
+        isLastPage: true,
+        start: 0,
+        values: found ? [demo] : [],
+      });
+    }
+    if (/^\/rest\/api\/(?:1\.0|latest)\/application-properties$/.test(url.pathname))
+      return answer(200, { version: '9.4.0', displayName: 'Bitbucket (demo stand-in)' });
+    if (url.pathname === '/rest/demo/pushes') return answer(200, { pushes });
+    if (accessTokens !== undefined) {
+      if (caller === null) return authenticationFailed(res);
+      // Administration needs an admin token; reads a read token; anything else a write token.
+      const needed = url.pathname.includes('/admin/')
+        ? 'PROJECT_ADMIN'
+        : ['GET', 'HEAD', 'OPTIONS'].includes(req.method ?? 'GET')
+          ? 'REPO_READ'
+          : 'REPO_WRITE';
+      if (!accessTokens.permits(caller, needed)) return notPermitted(res, caller.user.name);
+    }
+    answer(200, {
       upstream: 'demo Bitbucket stand-in',
-      user: req.headers['x-forwarded-user'] ?? null,
+      mode,
+      user: user ?? null,
+      via: caller?.via ?? null,
       method: req.method,
       path: url.pathname,
       receivedAuthorization: req.headers.authorization !== undefined,
@@ -162,7 +252,9 @@ export async function startDemoUpstream(): Promise<DemoUpstream> {
   const { port } = server.address() as AddressInfo;
   return {
     url: new URL(`http://127.0.0.1:${port}`),
+    mode,
     pushes,
+    ...(accessTokens === undefined ? {} : { accessTokens }),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -15,6 +15,7 @@ const STATUS = {
   PASSWORD_AUTH_DISABLED: 401,
   PASSWORD_INVALID: 401,
   NOT_AUTHENTICATED: 401,
+  LOGIN_FAILED: 401,
   UPSTREAM_TOKEN_REVOKED: 401,
   IP_NOT_ALLOWED: 403,
   GROUP_REQUIRED: 403,
@@ -116,6 +117,7 @@ export class ValidationError extends BadRequestError {
  * 401: credentials are missing, malformed or wrong. Codes: `CREDENTIALS_MISSING`,
  * `CREDENTIALS_UNSUPPORTED` (a scheme other than Basic or Bearer), `TOKEN_INVALID`,
  * `TOKEN_USER_MISMATCH`, `PASSWORD_AUTH_DISABLED`, `PASSWORD_INVALID`, `NOT_AUTHENTICATED`,
+ * `LOGIN_FAILED` (a single sign-on login that did not complete: wrong state, refused, bad ID token),
  * `UPSTREAM_TOKEN_REVOKED` (Bitbucket no longer accepts the access token behind ours).
  */
 export class AuthenticationError extends TokenGateError {

@@ -54,6 +54,12 @@ export interface TokenChangedEvent extends TokenEventBase {
   rotatedFrom?: string;
   /** `token.created` by `copy()`: the token it copies. */
   copiedFrom?: string;
+  /**
+   * `token.created` in access-token mode: how its Bitbucket access token was obtained — created
+   * with the owner's password (`minted`), given by the owner (`linked`), or the one of the token
+   * it was rotated or copied from (`shared`).
+   */
+  upstream?: 'minted' | 'linked' | 'shared';
 }
 
 /** A token was rotated: `replacedBy` is its successor; it keeps working until `expiresAt`. */
@@ -74,12 +80,30 @@ export interface TokenExpiryEvent extends TokenEventBase {
   leadDays?: number;
 }
 
+/**
+ * Access-token mode: the Bitbucket access token behind one of our tokens was deleted in
+ * Bitbucket once ours was revoked or expired (`upstream.deleted`), or a deletion failed and will
+ * be retried until Bitbucket confirms (`upstream.delete-failed`). Never carries the token itself.
+ */
+export interface UpstreamTokenEvent extends TokenEventBase {
+  type: 'upstream.deleted' | 'upstream.delete-failed';
+  /** The Bitbucket token's id, as an administrator sees it in Bitbucket. */
+  upstreamTokenId: string;
+  /** Why it is deleted: our token was revoked, expired, or never stored (a failed create). */
+  reason: 'revoked' | 'expired' | 'abandoned';
+  /** `upstream.delete-failed`: what went wrong. */
+  error?: string;
+  /** `upstream.delete-failed`: when the next attempt is due, or null when there is none. */
+  retryAt?: string | null;
+}
+
 export type AuditEvent =
   | AuthDeniedEvent
   | AuthSucceededEvent
   | TokenChangedEvent
   | TokenRotatedEvent
-  | TokenExpiryEvent;
+  | TokenExpiryEvent
+  | UpstreamTokenEvent;
 
 /**
  * Receives audit events. Never receives a secret.

@@ -10,6 +10,8 @@ import { validateOptions } from './internal/options.js';
 import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/health.js';
 import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
 import { GateMetrics } from './ops/metrics.js';
+import type { PagesOptions } from './pages/options.js';
+import { createPagesRouter } from './pages/router.js';
 import { type ClientIpOptions, createClientIpResolver } from './request/client-address.js';
 import { MemoryTokenStore } from './stores/memory-token-store.js';
 import type { TokenStore } from './stores/token-store.js';
@@ -19,6 +21,7 @@ import { resolveHasher } from './tokens/hashers.js';
 import { ExpiryReminders } from './tokens/reminders.js';
 import { listenForRevocations } from './tokens/revocation-feed.js';
 import { TokenService, verifierOf } from './tokens/service.js';
+import { type AttachedUpstream, attachUpstream } from './upstream/bitbucket-access-tokens.js';
 
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from './ops/health.js';
@@ -51,6 +54,8 @@ export interface TokenGate {
    * app.get('/readyz', health.ready);
    */
   healthHandlers(): HealthHandlers;
+  /** The token pages: log in, create, copy once, rotate and revoke tokens; the token manager. */
+  pages(options: PagesOptions): Router;
   /** Stops timers and listening for revocations. Does not close a store (or client) you passed in. */
   close(): Promise<void>;
 }
@@ -104,6 +109,20 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(options.clientIpHeader === undefined ? {} : { clientIpHeader: options.clientIpHeader }),
   };
   const resolveClientIp = createClientIpResolver(ipOptions);
+  if (options.upstream !== undefined && options.identity !== undefined)
+    throw new TypeError(
+      '`identity` configures the identity header, which `upstream: bitbucketAccessTokens(...)` replaces: give one of them',
+    );
+  const upstream: AttachedUpstream | undefined =
+    options.upstream === undefined
+      ? undefined
+      : attachUpstream(options.upstream, {
+          store,
+          storeTimeoutMs: options.storeTimeoutMs ?? 2_000,
+          emit,
+          // Its refusals are the request path's: counted with them when metrics are on.
+          onEvent: metrics === undefined ? onEvent : metrics.tallies.requestPathListener(onEvent),
+        });
 
   const tokens = new TokenService({
     store,
@@ -114,6 +133,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(options.cache === undefined ? {} : { cache: options.cache }),
     ...(options.storeTimeoutMs === undefined ? {} : { storeTimeoutMs: options.storeTimeoutMs }),
     ...(options.maxTokensPerUser === undefined ? {} : { maxTokensPerUser: options.maxTokensPerUser }),
+    ...(upstream === undefined ? {} : { upstream: upstream.hook }),
   });
   const verifier = verifierOf(tokens);
   if (metrics !== undefined) verifier.observe(metrics.verifyObserver);
@@ -124,6 +144,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ipOptions,
     onEvent,
     tallies: metrics?.tallies,
+    ...(upstream === undefined ? {} : { upstreamStep: upstream.requestStep }),
   });
   const loginThrottle = new LoginThrottle(store, options.loginThrottle);
   const management: ManagementContext = {
@@ -167,10 +188,12 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     }),
     health: () => health.check(),
     healthHandlers: called('healthHandlers', () => health.handlers()),
+    pages: called('pages', (pagesOptions?: PagesOptions) => createPagesRouter(management, pagesOptions!)),
     async close() {
       open = false;
       metrics?.close();
       reminders?.stop();
+      upstream?.close();
       await feed.stop();
       await verifier.close();
       if (ownsStore) await store.close?.();

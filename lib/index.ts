@@ -28,6 +28,7 @@ export type {
   TokenChangedEvent,
   TokenExpiryEvent,
   TokenRotatedEvent,
+  UpstreamTokenEvent,
 } from './events.js';
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 export {
@@ -40,7 +41,14 @@ export {
 } from './gate.js';
 export { type BitbucketGroupsOptions, bitbucketGroups } from './groups/bitbucket-groups.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
-export { type BitbucketLoginOptions, bitbucketLogin } from './http/bitbucket-login.js';
+export {
+  type BitbucketLoginOptions,
+  type BitbucketPasswordVerifierOptions,
+  type BitbucketUser,
+  bitbucketLogin,
+  bitbucketPasswordVerifier,
+  type PasswordVerifier,
+} from './http/bitbucket-login.js';
 export type { LoginThrottleOptions } from './http/login-throttle.js';
 export { sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
@@ -48,17 +56,20 @@ export { type AuthenticateTokenOptions, authenticateToken } from './middleware/a
 export { type BlockPasswordAuthOptions, blockPasswordAuth } from './middleware/block-password-auth.js';
 export { type ClientIpOptions, clientIp } from './middleware/client-ip.js';
 export { type ExtractCredentialsOptions, extractCredentials } from './middleware/extract-credentials.js';
-export {
-  type ForwardIdentityOptions,
-  forwardIdentity,
-  type IdentityJwtOptions,
-} from './middleware/forward-identity.js';
 export { type IpAllowlistOptions, ipAllowlist } from './middleware/ip-allowlist.js';
 export { type RequireGroupsOptions, requireGroups } from './middleware/require-groups.js';
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
 export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
 export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';
+export { type OidcLogin, type OidcLoginOptions, oidcLogin } from './pages/logins/oidc-login.js';
+export {
+  type PasswordLogin,
+  type PasswordLoginOptions,
+  passwordLogin,
+} from './pages/logins/password-login.js';
+export type { LoginProvider, PagesOptions } from './pages/options.js';
+export type { SessionOptions } from './pages/session.js';
 export type { AuthContext } from './request/auth-context.js';
 export type { ThrottleOptions } from './request/throttle.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
@@ -108,6 +119,7 @@ export type { ReminderOptions } from './tokens/reminders.js';
 export type { RestrictionsInput } from './tokens/restrictions.js';
 export {
   type ChangeContext,
+  type CopyOptions,
   type CreatedToken,
   type CreateTokenInput,
   type RotateOptions,
@@ -116,4 +128,24 @@ export {
   type TokenServiceOptions,
   type TokenUpdate,
 } from './tokens/service.js';
+export type {
+  UpstreamCredentials,
+  UpstreamGrant,
+  UpstreamHook,
+  UpstreamRequest,
+} from './tokens/upstream-hook.js';
 export type { CacheOptions } from './tokens/verifier.js';
+export {
+  type BitbucketAccessTokensOptions,
+  type BitbucketPermission,
+  bitbucketAccessTokens,
+  type EncryptionKey,
+  type RetryOptions,
+  type ScopePermissions,
+  type UpstreamMode,
+} from './upstream/bitbucket-access-tokens.js';
+export {
+  type ForwardIdentityOptions,
+  forwardIdentity,
+  type IdentityJwtOptions,
+} from './upstream/forward-identity.js';

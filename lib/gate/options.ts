@@ -17,7 +17,6 @@ import {
   string,
   withMethods,
 } from '../internal/options.js';
-import { FORWARD_IDENTITY_OPTIONS, type ForwardIdentityOptions } from '../middleware/forward-identity.js';
 import { REQUIRE_SCOPE_OPTIONS } from '../middleware/require-scope.js';
 import { TOKEN_RESTRICTIONS_OPTIONS } from '../middleware/token-restrictions.js';
 import type { Scope } from '../model.js';
@@ -28,6 +27,8 @@ import { EXPIRY_POLICY, type ExpiryPolicy } from '../tokens/expiry-policy.js';
 import type { TokenHasher } from '../tokens/hashers.js';
 import { REMINDER_OPTIONS, type ReminderOptions } from '../tokens/reminders.js';
 import type { CacheOptions } from '../tokens/verifier.js';
+import { isUpstreamMode, type UpstreamMode } from '../upstream/bitbucket-access-tokens.js';
+import { FORWARD_IDENTITY_OPTIONS, type ForwardIdentityOptions } from '../upstream/forward-identity.js';
 
 /** Who may do what, as lists of groups. Each: omitted = everyone, `[]` = no one. */
 export interface Permissions {
@@ -80,8 +81,14 @@ export interface TokenGateOptions {
   throttle?: ThrottleOptions | false;
   /** Throttling of failed password logins (management API, token pages). */
   loginThrottle?: LoginThrottleOptions;
-  /** Identity forwarded upstream: header name and optional signed JWT. */
+  /** Identity forwarded upstream (the default mode): header name and optional signed JWT. */
   identity?: ForwardIdentityOptions;
+  /**
+   * How tokens reach Bitbucket instead of the identity header: `bitbucketAccessTokens(...)`
+   * backs each token with a Bitbucket HTTP access token of its owner and forwards that one, so a
+   * stock Bitbucket needs nothing installed. Default: the identity header (`identity`).
+   */
+  upstream?: UpstreamMode;
   /** Methods beyond the standard ones that tokens may use, with the scope each needs. */
   extraMethods?: Readonly<Record<string, Scope>>;
   /** Path prefixes of git smart-HTTP and LFS URLs. Default `['/scm/']`. */
@@ -149,6 +156,10 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
   throttle: orFalse(object(THROTTLE_OPTIONS)),
   loginThrottle: object(LOGIN_THROTTLE_OPTIONS),
   identity: object(FORWARD_IDENTITY_OPTIONS),
+  upstream: (value, path) => {
+    if (!isUpstreamMode(value))
+      fail(path, 'must be made by bitbucketAccessTokens({ baseUrl, encryptionKeys })');
+  },
   extraMethods: REQUIRE_SCOPE_OPTIONS.extraMethods,
   gitPrefixes: TOKEN_RESTRICTIONS_OPTIONS.gitPrefixes,
   restPrefixes: TOKEN_RESTRICTIONS_OPTIONS.restPrefixes,

@@ -7,7 +7,6 @@ import { authenticateToken } from '../middleware/authenticate-token.js';
 import { blockPasswordAuth } from '../middleware/block-password-auth.js';
 import { type ClientIpOptions, clientIp } from '../middleware/client-ip.js';
 import { extractCredentials } from '../middleware/extract-credentials.js';
-import { forwardIdentity } from '../middleware/forward-identity.js';
 import { ipAllowlist } from '../middleware/ip-allowlist.js';
 import { requireGroups } from '../middleware/require-groups.js';
 import { requireScope } from '../middleware/require-scope.js';
@@ -16,6 +15,7 @@ import type { Tallies } from '../ops/tallies.js';
 import { verifiedRecord } from '../request/credential-slot.js';
 import type { TokenService } from '../tokens/service.js';
 import type { TokenVerifier } from '../tokens/verifier.js';
+import { forwardIdentity } from '../upstream/forward-identity.js';
 import type { TokenGateOptions } from './options.js';
 
 /** What the request path is built from, besides the options. */
@@ -28,6 +28,8 @@ export interface RequestPathParts {
   onEvent: EventListener | undefined;
   /** With metrics: counts refusals (through the steps' listener) and passes (one last step). */
   tallies?: Tallies | undefined;
+  /** Access-token mode: the step that puts the Bitbucket token in place of the identity header. */
+  upstreamStep?: RequestHandler;
 }
 
 /**
@@ -84,7 +86,7 @@ export function buildRequestPath(
       ...(options.gitPrefixes === undefined ? {} : { gitPrefixes: options.gitPrefixes }),
       ...withEvents,
     }),
-    forwardIdentity(options.identity ?? {}),
+    parts.upstreamStep ?? forwardIdentity(options.identity ?? {}),
   );
   const audit = options.auditSuccess === true ? onEvent : undefined;
   steps.push(function recordUse(req, _res, next) {

@@ -12,6 +12,7 @@ import {
   type ClientIpOptions,
   createClientIpResolver,
 } from '../request/client-address.js';
+import { rememberPasswordLogin } from '../request/login-password.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { assertTokenPrefix } from '../tokens/format.js';
 import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
@@ -146,7 +147,9 @@ export interface BitbucketLoginOptions extends BitbucketPasswordVerifierOptions,
 /**
  * Logs callers of the management API in with their Bitbucket user name and password (Basic),
  * checked against Bitbucket, and sets `req.user = { name, slug }`. Failed logins are throttled
- * per address and per address + user, and reported as `auth.denied` events. A request that
+ * per address and per address + user, and reported as `auth.denied` events. In access-token
+ * mode the router mints the user's Bitbucket access token with the password (held for the
+ * request only, never on `req` or in a store). A request that
  * carries one of our tokens instead is passed on without a user: the router lets a token do
  * exactly one thing, revoke itself.
  * @example app.use('/tokens', bitbucketLogin({ baseUrl, store, onEvent }), gate.router())
@@ -216,6 +219,8 @@ export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): Reques
           return;
         }
         (req as { user?: unknown }).user = account;
+        // Access-token mode mints the user's Bitbucket token with it; kept off `req` itself.
+        rememberPasswordLogin(req, { user: account.name, slug: account.slug, password });
         next();
       },
       (err: unknown) => {

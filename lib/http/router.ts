@@ -7,12 +7,14 @@ import {
   TokenGateError,
   ValidationError,
 } from '../errors.js';
-import { validateName, validateScope, validateUser } from '../internal/validate.js';
+import { sameUser, validateName, validateScope, validateUser } from '../internal/validate.js';
 import type { TokenInfo } from '../model.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { verifiedRecord } from '../request/credential-slot.js';
+import { passwordLoginOf } from '../request/login-password.js';
 import type { ChangeContext, CreateTokenInput } from '../tokens/service.js';
 import { toTokenInfo } from '../tokens/token-info.js';
+import type { UpstreamCredentials } from '../tokens/upstream-hook.js';
 import {
   assertMayCreate,
   type Caller,
@@ -40,6 +42,7 @@ const CREATE_FIELDS = new Set([
   'allowedIps',
   'requiredHeaders',
   'resources',
+  'bitbucketToken',
 ]);
 const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources']);
 
@@ -84,6 +87,32 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
         .catch(next);
     };
 
+  /**
+   * Access-token mode: the Bitbucket credentials this request brings for a token of `owner` —
+   * a `bitbucketToken` in the body, else the owner's own password login. Undefined otherwise:
+   * creating then answers 409, rotating and copying share the original's Bitbucket token.
+   */
+  function upstreamFor(req: Request, body: Record<string, unknown>, owner: string) {
+    const given = body['bitbucketToken'];
+    const login = passwordLoginOf(req);
+    const slug = login !== undefined && sameUser(login.user, owner) ? { slug: login.slug } : {};
+    if (given !== undefined) {
+      if (!tokens.upstreamCredentialsRequired)
+        throw new ValidationError(
+          'bitbucketToken',
+          'This proxy forwards the identity: `bitbucketToken` is not used.',
+        );
+      if (typeof given !== 'string')
+        throw new ValidationError(
+          'bitbucketToken',
+          '`bitbucketToken` must be a Bitbucket HTTP access token.',
+        );
+      return { upstream: { bitbucketToken: given, ...slug } satisfies UpstreamCredentials };
+    }
+    if (!tokens.upstreamCredentialsRequired || login === undefined || !sameUser(login.user, owner)) return {};
+    return { upstream: { password: login.password, slug: login.slug } satisfies UpstreamCredentials };
+  }
+
   /** Someone else's token is "not found" to a caller who may not manage others. */
   async function visibleToken(caller: Caller, id: string): Promise<TokenInfo> {
     const info = await tokens.get(id);
@@ -108,6 +137,7 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
           scope,
           ...(expiresAt === null ? {} : { expiresAt: new Date(expiresAt) }),
           ...restrictionFields(body),
+          ...upstreamFor(req, body, owner),
         },
         change,
       );
@@ -175,14 +205,14 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
     '/:id/rotate',
     route(async (req, res, caller, change) => {
       const body = req.body === undefined || Object.keys(req.body ?? {}).length === 0 ? {} : jsonBody(req);
-      refuseUnknownFields(body, new Set(['graceMs']));
+      refuseUnknownFields(body, new Set(['graceMs', 'bitbucketToken']));
       const before = await visibleToken(caller, String(req.params['id']));
       const graceMs = body['graceMs'];
       if (graceMs !== undefined && typeof graceMs !== 'number')
         throw new ValidationError('graceMs', '`graceMs` must be a number of milliseconds.');
       const { token, info } = await tokens.rotate(
         before.id,
-        graceMs === undefined ? {} : { graceMs },
+        { ...(graceMs === undefined ? {} : { graceMs }), ...upstreamFor(req, body, before.user) },
         change,
       );
       res.status(201).json({ token, ...info });
@@ -192,9 +222,11 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
   router.post(
     '/:id/copy',
     route(async (req, res, caller, change) => {
+      const body = req.body === undefined || Object.keys(req.body ?? {}).length === 0 ? {} : jsonBody(req);
+      refuseUnknownFields(body, new Set(['bitbucketToken']));
       const before = await visibleToken(caller, String(req.params['id']));
       assertMayCreate(caller, before.user, before.scope);
-      const { token, info } = await tokens.copy(before.id, change);
+      const { token, info } = await tokens.copy(before.id, change, upstreamFor(req, body, before.user));
       res.status(201).json({ token, ...info });
     }),
   );

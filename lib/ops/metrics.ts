@@ -240,7 +240,7 @@ export class GateMetrics {
     );
     counter(
       'token_events_total',
-      'Token changes and reminders by event type (token.created, token.updated, token.revoked, token.rotated, token.expiring, token.expired).',
+      'Token changes and reminders by event type (token.created, token.updated, token.revoked, token.rotated, token.expiring, token.expired; upstream.deleted, upstream.delete-failed in access-token mode).',
       ['type'],
       (c) =>
         fromNumbers(

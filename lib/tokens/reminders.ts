@@ -5,6 +5,7 @@ import { daysToMs } from '../internal/validate.js';
 import type { TokenRecord } from '../model.js';
 import { EXPIRED_RETENTION_MS, type TokenStore } from '../stores/token-store.js';
 import { toTokenInfo } from './token-info.js';
+import { isTombstone } from './tombstone.js';
 
 /** Expiry reminders: `token.expiring` events ahead of expiry, `token.expired` at it. */
 export interface ReminderOptions {
@@ -79,7 +80,8 @@ export class ExpiryReminders {
     let from = after;
     for (;;) {
       const records = await this.#store.expiringBetween(from, upTo, BATCH);
-      for (const record of records) await visit(record);
+      // Tombstones are revoked tokens kept for their upstream deletion: neither expiring nor expired.
+      for (const record of records) if (!isTombstone(record)) await visit(record);
       if (records.length < BATCH) return;
       // Step back one millisecond so ties at the page boundary are seen again (claims dedupe);
       // step past them only when a whole page shares one instant.

@@ -16,6 +16,7 @@ import { generateToken, isTokenId } from './format.js';
 import type { TokenHasher } from './hashers.js';
 import { type RestrictionsInput, validateRestrictions } from './restrictions.js';
 import { toTokenInfo } from './token-info.js';
+import type { UpstreamCredentials, UpstreamGrant, UpstreamHook } from './upstream-hook.js';
 import { type CacheOptions, TokenVerifier } from './verifier.js';
 
 export type { ExpiryPolicy } from './expiry-policy.js';
@@ -37,6 +38,11 @@ export interface TokenServiceOptions {
   maxTokensPerUser?: number;
   /** Receives `token.*` events. */
   onEvent?: EventListener;
+  /**
+   * Backs each token with an upstream credential (access-token mode). `createTokenGate` sets it
+   * from its `upstream` option (`bitbucketAccessTokens(...)`).
+   */
+  upstream?: UpstreamHook;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -50,6 +56,12 @@ export interface CreateTokenInput extends RestrictionsInput {
   expiresAt?: Date | string | null;
   /** Who creates it, when not the owner (an administrator). Default: the context's actor, else `user`. */
   createdBy?: string;
+  /**
+   * Access-token mode: the owner's Bitbucket password (a Bitbucket access token is minted with
+   * it, and it is forgotten) or a Bitbucket access token of theirs to link. Required there
+   * (see `upstreamCredentialsRequired`); refused otherwise.
+   */
+  upstream?: UpstreamCredentials;
 }
 
 /** What `update()` may change: the name and the restrictions (null removes one). */
@@ -68,6 +80,16 @@ export interface ChangeContext {
 export interface RotateOptions {
   /** How long the old token keeps working. Default 86,400,000 ms (24 hours); 0 revokes it at once. */
   graceMs?: number;
+  /**
+   * Access-token mode: credentials for a fresh Bitbucket access token. Without them the new
+   * token shares the old one's Bitbucket token, and does not outlive it.
+   */
+  upstream?: UpstreamCredentials;
+}
+
+export interface CopyOptions {
+  /** Access-token mode: as for `rotate`. Without them the copy shares the original's Bitbucket token. */
+  upstream?: UpstreamCredentials;
 }
 
 export interface TokenPage {
@@ -95,6 +117,7 @@ const TOKEN_SERVICE_OPTIONS: Shape<TokenServiceOptions> = {
   maxConcurrentSlowChecks: integer(1, 1_000),
   maxTokensPerUser: integer(1, 100_000),
   onEvent: func,
+  upstream: withMethods(['acquire', 'release'], 'an UpstreamHook'),
   now: func,
 };
 const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources']);
@@ -119,6 +142,11 @@ export function verifierOf(service: TokenService): TokenVerifier {
 export class TokenService {
   /** Prefix of this service's token strings (`bbt` → `bbt_…`). */
   readonly tokenPrefix: string;
+  /**
+   * True in access-token mode: `create` needs the owner's Bitbucket password or a Bitbucket
+   * access token of theirs (`upstream`). Token pages use it to ask for one.
+   */
+  readonly upstreamCredentialsRequired: boolean;
   readonly #store: TokenStore;
   readonly #hasher: TokenHasher;
   readonly #verifier: TokenVerifier;
@@ -126,6 +154,7 @@ export class TokenService {
   readonly #timeoutMs: number;
   readonly #maxPerUser: number;
   readonly #emit: EventListener;
+  readonly #upstream: UpstreamHook | undefined;
   readonly #now: () => number;
 
   constructor(options: TokenServiceOptions) {
@@ -138,6 +167,8 @@ export class TokenService {
     this.#timeoutMs = options.storeTimeoutMs ?? 2_000;
     this.#maxPerUser = options.maxTokensPerUser ?? 100;
     this.#emit = options.onEvent ?? (() => {});
+    this.#upstream = options.upstream;
+    this.upstreamCredentialsRequired = options.upstream !== undefined;
     this.#now = options.now ?? Date.now;
     this.#verifier = new TokenVerifier({ ...options, tokenPrefix: this.tokenPrefix });
     engines.set(this, this.#verifier);
@@ -167,21 +198,32 @@ export class TokenService {
         resources: restrictions.resources ?? null,
       },
       true,
+      { credentials: input.upstream, actor: createdBy },
     );
     this.#report(
       'token.created',
       created.info,
       { ...context, actor: createdBy },
-      { scope: created.info.scope },
+      { scope: created.info.scope, ...created.upstream },
     );
-    return created;
+    return { token: created.token, info: created.info };
   }
 
-  /** Writes a new token like `draft` with a fresh id and secret; checks the per-user cap when asked. */
+  /**
+   * Writes a new token like `draft` with a fresh id and secret; checks the per-user cap when
+   * asked. In access-token mode the upstream credential is obtained first (and undone when the
+   * token cannot be stored), and the token never outlives it.
+   */
   async #issue(
     draft: Omit<TokenRecord, 'id' | 'hash' | 'lastUsedAt' | 'lastUsedIp' | 'upstream'>,
     capped: boolean,
-  ): Promise<CreatedToken> {
+    upstream: { credentials: UpstreamCredentials | undefined; actor: string; from?: TokenRecord },
+  ): Promise<CreatedToken & { upstream: { upstream?: UpstreamGrant['origin'] } }> {
+    if (upstream.credentials !== undefined && this.#upstream === undefined)
+      throw new ValidationError(
+        'upstream',
+        'Bitbucket credentials are only taken when the gate forwards Bitbucket access tokens (`upstream: bitbucketAccessTokens(...)`).',
+      );
     if (capped) {
       const held = await this.#call(() => this.#store.listByUser(draft.user));
       if (held.length >= this.#maxPerUser)
@@ -191,16 +233,43 @@ export class TokenService {
         );
     }
     const { token, id, secret } = generateToken(this.tokenPrefix);
+    // Hashed before an upstream credential exists, so nothing after it but the store can fail.
+    const hash = await this.#hasher.hash(id + secret);
+    const grant = await this.#upstream?.acquire({
+      id,
+      user: draft.user,
+      scope: draft.scope,
+      expiresAt: draft.expiresAt,
+      actor: upstream.actor,
+      credentials: upstream.credentials,
+      ...(upstream.from === undefined ? {} : { from: upstream.from }),
+      now: this.#now(),
+    });
+    const notAfter = grant?.notAfter ?? null;
     const record: TokenRecord = {
       ...draft,
+      expiresAt:
+        notAfter !== null && (draft.expiresAt === null || draft.expiresAt > notAfter)
+          ? notAfter
+          : draft.expiresAt,
       id,
-      hash: await this.#hasher.hash(id + secret),
+      hash,
       lastUsedAt: null,
       lastUsedIp: null,
-      upstream: null,
+      upstream: grant?.sealed ?? null,
     };
-    await this.#call(() => this.#store.put(record));
-    return { token, info: toTokenInfo(record) };
+    try {
+      await this.#call(() => this.#store.put(record));
+    } catch (err) {
+      // No half-made token: the upstream credential minted for it goes too.
+      await grant?.undo().catch(() => {});
+      throw err;
+    }
+    return {
+      token,
+      info: toTokenInfo(record),
+      upstream: grant === undefined ? {} : { upstream: grant.origin },
+    };
   }
 
   /**
@@ -283,12 +352,25 @@ export class TokenService {
    * @example await gate.tokens.revoke(info.id, { actor: 'admin' });
    */
   async revoke(id: string, context: ChangeContext = {}): Promise<boolean> {
-    if (!isTokenId(id)) return false;
+    const revoked = await this.#revokeOne(id, context);
+    if (revoked !== null) await this.#release(revoked);
+    return revoked !== null;
+  }
+
+  /** Revokes in the store (at once, everywhere); the record when there was a live token. */
+  async #revokeOne(id: string, context: ChangeContext): Promise<TokenRecord | null> {
+    if (!isTokenId(id)) return null;
     const record = await this.#call(() => this.#store.get(id));
     const existed = await this.#call(() => this.#store.delete(id));
     this.#verifier.forget(id);
-    if (existed && record !== null) this.#report('token.revoked', toTokenInfo(record), context);
-    return existed;
+    if (!existed || record === null) return null;
+    this.#report('token.revoked', toTokenInfo(record), context);
+    return record;
+  }
+
+  /** Access-token mode: deletes the revoked token's upstream credential (retried in the background). */
+  async #release(record: TokenRecord): Promise<void> {
+    if (record.upstream !== null) await this.#upstream?.release(record);
   }
 
   /**
@@ -298,14 +380,19 @@ export class TokenService {
    */
   async revokeAll(target: { user: string }, context: ChangeContext = {}): Promise<number> {
     const user = validateUser(target?.user);
-    let revoked = 0;
+    const revoked: TokenRecord[] = [];
     // Tokens created while we revoke are caught by a second pass.
     for (let pass = 0; pass < 2; pass++) {
       const records = await this.#call(() => this.#store.listByUser(user));
       if (records.length === 0) break;
-      for (const record of records) if (await this.revoke(record.id, context)) revoked++;
+      for (const record of records) {
+        const gone = await this.#revokeOne(record.id, context);
+        if (gone !== null) revoked.push(gone);
+      }
     }
-    return revoked;
+    // Upstream credentials go after every token is refused, so a slow upstream never delays that.
+    await Promise.all(revoked.map((record) => this.#release(record)));
+    return revoked.length;
   }
 
   /**
@@ -324,21 +411,29 @@ export class TokenService {
     const old = await this.#existing(id);
     const now = this.#now();
     // A rotation replaces a token, so the per-user cap does not stand in its way.
-    const created = await this.#issue(this.#likeDraft(old, now, context), false);
+    const created = await this.#issue(this.#likeDraft(old, now, context), false, {
+      credentials: options.upstream,
+      actor: context.actor ?? old.user,
+      from: old,
+    });
     const until = graceMs === 0 ? null : Math.min(old.expiresAt ?? Number.POSITIVE_INFINITY, now + graceMs);
     if (until === null) await this.revoke(old.id, context);
     else {
       await this.#call(() => this.#store.update(old.id, { expiresAt: until }));
       this.#verifier.forget(old.id);
     }
-    this.#report('token.created', created.info, context, { scope: created.info.scope, rotatedFrom: old.id });
+    this.#report('token.created', created.info, context, {
+      scope: created.info.scope,
+      rotatedFrom: old.id,
+      ...created.upstream,
+    });
     this.#emit({
       ...this.#base(toTokenInfo(old), context),
       type: 'token.rotated',
       replacedBy: created.info.id,
       expiresAt: until === null ? new Date(now).toISOString() : new Date(until).toISOString(),
     });
-    return created;
+    return { token: created.token, info: created.info };
   }
 
   /**
@@ -346,14 +441,19 @@ export class TokenService {
    * a fresh expiry within policy.
    * @example const { token } = await gate.tokens.copy(id);
    */
-  async copy(id: string, context: ChangeContext = {}): Promise<CreatedToken> {
+  async copy(id: string, context: ChangeContext = {}, options: CopyOptions = {}): Promise<CreatedToken> {
     const original = await this.#existing(id);
-    const created = await this.#issue(this.#likeDraft(original, this.#now(), context), true);
+    const created = await this.#issue(this.#likeDraft(original, this.#now(), context), true, {
+      credentials: options.upstream,
+      actor: context.actor ?? original.user,
+      from: original,
+    });
     this.#report('token.created', created.info, context, {
       scope: created.info.scope,
       copiedFrom: original.id,
+      ...created.upstream,
     });
-    return created;
+    return { token: created.token, info: created.info };
   }
 
   async #existing(id: string): Promise<TokenRecord> {
@@ -399,7 +499,9 @@ export class TokenService {
     type: 'token.created' | 'token.updated' | 'token.revoked',
     info: TokenInfo,
     context: ChangeContext,
-    extra: Partial<Pick<TokenChangedEvent, 'scope' | 'fields' | 'rotatedFrom' | 'copiedFrom'>> = {},
+    extra: Partial<
+      Pick<TokenChangedEvent, 'scope' | 'fields' | 'rotatedFrom' | 'copiedFrom' | 'upstream'>
+    > = {},
   ): void {
     this.#emit({ ...this.#base(info, context), type, ...extra });
   }

@@ -48,12 +48,15 @@ describe('the example proxy with git and curl', () => {
       output += chunk.toString();
     });
     const started = Date.now();
-    while (!output.includes('Press Ctrl+C') && Date.now() - started < 20_000)
+    while (!output.includes('Press Ctrl+C') && Date.now() - started < 60_000)
       await new Promise((r) => setTimeout(r, 50));
-    url = /proxy on (http:\/\/\S+)/.exec(output)![1]!;
+    const printed = /proxy on (http:\/\/\S+)/.exec(output);
+    if (printed === null)
+      throw new Error(`The example proxy did not start within 60 s; it printed:\n${output}`);
+    url = printed[1]!;
     readToken = /Read token for "demo":\s+(\S+)/.exec(output)![1]!;
     writeToken = /Write token for "demo":\s+(\S+)/.exec(output)![1]!;
-  });
+  }, 90_000);
 
   afterAll(async () => {
     if (proxy && proxy.exitCode === null) {
@@ -69,6 +72,14 @@ describe('the example proxy with git and curl', () => {
       .filter((line) => line.startsWith('  $ '))
       .map((line) => line.slice(4));
     expect(commands.length).toBeGreaterThanOrEqual(7);
+    // One line for the token pages, with the credentials that log in there.
+    const pages = output.match(
+      /^Token page: (http:\/\/127\.0\.0\.1:\d+\/tokens\/) \(log in as demo \/ demo\)$/gm,
+    );
+    expect(pages).toHaveLength(1);
+    const login = await fetch(`${url}/tokens/login`);
+    expect(login.status).toBe(200);
+    expect(await login.text()).toContain('Bitbucket username');
     for (const command of commands) await sh(command);
     const pushes = await sh(`curl -s -H "Authorization: Bearer ${readToken}" ${url}/rest/demo/pushes`);
     expect(JSON.parse(pushes.stdout).pushes).toEqual(['demo']);
@@ -116,14 +127,14 @@ describe('the example proxy with git and curl', () => {
     const created = JSON.parse(
       (
         await sh(
-          `curl -s -u demo:demo -H "Content-Type: application/json" -d '{"name":"short-lived","scope":"read"}' ${url}/tokens`,
+          `curl -s -u demo:demo -H "Content-Type: application/json" -d '{"name":"short-lived","scope":"read"}' ${url}/tokens/api`,
         )
       ).stdout,
     );
     const host = url.replace('http://', '');
     await git(['clone', `http://demo:${created.token}@${host}/scm/demo/repo.git`, 'before-revoke']);
     const revoked = await sh(
-      `curl -s -o /dev/null -w '%{http_code}' -u demo:demo -X DELETE ${url}/tokens/${created.id}`,
+      `curl -s -o /dev/null -w '%{http_code}' -u demo:demo -X DELETE ${url}/tokens/api/${created.id}`,
     );
     expect(revoked.stdout).toBe('204');
     const clone = git(['clone', `http://demo:${created.token}@${host}/scm/demo/repo.git`, 'after-revoke']);

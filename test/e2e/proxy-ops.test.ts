@@ -76,13 +76,13 @@ describe('the example proxy’s operations endpoints', () => {
     await call(2, { authorization: bearer(outsider) }, 'GROUP_REQUIRED');
 
     // Management: one token created, one refusal; both are audit events on the log.
-    const created = await fetch(`${url}/tokens`, {
+    const created = await fetch(`${url}/tokens/api`, {
       method: 'POST',
       headers: { authorization: basic('demo', 'demo'), 'content-type': 'application/json' },
       body: JSON.stringify({ name: 'laptop', scope: 'read' }),
     });
     expect(created.status).toBe(201);
-    const missing = await fetch(`${url}/tokens/nope1234567`, {
+    const missing = await fetch(`${url}/tokens/api/nope1234567`, {
       headers: { authorization: basic('demo', 'demo') },
     });
     expect(missing.status).toBe(404);

@@ -11,7 +11,7 @@ describe('the example proxy’s token store', () => {
   it('keeps tokens made before a restart in its SQLite file (TOKEN_STORE)', async () => {
     const env = { PORT: '0', TOKEN_STORE: `sqlite:${join(temp.dir, 'data', 'tokens.db')}` };
     const first = await startProxy(env);
-    const created = await fetch(`${first.url}/tokens`, {
+    const created = await fetch(`${first.url}/tokens/api`, {
       method: 'POST',
       headers: { authorization: basic('demo', 'demo'), 'content-type': 'application/json' },
       body: JSON.stringify({ name: 'laptop', scope: 'read' }),

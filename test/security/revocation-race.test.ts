@@ -16,16 +16,21 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-/** A store whose lookups read at once but answer 40 ms later, like a loaded database. */
-function slowReads<T extends TokenStore>(store: T): T {
+/**
+ * A store whose lookups, while `slow` is on, read at once but answer 300 ms later, like a
+ * loaded database: a verification is then surely still in flight when a revocation completes.
+ */
+function slowReads<T extends TokenStore>(store: T): T & { slow: boolean } {
   const get = store.get.bind(store);
-  return Object.assign(store, {
+  const slowed = Object.assign(store, {
+    slow: true,
     get: async (id: string): Promise<TokenRecord | null> => {
       const record = await get(id);
-      await sleep(40);
+      if (slowed.slow) await sleep(300);
       return record;
     },
   });
+  return slowed;
 }
 
 function gateOn(store: TokenStore): { gate: TokenGate; app: ReturnType<typeof echoApp> } {
@@ -43,11 +48,13 @@ async function until(condition: () => boolean): Promise<void> {
 
 describe('revocation wins over lookups that started before it', () => {
   it('on the memory store: a verification in flight when revoke() returns is refused, and nothing is cached', async () => {
-    const { gate, app } = gateOn(slowReads(new MemoryTokenStore()));
+    const store = slowReads(new MemoryTokenStore());
+    const { gate, app } = gateOn(store);
     const { token, info } = await gate.tokens.create({ user: 'alice', name: 'x', scope: 'read' });
     const inFlight = call(app, token);
     const answer = inFlight.then((r) => r.status);
-    await sleep(10); // the lookup has read the record and is waiting
+    await sleep(30); // the lookup has read the record and is waiting
+    store.slow = false;
     await gate.tokens.revoke(info.id);
     expect(await answer).toBe(401);
     for (let i = 0; i < 5; i++) expect((await call(app, token)).status).toBe(401);
@@ -64,7 +71,7 @@ describe('revocation wins over lookups that started before it', () => {
     await until(() => verifierOf(reader.gate.tokens).trusted);
     const { token, info } = await revoker.gate.tokens.create({ user: 'alice', name: 'x', scope: 'read' });
     const answer = call(reader.app, token).then((r) => r.status);
-    await sleep(10);
+    await sleep(30);
     await revoker.gate.tokens.revoke(info.id);
     expect(await answer).toBe(401);
     expect((await call(reader.app, token)).status).toBe(401);
@@ -75,7 +82,8 @@ describe('revocation wins over lookups that started before it', () => {
     const { gate, app } = gateOn(store);
     const { token, info } = await gate.tokens.create({ user: 'alice', name: 'x', scope: 'read' });
     const answer = call(app, token).then((r) => r.status);
-    await sleep(10);
+    await sleep(30);
+    store.slow = false;
     // Revoked behind the gate's back (another instance whose message was lost), then '*'.
     await store.delete(info.id);
     verifierOf(gate.tokens).forget('*');
@@ -87,7 +95,7 @@ describe('revocation wins over lookups that started before it', () => {
     const kept = await gate.tokens.create({ user: 'alice', name: 'kept', scope: 'read' });
     const gone = await gate.tokens.create({ user: 'alice', name: 'gone', scope: 'read' });
     const answer = call(app, kept.token).then((r) => r.status);
-    await sleep(10);
+    await sleep(30);
     await gate.tokens.revoke(gone.info.id);
     expect(await answer).toBe(200);
   });

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AccessTokenRegistry, type Principal } from '../../examples/demo-access-tokens.js';
 
 /**
  * A small HTTP server speaking the documented shapes of the two Bitbucket Data Center
@@ -13,12 +14,20 @@ import type { AddressInfo } from 'node:net';
  *   starts with the filter, for any authenticated user; every authenticated answer carries
  *   `X-AUSERNAME`. Accounts in `captcha` answer 401 with the CAPTCHA exception and the
  *   `X-Authentication-Denied-Reason` header, as Bitbucket does after too many failures.
+ * - With `accessTokens`: Bitbucket's personal HTTP access tokens (`examples/demo-access-tokens.ts`:
+ *   the `/rest/access-tokens/latest/users/{slug}` API, and `Bearer` tokens accepted on the
+ *   user lookups and `GET /rest/api/latest/application-properties`, which names the caller in
+ *   `X-AUSERNAME`).
  */
 export interface BitbucketStandIn {
   baseUrl: string;
   calls: string[];
   /** `ok` (default), `error` (500 on everything), `hang` (never answers). */
   mode: 'ok' | 'error' | 'hang';
+  /** With `accessTokens`: the tokens Bitbucket issued. */
+  accessTokens: AccessTokenRegistry;
+  /** Creates the next access tokens but never answers the `PUT` (an answer lost on the way). */
+  dropCreateAnswers: boolean;
   close(): Promise<void>;
 }
 
@@ -32,6 +41,8 @@ export interface StandInOptions {
   captcha?: string[];
   /** Largest page the stand-in returns, whatever `limit` asks (to exercise paging). */
   pageSize?: number;
+  /** Serve Bitbucket's access-token API; `admins` are system administrators. */
+  accessTokens?: { admins?: string[] };
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -50,11 +61,55 @@ const unauthorized = (res: ServerResponse) =>
     ],
   });
 
+/**
+ * What access-token mode asks with a token: who am I (`application-properties` names the caller
+ * in `X-AUSERNAME`), and user lookups. True when answered; Basic passwords on `users` fall
+ * through to the stand-in's own handling (CAPTCHA and all).
+ */
+function accessTokenAnswer(
+  registry: AccessTokenRegistry,
+  url: URL,
+  principal: Principal | 'refused' | null,
+  res: ServerResponse,
+  bearer: boolean,
+): boolean {
+  const properties = /^\/rest\/api\/(?:1\.0|latest)\/application-properties$/.test(url.pathname);
+  const byToken = principal !== null && principal !== 'refused' && principal.via === 'token';
+  // A refused Basic password is the stand-in's own business (CAPTCHA accounts).
+  const users =
+    /^\/rest\/api\/(?:1\.0|latest)\/users$/.test(url.pathname) &&
+    (byToken || (principal === 'refused' && bearer));
+  if (!properties && !users) return false;
+  if (principal === 'refused') {
+    unauthorized(res);
+    return true;
+  }
+  if (principal !== null) res.setHeader('X-AUSERNAME', principal.user.name);
+  if (properties) {
+    send(res, 200, { version: '9.4.0', buildNumber: '9004000', displayName: 'Bitbucket' });
+    return true;
+  }
+  const filter = (url.searchParams.get('filter') ?? '').toLowerCase();
+  const values = registry.accounts
+    .filter((a) => a.name.toLowerCase().startsWith(filter))
+    .map((a, id) => ({ name: a.name, slug: a.slug, id, displayName: a.name, active: true, type: 'NORMAL' }));
+  send(res, 200, { size: values.length, limit: 100, isLastPage: true, start: 0, values });
+  return true;
+}
+
 export async function startBitbucketStandIn(options: StandInOptions): Promise<BitbucketStandIn> {
   const pageSize = options.pageSize ?? 2;
-  const state = { mode: 'ok' as BitbucketStandIn['mode'] };
+  const state = { mode: 'ok' as BitbucketStandIn['mode'], dropCreateAnswers: false };
   const calls: string[] = [];
   const hanging = new Set<ServerResponse>();
+  const registry = new AccessTokenRegistry(
+    Object.entries(options.passwords).map(([name, password]) => ({
+      name,
+      slug: options.slugs?.[name] ?? name.toLowerCase(),
+      password,
+      admin: options.accessTokens?.admins?.includes(name) ?? false,
+    })),
+  );
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://stand-in');
     calls.push(`${req.method} ${url.pathname}${url.search}`);
@@ -64,6 +119,24 @@ export async function startBitbucketStandIn(options: StandInOptions): Promise<Bi
     }
     if (state.mode === 'error') return send(res, 500, { errors: [{ message: 'Internal error' }] });
     const auth = req.headers.authorization ?? '';
+    if (options.accessTokens !== undefined) {
+      const principal = registry.authenticate(req.headers.authorization);
+      if (url.pathname.startsWith('/rest/access-tokens/')) {
+        if (req.method === 'PUT' && state.dropCreateAnswers) {
+          // Bitbucket acts, but its answer never arrives.
+          void registry.handle(
+            req,
+            { writeHead: () => {}, end: () => hanging.add(res) } as never,
+            url.pathname,
+            principal,
+          );
+          return;
+        }
+        void registry.handle(req, res, url.pathname, principal);
+        return;
+      }
+      if (accessTokenAnswer(registry, url, principal, res, /^bearer /i.test(auth))) return;
+    }
     if (url.pathname === '/rest/api/1.0/admin/users/more-members') {
       if (auth !== `Bearer ${options.adminToken}`) return unauthorized(res);
       const user = url.searchParams.get('context') ?? '';
@@ -98,7 +171,7 @@ export async function startBitbucketStandIn(options: StandInOptions): Promise<Bi
     const colon = decoded.indexOf(':');
     const claimed = decoded.slice(0, colon);
     const account = Object.keys(options.passwords).find((u) => u.toLowerCase() === claimed.toLowerCase());
-    if (url.pathname === '/rest/api/1.0/users') {
+    if (/^\/rest\/api\/(?:1\.0|latest)\/users$/.test(url.pathname)) {
       if (account !== undefined && options.captcha?.includes(account)) {
         res.setHeader('X-Authentication-Denied-Reason', 'CAPTCHA_CHALLENGE; login-url=http://stand-in/login');
         return send(res, 401, {
@@ -161,6 +234,13 @@ export async function startBitbucketStandIn(options: StandInOptions): Promise<Bi
     },
     set mode(value) {
       state.mode = value;
+    },
+    accessTokens: registry,
+    get dropCreateAnswers() {
+      return state.dropCreateAnswers;
+    },
+    set dropCreateAnswers(value) {
+      state.dropCreateAnswers = value;
     },
     async close() {
       for (const res of hanging) res.destroy();

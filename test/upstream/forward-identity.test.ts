@@ -4,10 +4,10 @@ import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { authenticateToken } from '../../lib/middleware/authenticate-token.js';
 import { extractCredentials } from '../../lib/middleware/extract-credentials.js';
-import { forwardIdentity } from '../../lib/middleware/forward-identity.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { sha256Hasher } from '../../lib/tokens/hashers.js';
 import { TokenService } from '../../lib/tokens/service.js';
+import { forwardIdentity } from '../../lib/upstream/forward-identity.js';
 import { basic, EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 
 const SECRET = 'a-secret-of-at-least-32-bytes-long!!';

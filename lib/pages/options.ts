@@ -1,0 +1,67 @@
+import type { Request } from 'express';
+import { fail, func, object, type Shape, string } from '../internal/options.js';
+import type { OidcLogin } from './logins/oidc-login.js';
+import type { PasswordLogin } from './logins/password-login.js';
+import { SESSION_OPTIONS, type SessionOptions } from './session.js';
+
+/** How people log in to the token pages: `passwordLogin(…)` or `oidcLogin(…)`. */
+export type LoginProvider = PasswordLogin | OidcLogin;
+
+/** Options of `gate.pages()`. */
+export interface PagesOptions {
+  /** The login: `passwordLogin({ verify })` or `oidcLogin({ … })`. Give this or `principal`. */
+  login?: LoginProvider;
+  /**
+   * For apps that log people in themselves (in front of the pages): the user name, or undefined
+   * when nobody is logged in (the pages then answer 401). Give this or `login`.
+   */
+  principal?: (req: Request) => string | undefined;
+  /** The session cookie: `secret` (required, ≥ 32 bytes) and lifetimes. */
+  session: SessionOptions;
+  /**
+   * The public URL of the app the pages are mounted in (where `/scm` and `/rest` are reached),
+   * e.g. `https://git.example.com/` or `https://example.com/bitbucket/` behind a reverse proxy
+   * with a path prefix. Used for the ready-to-paste `git clone` and `curl` lines, the cookie
+   * path and the origin check. Default: taken from each request (`Host`).
+   */
+  publicUrl?: string;
+  /** Repository path in the ready-to-paste `git clone` line. Default `'scm/PROJECT/repo.git'`. */
+  cloneExample?: string;
+  /** REST path in the ready-to-paste `curl` line. Default `'rest/api/1.0/projects'`. */
+  curlExample?: string;
+  /** Heading of the pages. Default `'API tokens'`. */
+  title?: string;
+}
+
+const relativePath = (value: unknown, path: string) => {
+  string({ maxLength: 300 })(value, path);
+  if (!/^[A-Za-z0-9~][A-Za-z0-9._~/%+-]*$/.test(value as string))
+    fail(path, 'must be a relative URL path such as `scm/PROJ/repo.git`');
+};
+
+const publicUrl = (value: unknown, path: string) => {
+  string({ maxLength: 2_000 })(value, path);
+  let url: URL;
+  try {
+    url = new URL(value as string);
+  } catch {
+    fail(path, 'must be an absolute URL such as `https://git.example.com/`');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') fail(path, 'must be an http: or https: URL');
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '')
+    fail(path, 'must have no query, fragment or credentials');
+};
+
+export const PAGES_OPTIONS: Shape<PagesOptions> = {
+  login: (value, path) => {
+    const kind = (value as { kind?: unknown } | null)?.kind;
+    if (kind !== 'password' && kind !== 'oidc')
+      fail(path, 'must be made by `passwordLogin()` or `oidcLogin()`');
+  },
+  principal: func,
+  session: object(SESSION_OPTIONS),
+  publicUrl,
+  cloneExample: relativePath,
+  curlExample: relativePath,
+  title: string({ maxLength: 60 }),
+};

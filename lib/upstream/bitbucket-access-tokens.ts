@@ -1,0 +1,397 @@
+import type { RequestHandler } from 'express';
+import { AuthenticationError, ConflictError, ForbiddenError, ValidationError } from '../errors.js';
+import type { EventListener } from '../events.js';
+import { bitbucketBaseUrl } from '../internal/bitbucket-client.js';
+import {
+  any,
+  array,
+  integer,
+  object,
+  oneOf,
+  type Shape,
+  string,
+  validateOptions,
+} from '../internal/options.js';
+import { sameUser } from '../internal/validate.js';
+import type { Scope, TokenRecord } from '../model.js';
+import type { TokenStore } from '../stores/token-store.js';
+import type {
+  UpstreamCredentials,
+  UpstreamGrant,
+  UpstreamHook,
+  UpstreamRequest,
+} from '../tokens/upstream-hook.js';
+import {
+  type Answer,
+  BITBUCKET_PERMISSIONS,
+  type BitbucketPermission,
+  BitbucketTokenApi,
+  BitbucketUnavailable,
+  basicAuthorization,
+  bearerAuthorization,
+  bitbucketTokenId,
+  missingPermissions,
+} from './bitbucket-token-api.js';
+import { CredentialBox, type EncryptionKey, type UpstreamCredential } from './credential-box.js';
+import { ExpirySweep } from './expiry-sweep.js';
+import { upstreamCredentials } from './upstream-credentials.js';
+import { type RetryOptions, UpstreamDeletions } from './upstream-deletions.js';
+
+export type { BitbucketPermission } from './bitbucket-token-api.js';
+export type { EncryptionKey } from './credential-box.js';
+export type { RetryOptions } from './upstream-deletions.js';
+
+/** Bitbucket permissions each of our scopes is backed by. */
+export interface ScopePermissions {
+  /** Default `['REPO_READ', 'PROJECT_READ']`. */
+  read?: readonly BitbucketPermission[];
+  /** Default `['REPO_WRITE', 'PROJECT_WRITE']`. */
+  write?: readonly BitbucketPermission[];
+}
+
+export interface BitbucketAccessTokensOptions {
+  /** Bitbucket's base URL, e.g. `https://bitbucket.example.com`. */
+  baseUrl: string;
+  /**
+   * Keys that encrypt the Bitbucket tokens at rest (AES-256-GCM): `[{ id, key }]`, each key 32
+   * random bytes. The first encrypts; all decrypt. Keep them outside the token store.
+   */
+  encryptionKeys: readonly EncryptionKey[];
+  /**
+   * A Bitbucket system administrator's HTTP access token. Used to delete users' Bitbucket
+   * tokens (administrators may revoke any user's tokens) and to read a linked token's
+   * permissions. Default: each Bitbucket token deletes and describes itself.
+   */
+  adminToken?: string;
+  /** Bitbucket permissions of minted tokens, and what a linked token must carry. */
+  permissions?: ScopePermissions;
+  /** Deadline of each call to Bitbucket. Default 5,000 ms. */
+  timeoutMs?: number;
+  /** How often expired tokens are looked for, to delete their Bitbucket tokens. Default 60,000 ms. */
+  sweepIntervalMs?: number;
+  /** Retries of failed deletions. */
+  retry?: RetryOptions;
+}
+
+const PERMISSION_LIST = array(oneOf(BITBUCKET_PERMISSIONS), { minLength: 1 });
+
+const OPTIONS: Shape<BitbucketAccessTokensOptions> = {
+  baseUrl: any,
+  encryptionKeys: any,
+  adminToken: string({ maxLength: 4096 }),
+  permissions: object<ScopePermissions>({ read: PERMISSION_LIST, write: PERMISSION_LIST }),
+  timeoutMs: integer(1, 600_000),
+  sweepIntervalMs: integer(1_000, 86_400_000),
+  retry: object<RetryOptions>({ initialDelayMs: integer(1, 3_600_000), maxDelayMs: integer(1, 86_400_000) }),
+};
+
+const DAY_MS = 86_400_000;
+/** What Bitbucket administrators see in the user's token list: our token's id names the Bitbucket one. */
+export const MINTED_TOKEN_NAME = 'express-api-tokens';
+
+/**
+ * How the gate reaches Bitbucket; pass it as `createTokenGate({ upstream })`. Opaque: its parts
+ * are internal.
+ */
+export interface UpstreamMode {
+  readonly kind: 'bitbucket-access-tokens';
+}
+
+/** What the gate needs from an upstream mode, once attached to its store and listener. */
+export interface AttachedUpstream {
+  hook: UpstreamHook;
+  /** The request-path step that replaces `forwardIdentity`. */
+  requestStep: RequestHandler;
+  close(): void;
+}
+
+interface AttachContext {
+  store: TokenStore;
+  storeTimeoutMs: number;
+  emit: EventListener;
+  /** The user's listener, or undefined (request steps then skip building events). */
+  onEvent: EventListener | undefined;
+  now?: () => number;
+}
+
+const modes = new WeakMap<UpstreamMode, (context: AttachContext) => AttachedUpstream>();
+
+/** The internals of an upstream mode (for `createTokenGate`; not exported by the package). */
+export function attachUpstream(mode: UpstreamMode, context: AttachContext): AttachedUpstream {
+  const attach = modes.get(mode);
+  if (attach === undefined) throw new TypeError('`upstream` must be made by bitbucketAccessTokens(...)');
+  return attach(context);
+}
+
+/** True for values made by `bitbucketAccessTokens` (option check). */
+export function isUpstreamMode(value: unknown): value is UpstreamMode {
+  return typeof value === 'object' && value !== null && modes.has(value as UpstreamMode);
+}
+
+function credentialsOf(value: unknown): UpstreamCredentials {
+  const fail = (message: string): never => {
+    throw new ValidationError('upstream', message);
+  };
+  if (typeof value !== 'object' || value === null)
+    fail('`upstream` must be { password } or { bitbucketToken }.');
+  const { password, bitbucketToken, slug, ...rest } = value as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) fail(`Unknown field \`upstream.${Object.keys(rest)[0]}\`.`);
+  if ((password === undefined) === (bitbucketToken === undefined))
+    fail('Give either a Bitbucket password or a Bitbucket access token, not both.');
+  if (slug !== undefined && (typeof slug !== 'string' || slug.length === 0 || slug.length > 255))
+    fail('`upstream.slug` must be a Bitbucket user slug.');
+  const withSlug = slug === undefined ? {} : { slug: slug as string };
+  if (password !== undefined) {
+    if (typeof password !== 'string' || password.length === 0 || password.length > 1024)
+      fail('`upstream.password` must be a non-empty string.');
+    return { password: password as string, ...withSlug };
+  }
+  if (typeof bitbucketToken !== 'string' || bitbucketToken.length < 8 || bitbucketToken.length > 1024)
+    throw new ValidationError('bitbucketToken', '`bitbucketToken` must be a Bitbucket HTTP access token.');
+  return { bitbucketToken, ...withSlug };
+}
+
+/**
+ * Access-token mode: each of our tokens is backed by a Bitbucket HTTP access token of the same
+ * user, and `protect()` sends that one upstream (`Authorization: Bearer …`), so a stock
+ * Bitbucket authenticates requests natively — nothing to install on the Bitbucket side.
+ *
+ * Creating a token needs Bitbucket credentials of its owner: their password (the gate then
+ * mints a Bitbucket token named `express-api-tokens <id>` with permissions mapped from the
+ * scope and an expiry no earlier than ours, and forgets the password) or a Bitbucket token they
+ * created themselves (`bitbucketToken`, checked against Bitbucket: it must be theirs and carry
+ * the scope's permissions). The Bitbucket token is stored encrypted (JWE `dir` + A256GCM, keys
+ * from `encryptionKeys`) and deleted in Bitbucket when ours is revoked or expires.
+ * @example
+ * const gate = createTokenGate({
+ *   store,
+ *   upstream: bitbucketAccessTokens({
+ *     baseUrl: 'https://bitbucket.example.com',
+ *     encryptionKeys: [{ id: '2025-06', key: process.env.TOKEN_ENCRYPTION_KEY! }],
+ *     adminToken: process.env.BITBUCKET_ADMIN_TOKEN,
+ *   }),
+ * });
+ */
+export function bitbucketAccessTokens(options: Readonly<BitbucketAccessTokensOptions>): UpstreamMode {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('bitbucketAccessTokens() takes an options object: { baseUrl, encryptionKeys }');
+  validateOptions<BitbucketAccessTokensOptions>(options, OPTIONS);
+  const baseUrl = bitbucketBaseUrl(options.baseUrl);
+  if (options.encryptionKeys === undefined)
+    throw new TypeError('`encryptionKeys` is required: [{ id, key }] with 32-byte keys');
+  const box = new CredentialBox(options.encryptionKeys);
+  const api = new BitbucketTokenApi(baseUrl, options.timeoutMs ?? 5_000);
+  const permissions: Record<Scope, readonly BitbucketPermission[]> = {
+    read: options.permissions?.read ?? ['REPO_READ', 'PROJECT_READ'],
+    write: options.permissions?.write ?? ['REPO_WRITE', 'PROJECT_WRITE'],
+  };
+  const adminAuthorization =
+    options.adminToken === undefined ? undefined : bearerAuthorization(options.adminToken);
+  const retry = {
+    initialDelayMs: options.retry?.initialDelayMs ?? 1_000,
+    maxDelayMs: options.retry?.maxDelayMs ?? 300_000,
+  };
+  const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+
+  const mode: UpstreamMode = Object.freeze({ kind: 'bitbucket-access-tokens' as const });
+  modes.set(mode, (context) => {
+    const now = context.now ?? Date.now;
+    const deletions = new UpstreamDeletions({
+      api,
+      box,
+      adminAuthorization,
+      store: context.store,
+      storeTimeoutMs: context.storeTimeoutMs,
+      emit: context.emit,
+      retry,
+      now,
+    });
+    const sweep = new ExpirySweep(context.store, deletions, sweepIntervalMs);
+    const grants = new Grants(api, box, permissions, adminAuthorization, deletions);
+    return {
+      hook: {
+        acquire: (request) => grants.acquire(request),
+        release: (record) => deletions.release(record, 'revoked'),
+      },
+      requestStep: upstreamCredentials({ box, api, onEvent: context.onEvent }),
+      close() {
+        sweep.stop();
+        deletions.close();
+      },
+    };
+  });
+  return mode;
+}
+
+/** Mints, links or shares the Bitbucket token of a new token. */
+class Grants {
+  constructor(
+    private readonly api: BitbucketTokenApi,
+    private readonly box: CredentialBox,
+    private readonly permissions: Record<Scope, readonly BitbucketPermission[]>,
+    private readonly adminAuthorization: string | undefined,
+    private readonly deletions: UpstreamDeletions,
+  ) {}
+
+  async acquire(request: UpstreamRequest): Promise<UpstreamGrant> {
+    if (request.credentials === undefined) {
+      if (request.from?.upstream != null) return this.#share(request, request.from);
+      throw new ConflictError(
+        sameUser(request.actor, request.user)
+          ? 'This proxy forwards Bitbucket access tokens: log in with your Bitbucket password, or give a Bitbucket HTTP access token you created (`bitbucketToken`).'
+          : `This proxy forwards Bitbucket access tokens: creating a token for ${request.user} needs a Bitbucket HTTP access token of theirs (\`bitbucketToken\`).`,
+      );
+    }
+    const credentials = credentialsOf(request.credentials);
+    return 'password' in credentials
+      ? this.#mint(request, credentials.password, credentials.slug)
+      : this.#link(request, credentials.bitbucketToken, credentials.slug);
+  }
+
+  /** The user's slug: given, or looked up with the user's own credentials. */
+  async #slug(user: string, authorization: string, given: string | undefined): Promise<string> {
+    if (given !== undefined) return given;
+    const found = await this.api.findUser(user, authorization);
+    if (found.ok && found.value !== undefined) return found.value.slug;
+    if (!found.ok && found.status === 401) throw this.#refusedCredential(authorization);
+    throw new ValidationError('user', `Bitbucket has no user named ${user}.`);
+  }
+
+  #refusedCredential(authorization: string): Error {
+    return authorization.startsWith('Basic ')
+      ? new AuthenticationError('PASSWORD_INVALID', 'Bitbucket refused the password.')
+      : new ValidationError(
+          'bitbucketToken',
+          'Bitbucket does not accept this access token (wrong, revoked or expired).',
+        );
+  }
+
+  async #mint(request: UpstreamRequest, password: string, slug: string | undefined): Promise<UpstreamGrant> {
+    const authorization = basicAuthorization(request.user, password);
+    const userSlug = await this.#slug(request.user, authorization, slug);
+    const name = `${MINTED_TOKEN_NAME} ${request.id}`;
+    // Bitbucket counts whole days: round up, so its token never dies before ours; ours is
+    // refused by the gate when it expires, and the sweep deletes the Bitbucket token then.
+    const expiryDays =
+      request.expiresAt === null
+        ? undefined
+        : Math.max(1, Math.ceil((request.expiresAt - request.now) / DAY_MS));
+    let answer: Answer<{ id: string; token: string; expiresAt: number | null }>;
+    try {
+      answer = await this.api.create(userSlug, authorization, {
+        name,
+        permissions: this.permissions[request.scope],
+        ...(expiryDays === undefined ? {} : { expiryDays }),
+      });
+    } catch (err) {
+      // No answer, but Bitbucket may have created it: find it by its name and delete it.
+      if (err instanceof BitbucketUnavailable && err.ambiguous)
+        await this.#deleteByName(userSlug, authorization, name);
+      throw err instanceof BitbucketUnavailable
+        ? new BitbucketUnavailable(
+            `Bitbucket could not create the access token behind this API token: ${err.message}`,
+            err.ambiguous,
+          )
+        : err;
+    }
+    if (!answer.ok) throw this.#mintRefused(answer, request.user);
+    const credential: UpstreamCredential = {
+      token: answer.value.token,
+      tokenId: answer.value.id,
+      user: request.user,
+      slug: userSlug,
+      ours: request.id,
+      expiresAt:
+        answer.value.expiresAt ?? (expiryDays === undefined ? null : request.now + expiryDays * DAY_MS),
+      origin: 'minted',
+    };
+    const draft = { id: request.id, user: request.user, name } as TokenRecord;
+    try {
+      const sealed = await this.box.seal(credential);
+      return {
+        sealed,
+        notAfter: credential.expiresAt,
+        origin: 'minted',
+        undo: () => this.deletions.abandon(draft, credential),
+      };
+    } catch (err) {
+      await this.deletions.abandon(draft, credential);
+      throw err;
+    }
+  }
+
+  #mintRefused(answer: { status: number; message?: string; refusal?: string }, user: string): Error {
+    const said = answer.message === undefined ? '' : ` Bitbucket says: ${answer.message}`;
+    if (answer.status === 401 && answer.refusal === 'unauthenticated')
+      return new AuthenticationError('PASSWORD_INVALID', 'Bitbucket refused the password.');
+    if (answer.status === 401 || answer.status === 403)
+      return new ForbiddenError(
+        'PERMISSION_DENIED',
+        `Bitbucket does not let ${user} create HTTP access tokens.${said}`,
+      );
+    if (answer.status === 404) return new ValidationError('user', `Bitbucket has no user ${user}.`);
+    return new ValidationError('upstream', `Bitbucket refused to create the access token.${said}`);
+  }
+
+  /** Best effort after an unanswered create: the token may exist under our name. */
+  async #deleteByName(slug: string, authorization: string, name: string): Promise<void> {
+    try {
+      const listed = await this.api.list(slug, authorization);
+      if (!listed.ok) return;
+      for (const token of listed.value.filter((t) => t.name === name))
+        await this.api.delete(slug, token.id, authorization);
+    } catch {
+      // Bitbucket is still down: the orphan carries our name and expiry for an administrator.
+    }
+  }
+
+  async #link(request: UpstreamRequest, token: string, slug: string | undefined): Promise<UpstreamGrant> {
+    const authorization = bearerAuthorization(token);
+    const reject = (message: string) => new ValidationError('bitbucketToken', message);
+    const who = await this.api.whoAmI(authorization);
+    if (!who.ok) throw this.#refusedCredential(authorization);
+    if (who.value === null || !sameUser(who.value, request.user))
+      throw reject(`This Bitbucket access token does not belong to ${request.user}.`);
+    const tokenId = bitbucketTokenId(token);
+    if (tokenId === undefined) throw reject('This is not a Bitbucket personal HTTP access token.');
+    const userSlug = await this.#slug(request.user, authorization, slug);
+    const read = await this.api.read(userSlug, tokenId, this.adminAuthorization ?? authorization);
+    if (!read.ok)
+      throw read.status === 404
+        ? reject(`Bitbucket knows no such access token of ${request.user}.`)
+        : reject(
+            'Bitbucket did not let the proxy read this access token’s permissions. Ask an administrator to configure `adminToken`.',
+          );
+    const details = read.value;
+    if (details.user !== null && !sameUser(details.user, request.user))
+      throw reject(`This Bitbucket access token does not belong to ${request.user}.`);
+    const missing = missingPermissions(details.permissions, this.permissions[request.scope]);
+    if (missing.length > 0)
+      throw reject(
+        `This Bitbucket access token lacks ${missing.join(' and ')}, which ${request.scope} API tokens need.`,
+      );
+    if (details.expiresAt !== null && details.expiresAt <= request.now)
+      throw reject('This Bitbucket access token has expired.');
+    const sealed = await this.box.seal({
+      token,
+      tokenId,
+      user: request.user,
+      slug: userSlug,
+      ours: request.id,
+      expiresAt: details.expiresAt,
+      origin: 'linked',
+    });
+    return { sealed, notAfter: details.expiresAt, origin: 'linked', undo: async () => {} };
+  }
+
+  /** Rotation and copy without new credentials: the new token shares the original's Bitbucket token. */
+  async #share(request: UpstreamRequest, from: TokenRecord): Promise<UpstreamGrant> {
+    const original = await this.box.open(from);
+    if (original.expiresAt !== null && original.expiresAt <= request.now)
+      throw new ConflictError(
+        'The Bitbucket access token behind this API token has expired: give your Bitbucket password or a new `bitbucketToken`.',
+      );
+    const sealed = await this.box.seal({ ...original, ours: request.id });
+    return { sealed, notAfter: original.expiresAt, origin: 'shared', undo: async () => {} };
+  }
+}

@@ -1,0 +1,151 @@
+import { createPrivateKey, createSecretKey, type KeyObject } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { SignJWT } from 'jose';
+import { BoundedCache } from '../internal/bounded-cache.js';
+import {
+  any,
+  headerName as headerNameCheck,
+  integer,
+  object,
+  oneOf,
+  type Shape,
+  string,
+  validateOptions,
+} from '../internal/options.js';
+import { isTokenRequest } from '../request/credential-slot.js';
+import { rewriteHeaders, spellingsOf } from '../request/header-rewrite.js';
+
+/** A short-lived signed statement of who the request is, for upstreams that verify it. */
+export interface IdentityJwtOptions {
+  /** HS256: a secret of at least 32 bytes. EdDSA: an Ed25519 private key (KeyObject or PEM). */
+  key: string | Buffer | KeyObject;
+  /** Default `'HS256'` for a secret, `'EdDSA'` for a private key. */
+  algorithm?: 'HS256' | 'EdDSA';
+  /** Header that carries the JWT. Default `'x-forwarded-user-jwt'`. */
+  header?: string;
+  /** Lifetime in seconds. Default 60. */
+  ttlSeconds?: number;
+  issuer?: string;
+  audience?: string;
+}
+
+export interface ForwardIdentityOptions {
+  /** Header that tells the upstream who the user is. Default `'x-forwarded-user'`. */
+  header?: string;
+  /** Also send a signed JWT (`sub` = user, `tid` = token id, `scope`). */
+  jwt?: IdentityJwtOptions;
+}
+
+/** The identity header and the JWT header of the identity-header mode, stripped in every mode. */
+export const DEFAULT_IDENTITY_HEADER = 'x-forwarded-user';
+export const DEFAULT_JWT_HEADER = 'x-forwarded-user-jwt';
+const NOTHING: ReadonlyArray<readonly [string, string]> = [];
+
+export const FORWARD_IDENTITY_OPTIONS: Shape<ForwardIdentityOptions> = {
+  header: headerNameCheck,
+  jwt: object<IdentityJwtOptions>({
+    key: any,
+    algorithm: oneOf(['HS256', 'EdDSA']),
+    header: headerNameCheck,
+    ttlSeconds: integer(5, 3_600),
+    issuer: string(),
+    audience: string(),
+  }),
+};
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function headerName(value: string | undefined, fallback: string, option: string): string {
+  const name = (value ?? fallback).toLowerCase();
+  if (!HEADER_NAME.test(name) || name === 'authorization' || name === 'host') {
+    throw new TypeError(`\`${option}\` is not a usable header name: ${JSON.stringify(value)}`);
+  }
+  return name;
+}
+
+type Signer = (user: string, tokenId: string, scope: string) => Promise<string>;
+
+function createSigner(options: IdentityJwtOptions): Signer {
+  const ttl = options.ttlSeconds ?? 60;
+  if (!Number.isInteger(ttl) || ttl < 5 || ttl > 3600)
+    throw new TypeError('`jwt.ttlSeconds` must be an integer from 5 to 3600');
+  let key: KeyObject;
+  try {
+    key =
+      typeof options.key === 'object' && !Buffer.isBuffer(options.key)
+        ? options.key
+        : typeof options.key === 'string' && options.key.includes('-----BEGIN')
+          ? createPrivateKey(options.key)
+          : createSecretKey(Buffer.from(options.key));
+  } catch {
+    throw new TypeError('`jwt.key` must be a secret (32+ bytes) or an Ed25519 private key');
+  }
+  const algorithm = options.algorithm ?? (key.type === 'secret' ? 'HS256' : 'EdDSA');
+  if (algorithm === 'HS256' && (key.type !== 'secret' || (key.symmetricKeySize ?? 0) < 32)) {
+    throw new TypeError('`jwt.key` must be a secret of at least 32 bytes for HS256');
+  }
+  if (algorithm === 'EdDSA' && (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519')) {
+    throw new TypeError('`jwt.key` must be an Ed25519 private key for EdDSA');
+  }
+  // A JWT is reused for half its life, so a busy token costs one signature per half-TTL.
+  const cache = new BoundedCache<string, string>(10_000, (ttl * 1000) / 2);
+  return async (user, tokenId, scope) => {
+    const now = Date.now();
+    const cacheKey = `${tokenId}\u0000${user}\u0000${scope}`;
+    const hit = cache.get(cacheKey, now);
+    if (hit !== undefined) return hit;
+    let jwt = new SignJWT({ tid: tokenId, scope })
+      .setProtectedHeader({ alg: algorithm, typ: 'JWT' })
+      .setSubject(user)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(now / 1000) + ttl);
+    if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer);
+    if (options.audience !== undefined) jwt = jwt.setAudience(options.audience);
+    const signed = await jwt.sign(key);
+    cache.set(cacheKey, signed, undefined, now);
+    return signed;
+  };
+}
+
+/**
+ * Tells the upstream who the user is: sets the identity header for token requests, strips any
+ * client-sent copy of it (every request, any letter case), and removes the token's
+ * `Authorization` header so a token never travels upstream. Optionally adds a signed JWT.
+ * Password requests keep their `Authorization` for the upstream to check.
+ * @example app.use(forwardIdentity({ header: 'x-forwarded-user', jwt: { key: process.env.JWT_SECRET! } }))
+ */
+export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}): RequestHandler {
+  validateOptions<ForwardIdentityOptions>(options, FORWARD_IDENTITY_OPTIONS);
+  const header = headerName(options.header, DEFAULT_IDENTITY_HEADER, 'header');
+  const jwtHeader = options.jwt
+    ? headerName(options.jwt.header, DEFAULT_JWT_HEADER, 'jwt.header')
+    : undefined;
+  const sign = options.jwt ? createSigner(options.jwt) : undefined;
+  // The default JWT header is stripped even when no JWT is configured: it is never the client's to send.
+  const names = [...new Set([header, DEFAULT_JWT_HEADER, ...(jwtHeader ? [jwtHeader] : [])])];
+  const spoofable = spellingsOf(names);
+  const withAuthorization = spellingsOf([...names, 'authorization']);
+
+  return function forwardIdentityMiddleware(req, _res, next) {
+    const auth = req.auth;
+    const tokenRequest = auth?.kind === 'token' || isTokenRequest(req);
+    const remove = tokenRequest ? withAuthorization : spoofable;
+    if (auth?.kind !== 'token' || auth.user === undefined || auth.token === undefined) {
+      rewriteHeaders(req, remove, NOTHING);
+      next();
+      return;
+    }
+    const user = auth.user;
+    if (sign === undefined || jwtHeader === undefined) {
+      rewriteHeaders(req, remove, [[header, user]]);
+      next();
+      return;
+    }
+    sign(user, auth.token.id, auth.token.scope).then((jwt) => {
+      rewriteHeaders(req, remove, [
+        [header, user],
+        [jwtHeader, jwt],
+      ]);
+      next();
+    }, next);
+  };
+}
