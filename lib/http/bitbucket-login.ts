@@ -120,7 +120,9 @@ export function bitbucketPasswordVerifier(
     const body = (await bitbucketJson(response)) as { values?: Array<{ name?: unknown; slug?: unknown }> };
     const wanted = (authenticated ?? user).toLowerCase();
     const match = body?.values?.find((v) => typeof v?.name === 'string' && v.name.toLowerCase() === wanted);
-    if (authenticated !== null && authenticated.toLowerCase() !== key && match === undefined) return null;
+    // Bitbucket names the authenticated user (X-AUSERNAME) or lists it: an answer with neither
+    // proves nothing about who logged in, so it is refused.
+    if (match === undefined && (authenticated === null || authenticated.toLowerCase() !== key)) return null;
     const account: BitbucketUser = {
       name: typeof match?.name === 'string' ? match.name : (authenticated ?? user),
       slug: typeof match?.slug === 'string' ? match.slug : (authenticated ?? user).toLowerCase(),

@@ -207,6 +207,8 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
       const body = req.body === undefined || Object.keys(req.body ?? {}).length === 0 ? {} : jsonBody(req);
       refuseUnknownFields(body, new Set(['graceMs', 'bitbucketToken']));
       const before = await visibleToken(caller, String(req.params['id']));
+      // A rotation makes a new token: whoever lost the right to create one cannot renew it either.
+      assertMayCreate(caller, before.user, before.scope);
       const graceMs = body['graceMs'];
       if (graceMs !== undefined && typeof graceMs !== 'number')
         throw new ValidationError('graceMs', '`graceMs` must be a number of milliseconds.');

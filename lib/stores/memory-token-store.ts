@@ -68,6 +68,7 @@ export class MemoryTokenStore implements TokenStore {
     const defined = Object.entries(changes).filter(([, value]) => value !== undefined);
     // Set on an existing key: the record keeps its place in creation order.
     this.records.set(id, copy({ ...record, ...Object.fromEntries(defined) }));
+    for (const listener of this.listeners) listener(id);
     return true;
   }
 

@@ -8,9 +8,8 @@ const MAX_RETRY_MS = 1_000;
 
 /**
  * LISTENs for revocations on a client of its own from the pool, and keeps doing so: when the
- * connection drops it reports `'*'` (notifications may be lost), retries with a short backoff
- * (reporting `'*'` after every failed try, so no cache refills from a feed that is down), and
- * reports `'*'` once more when listening again.
+ * connection drops it reports the feed down (caches are not trusted meanwhile) and `'*'`,
+ * retries with a short backoff, and once listening again reports `'*'` and the feed up.
  */
 export class PgRevocationListener {
   private client: PgPoolClientLike | undefined;
@@ -22,6 +21,7 @@ export class PgRevocationListener {
     private readonly pool: PgPoolLike,
     private readonly channel: string,
     private readonly onRevoked: RevocationListener,
+    private readonly onFeedState: (connected: boolean) => void = () => {},
   ) {}
 
   /** Resolves once listening; rejects when the first connection fails. */
@@ -69,6 +69,7 @@ export class PgRevocationListener {
   private lost(client: PgPoolClientLike): void {
     if (this.client !== client) return;
     this.drop();
+    this.onFeedState(false);
     this.onRevoked('*');
     this.retry();
   }
@@ -91,11 +92,12 @@ export class PgRevocationListener {
     this.timer = setTimeout(() => {
       this.connect().then(
         () => {
-          if (!this.stopped) this.onRevoked('*'); // listening again: whatever was cached meanwhile goes
+          if (this.stopped) return;
+          this.onRevoked('*'); // listening again: whatever was cached meanwhile goes
+          this.onFeedState(true);
         },
         () => {
           this.failures++;
-          this.onRevoked('*');
           this.retry();
         },
       );

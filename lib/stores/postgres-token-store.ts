@@ -176,14 +176,16 @@ export class PostgresTokenStore implements TokenStore {
   async update(id: string, changes: TokenChanges): Promise<boolean> {
     const columns = changedColumns(changes);
     if (columns.length === 0) return (await this.query(this.sql.exists, [id, Date.now()])).rows.length > 0;
-    // Built from fixed column names only; every value is a parameter.
+    // Built from fixed column names only; every value is a parameter. The change is announced
+    // on the revocation channel in the same statement, so other instances drop the old version.
     const set = columns.map(([column], i) => `${column} = $${i + 1}`).join(', ');
     const n = columns.length;
-    const { rowCount } = await this.query(
-      `UPDATE ${this.names.tokens} SET ${set} WHERE id = $${n + 1} AND (expires_at IS NULL OR expires_at > $${n + 2})`,
-      [...columns.map(([, value]) => value), id, Date.now()],
+    const { rows } = await this.query(
+      `WITH changed AS (UPDATE ${this.names.tokens} SET ${set} WHERE id = $${n + 1} AND (expires_at IS NULL OR expires_at > $${n + 2}) RETURNING id)
+        SELECT pg_notify($${n + 3}, id) FROM changed`,
+      [...columns.map(([, value]) => value), id, Date.now(), this.names.channel],
     );
-    return (rowCount ?? 0) > 0;
+    return rows.length > 0;
   }
 
   async delete(id: string): Promise<boolean> {
@@ -237,11 +239,15 @@ export class PostgresTokenStore implements TokenStore {
 
   /**
    * LISTENs on a connection of its own from the pool (for as long as you stay subscribed).
-   * Resolves once listening; a dropped connection reports `'*'` and reconnects by itself.
+   * Resolves once listening; a dropped connection reports the feed down and `'*'`, and
+   * reconnects by itself.
    */
-  async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
+  async subscribe(
+    onRevoked: RevocationListener,
+    onFeedState?: (connected: boolean) => void,
+  ): Promise<() => Promise<void>> {
     await this.ensureSchema();
-    const listener = new PgRevocationListener(this.pool, this.names.channel, onRevoked);
+    const listener = new PgRevocationListener(this.pool, this.names.channel, onRevoked, onFeedState);
     try {
       await listener.start();
     } catch (err) {

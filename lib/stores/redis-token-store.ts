@@ -150,6 +150,8 @@ export class RedisTokenStore implements TokenStore {
         [now, lifetime, ...encodeChanges(changes)],
       );
       if (typeof user !== 'string') return false;
+      // Other instances drop their cached copy of the old version at once.
+      await this.redis.publish(this.channel, id);
       if (moved) {
         // The key's lifetime moved in the script; the expiry index and the user index follow.
         const expires = changes.expiresAt ?? '';
@@ -279,10 +281,14 @@ export class RedisTokenStore implements TokenStore {
   }
 
   /**
-   * Listens for revocations on a duplicate of the client. A dropped or restored subscription
-   * reports `'*'`: messages may have been missed, so caches must start over.
+   * Listens for revocations and changes on a duplicate of the client. A dropped subscription
+   * reports the feed down (caches are then not trusted); once subscribed again it reports `'*'`
+   * (messages may have been missed, so caches start over) and the feed up.
    */
-  async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
+  async subscribe(
+    onRevoked: RevocationListener,
+    onFeedState?: (connected: boolean) => void,
+  ): Promise<() => Promise<void>> {
     // The subscriber queues its SUBSCRIBE until connected and re-subscribes after reconnects.
     const subscriber = this.redis.isCluster
       ? this.redis.duplicate([], { enableOfflineQueue: true })
@@ -293,10 +299,23 @@ export class RedisTokenStore implements TokenStore {
     });
     let ready = false;
     subscriber.on('ready', () => {
-      if (ready) onRevoked('*');
-      ready = true;
+      if (!ready) {
+        ready = true;
+        return;
+      }
+      // Reconnected: the feed is up again only once the channel is subscribed again.
+      subscriber.subscribe(this.channel).then(
+        () => {
+          onRevoked('*');
+          onFeedState?.(true);
+        },
+        () => {},
+      );
     });
-    subscriber.on('close', () => onRevoked('*'));
+    subscriber.on('close', () => {
+      onFeedState?.(false);
+      onRevoked('*');
+    });
     const stop = async () => {
       subscriber.removeAllListeners('close');
       subscriber.disconnect();

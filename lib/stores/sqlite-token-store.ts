@@ -126,6 +126,7 @@ export class SqliteTokenStore implements TokenStore {
   private readonly full: boolean;
   private readonly pollIntervalMs: number;
   private readonly listeners = new Set<RevocationListener>();
+  private readonly feedListeners = new Set<(connected: boolean) => void>();
   private readonly sql: Statements;
   private readonly tables: ReturnType<typeof sqliteNames>;
   private timer: NodeJS.Timeout | undefined;
@@ -226,7 +227,19 @@ export class SqliteTokenStore implements TokenStore {
       const statement = this.db.prepare(
         `UPDATE ${this.tables.tokens} SET ${set} WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)`,
       );
-      return statement.run(...columns.map(([, value]) => value), id, Date.now()).changes > 0;
+      const now = Date.now();
+      // One transaction: the change, and its entry in the log, so other processes drop the old version.
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const changed = statement.run(...columns.map(([, value]) => value), id, now).changes > 0;
+        if (changed) this.sql.logRevocation.run(id, now);
+        this.db.exec('COMMIT');
+        if (changed) this.emit(id);
+        return changed;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
     });
   }
 
@@ -305,11 +318,14 @@ export class SqliteTokenStore implements TokenStore {
   }
 
   /**
-   * Delivers revocations from every process on the file by polling its revocation log (an
-   * `unref()`'d timer, one indexed read per tick). While the log cannot be read, and once it
-   * can again, listeners get `'*'`: caches must start over.
+   * Delivers revocations and changes from every process on the file by polling its log (an
+   * `unref()`'d timer, one indexed read per tick). While the log cannot be read the feed is
+   * reported down; once it can again, listeners get `'*'` (caches start over) and the feed up.
    */
-  async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
+  async subscribe(
+    onRevoked: RevocationListener,
+    onFeedState?: (connected: boolean) => void,
+  ): Promise<() => Promise<void>> {
     this.guard(() => {
       if (this.timer !== undefined) return;
       this.cursor = (this.sql.lastRevocation.get() as { seq: number }).seq;
@@ -317,8 +333,10 @@ export class SqliteTokenStore implements TokenStore {
       this.timer.unref();
     });
     this.listeners.add(onRevoked);
+    if (onFeedState !== undefined) this.feedListeners.add(onFeedState);
     return async () => {
       this.listeners.delete(onRevoked);
+      if (onFeedState !== undefined) this.feedListeners.delete(onFeedState);
       if (this.listeners.size === 0) this.stopPolling();
     };
   }
@@ -341,6 +359,7 @@ export class SqliteTokenStore implements TokenStore {
     try {
       revoked = this.sql.revocationsAfter.all(this.cursor) as Array<{ seq: number; id: string }>;
     } catch {
+      if (!this.feedFailing) for (const listener of this.feedListeners) listener(false);
       this.feedFailing = true;
       this.emit('*');
       return;
@@ -348,6 +367,7 @@ export class SqliteTokenStore implements TokenStore {
     // Log entries are numbered without gaps; a gap means entries were pruned before we read them.
     const missed = revoked.length > 0 && revoked[0]!.seq > this.cursor + 1;
     if (this.feedFailing || missed) this.emit('*');
+    if (this.feedFailing) for (const listener of this.feedListeners) listener(true);
     this.feedFailing = false;
     for (const { seq, id } of revoked) {
       this.cursor = seq;

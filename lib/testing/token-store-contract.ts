@@ -567,6 +567,24 @@ export function runTokenStoreContract(
         }
       });
 
+      it(`delivers a change made by another instance within ${revocationWithinMs} ms (caches drop the old version)`, async () => {
+        const peer = harness.peer;
+        if (!peer || !store.subscribe) return;
+        const seen: string[] = [];
+        const stop = await store.subscribe((id) => seen.push(id));
+        try {
+          const record = makeRecord();
+          await peer.put(record);
+          await sleep(100);
+          seen.length = 0;
+          expect(await peer.update(record.id, { resources: ['PROJ/repo'] })).toBe(true);
+          await within(revocationWithinMs, () => seen.includes(record.id) || seen.includes('*'));
+          expect(seen.includes(record.id) || seen.includes('*')).toBe(true);
+        } finally {
+          await stop();
+        }
+      });
+
       it('stops delivering once unsubscribed', async () => {
         if (!store.subscribe) return;
         const seen: string[] = [];

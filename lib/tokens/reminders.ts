@@ -61,6 +61,8 @@ export class ExpiryReminders {
         const ahead = daysToMs(lead);
         await this.#each(since + ahead, now + ahead, async (record) => {
           if (record.expiresAt! <= now) return; // expired already: only `token.expired` is due
+          // A token created inside a lead time gets no reminder for it: it was never further away.
+          if (record.createdAt > record.expiresAt! - ahead) return;
           if (await this.#claim(`expiring:${record.id}:${lead}:${record.expiresAt}`, ahead))
             this.#send(record, 'token.expiring', lead);
         });

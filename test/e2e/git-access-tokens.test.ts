@@ -46,7 +46,7 @@ describe('the example proxy in access-token mode, with git and curl', () => {
     JSON.parse(
       (
         await sh(
-          `curl -s -u demo:demo -H "Content-Type: application/json" -d '{"name":"e2e","scope":"${scope}"}' ${proxy.url}/tokens`,
+          `curl -s -u demo:demo -H "Content-Type: application/json" -d '{"name":"e2e","scope":"${scope}"}' ${proxy.url}/tokens/api`,
         )
       ).stdout,
     ) as { token: string; id: string };
@@ -57,6 +57,7 @@ describe('the example proxy in access-token mode, with git and curl', () => {
       PORT: '0',
       BITBUCKET_URL: '',
       REDIS_URL: '',
+      TOKEN_STORE: `sqlite:${join(dir, 'tokens.db')}`,
       BITBUCKET_UPSTREAM_MODE: 'access-token',
     });
     bitbucket = proxy.demo!.upstream.accessTokens!;
@@ -103,7 +104,7 @@ describe('the example proxy in access-token mode, with git and curl', () => {
     expect(backing).toBeDefined();
     await git('clone', '-q', `http://demo:${created.token}@${host}/scm/demo/repo.git`, 'before-revoke');
     const revoked = await sh(
-      `curl -s -o /dev/null -w '%{http_code}' -u demo:demo -X DELETE ${proxy.url}/tokens/${created.id}`,
+      `curl -s -o /dev/null -w '%{http_code}' -u demo:demo -X DELETE ${proxy.url}/tokens/api/${created.id}`,
     );
     expect(revoked.stdout).toBe('204');
     expect(bitbucket.tokens.has(backing!.id)).toBe(false);

@@ -143,6 +143,39 @@ describe('the example proxy with git and curl', () => {
     });
   });
 
+  it('limits a repository-restricted token to its repository, and git shows why elsewhere', async () => {
+    const create = async (body: Record<string, unknown>) =>
+      JSON.parse(
+        (
+          await sh(
+            `curl -s -u demo:demo -H "Content-Type: application/json" -d '${JSON.stringify(body)}' ${url}/tokens/api`,
+          )
+        ).stdout,
+      ) as { token: string; resources: string[] };
+    const host = url.replace('http://', '');
+    const here = await create({ name: 'repo only', scope: 'write', resources: ['DEMO/repo'] });
+    expect(here.resources).toEqual(['DEMO/repo']);
+    await git(['clone', `http://demo:${here.token}@${host}/scm/demo/repo.git`, 'restricted']);
+    await git([
+      '-C',
+      'restricted',
+      '-c',
+      'user.name=R',
+      '-c',
+      'user.email=r@example.com',
+      'commit',
+      '--allow-empty',
+      '-m',
+      'restricted push',
+    ]);
+    await git(['-C', 'restricted', 'push', 'origin', 'HEAD:main']);
+    const elsewhere = await create({ name: 'other repo', scope: 'write', resources: ['DEMO/other', 'OPS'] });
+    const clone = git(['clone', `http://demo:${elsewhere.token}@${host}/scm/demo/repo.git`, 'not-here']);
+    await expect(clone).rejects.toMatchObject({
+      stderr: expect.stringContaining('may not access this project or repository'),
+    });
+  });
+
   it('answers curl on /rest for each kind of credential', async () => {
     const status = async (args: string) =>
       (await sh(`curl -s -o /dev/null -w '%{http_code}' ${args} ${url}/rest/api/1.0/projects`)).stdout;

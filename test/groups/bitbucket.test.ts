@@ -1,8 +1,10 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTokenGate } from '../../lib/gate.js';
 import { bitbucketGroups } from '../../lib/groups/bitbucket-groups.js';
-import { bitbucketLogin } from '../../lib/http/bitbucket-login.js';
+import { bitbucketLogin, bitbucketPasswordVerifier } from '../../lib/http/bitbucket-login.js';
 import { basic, EXPRESS_VERSIONS } from '../support/apps.js';
 import { type BitbucketStandIn, startBitbucketStandIn } from '../support/bitbucket-stand-in.js';
 
@@ -221,6 +223,22 @@ describe.each(EXPRESS_VERSIONS)('bitbucketLogin on %s', (_name, makeApp) => {
       (await request(app).get('/tokens').set('Authorization', basic('alice', 'correct horse'))).status,
     ).toBe(503);
     await gate.close();
+  });
+
+  it('refuses a 200 that names no user: it proves nothing about who logged in', async () => {
+    const impostor = createServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ values: [] }));
+    });
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    const verify = bitbucketPasswordVerifier({
+      baseUrl: `http://127.0.0.1:${(impostor.address() as AddressInfo).port}`,
+    });
+    try {
+      expect(await verify('alice', 'anything')).toBeNull();
+    } finally {
+      impostor.close();
+    }
   });
 
   it('throws at startup on bad options', () => {

@@ -322,6 +322,13 @@ describe.each(STORES)('gate.router() on the %s', (_storeName, openStore) => {
       expect(hostBits.body.errors[0].message).toContain('10.0.0.0/8');
     });
 
+    it('refuses to rotate a write token for a caller who may no longer create write tokens', async () => {
+      const forAlice = (await create('admin', { name: 'deploy', scope: 'write', user: 'alice' })).body;
+      const rotated = await (await as('alice'))('post', `/${forAlice.id}/rotate`);
+      expect(rotated.status).toBe(403);
+      expect(rotated.body.errors[0].code).toBe('PERMISSION_DENIED');
+    });
+
     it('rotates and copies a token, and offboards a user', async () => {
       const original = (await create('bob', { name: 'deploy', scope: 'write', resources: ['OPS'] })).body;
       const rotated = await (await as('bob'))('post', `/${original.id}/rotate`).send({ graceMs: 60_000 });

@@ -76,7 +76,13 @@ describe('token pages in Chromium', () => {
   beforeAll(async () => {
     browser = await launchChromium();
     work = mkdtempSync(join(tmpdir(), 'eat-pages-'));
-    proxy = await startProxy({ PORT: '0', HOST: '127.0.0.1', REDIS_URL: '', BITBUCKET_URL: '' });
+    proxy = await startProxy({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      REDIS_URL: '',
+      BITBUCKET_URL: '',
+      TOKEN_STORE: 'memory:',
+    });
 
     gate = createTokenGate({
       groups: { alice: ['developers'], admin: ['admins'] },
