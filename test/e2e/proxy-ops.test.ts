@@ -75,7 +75,7 @@ describe('the example proxy’s operations endpoints', () => {
     await call(2, { authorization: bearer(readToken), from: '203.0.113.9' }, 'IP_NOT_ALLOWED');
     await call(2, { authorization: bearer(outsider) }, 'GROUP_REQUIRED');
 
-    // Management: one token created, one refusal; both are audit events on the log.
+    // Management: one token created, one refusal, one failed login: all audit events on the log.
     const created = await fetch(`${url}/tokens/api`, {
       method: 'POST',
       headers: { authorization: basic('demo', 'demo'), 'content-type': 'application/json' },
@@ -86,9 +86,14 @@ describe('the example proxy’s operations endpoints', () => {
       headers: { authorization: basic('demo', 'demo') },
     });
     expect(missing.status).toBe(404);
+    const wrong = await fetch(`${url}/tokens/api`, { headers: { authorization: basic('demo', 'wrong') } });
+    expect(wrong.status).toBe(401);
     const logged = log.mock.calls.map(([line]) => JSON.parse(String(line)));
     expect(logged).toContainEqual(expect.objectContaining({ type: 'token.created', name: 'laptop' }));
     expect(logged).toContainEqual(expect.objectContaining({ type: 'auth.denied', code: 'TOKEN_NOT_FOUND' }));
+    expect(logged).toContainEqual(
+      expect.objectContaining({ type: 'auth.denied', code: 'PASSWORD_INVALID', user: 'demo' }),
+    );
 
     // The store goes away: a token only the store can judge is refused with 503, never passed.
     await redis.stop(true);
