@@ -1,11 +1,12 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  // One entry per `exports` subpath: dist/<name>.js, .cjs, .d.ts, .d.cts.
+  // One entry per `exports` subpath (and the `bin`, dist/cli.js): dist/<name>.js, .cjs, .d.ts, .d.cts.
   entry: {
     index: 'lib/index.ts',
     'forward/index': 'lib/forward/index.ts',
     'testing/index': 'lib/testing/index.ts',
+    cli: 'lib/cli/main.ts',
   },
   format: ['esm', 'cjs'],
   // Shared code goes into chunks for CommonJS too, so every entry sees the same error classes

@@ -1,6 +1,7 @@
 /**
  * The servers under load, in their own process (the load generator runs in the parent).
  * Usage: node --import tsx bench/server.ts <variant> <redisUrl?>
+ * Variants: bare, memory, redis, bcrypt, jwt; `<variant>-metrics` adds `metrics: true`.
  * Prints `READY <port> <bearer token>` once listening.
  */
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import { library } from './load-library.js';
 const { createTokenGate, RedisTokenStore } = library;
 
 const [variant = 'bare', redisUrl] = process.argv.slice(2);
+const store = variant.replace(/-metrics$/, '');
 
 const app = express();
 app.disable('x-powered-by');
@@ -34,17 +36,18 @@ if (variant !== 'bare') {
     groups: { alice: ['api-users'] },
     permissions: { useTokens: ['api-users'] },
     ipAllowlist: ['127.0.0.0/8', '10.0.0.0/8', '2001:db8::/32'],
-    ...(variant === 'bcrypt' ? { hasher: 'bcrypt' as const } : {}),
-    ...(variant === 'jwt' ? { identity: { jwt: { key: 'bench-identity-jwt-secret-32-bytes!!' } } } : {}),
+    ...(store === 'bcrypt' ? { hasher: 'bcrypt' as const } : {}),
+    ...(store === 'jwt' ? { identity: { jwt: { key: 'bench-identity-jwt-secret-32-bytes!!' } } } : {}),
+    ...(variant.endsWith('-metrics') ? { metrics: true } : {}),
   };
-  if (variant === 'redis') {
+  if (store === 'redis') {
     const redis = new Redis(redisUrl!, { enableOfflineQueue: false });
     await new Promise((resolve) => redis.once('ready', resolve));
     options.store = new RedisTokenStore({ redis, keyPrefix: `bench-${process.pid}` });
   }
   const gate = createTokenGate(options);
-  // Let the Redis revocation feed connect, so the verified-token cache is trusted.
-  if (variant === 'redis') await new Promise((r) => setTimeout(r, 500));
+  // Wait until the store answers and its revocation feed is connected (the verified-token cache is trusted then).
+  while (!(await gate.health()).ready) await new Promise((r) => setTimeout(r, 20));
   token = (await gate.tokens.create({ user: 'alice', name: 'bench', scope: 'read' })).token;
   app.use(gate.protect());
 }

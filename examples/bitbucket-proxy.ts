@@ -15,6 +15,7 @@ import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { forwardTo } from '../lib/forward/index.js';
 import {
+  type AuditEvent,
   bitbucketAccessTokens,
   bitbucketGroups,
   bitbucketLogin,
@@ -123,6 +124,10 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
         ? { manageOthers: ['developers'] } // the demo user also sees the token manager
         : {}),
   };
+  // One JSON line per audit event: refusals, token changes, failed management logins.
+  const logEvent = (event: AuditEvent) => {
+    if (event.type !== 'auth.succeeded') console.log(JSON.stringify(event));
+  };
   const maxDays = days(env, 'TOKEN_MAX_DAYS');
   const defaultDays = days(env, 'TOKEN_DEFAULT_DAYS');
   const options: TokenGateOptions = {
@@ -144,19 +149,26 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
         }
       : {}),
     blockPasswordAuth: flag(env, 'BLOCK_PASSWORD_AUTH', true),
-    onEvent: (event) => {
-      if (event.type !== 'auth.succeeded') console.log(JSON.stringify(event));
-    },
+    onEvent: logEvent,
+    // Prometheus metrics at /metrics (prom-client is an optional peer dependency).
+    metrics: true,
   };
   const gate = createTokenGate(options);
 
   const app = express();
   app.disable('x-powered-by');
-  app.get('/healthz', (_req, res) => {
-    res.json({ ok: true });
-  });
+  // For load balancers and Prometheus. Serve them on an internal port instead if the proxy faces the internet.
+  const health = gate.healthHandlers();
+  app.get('/healthz', health.live);
+  app.get('/readyz', health.ready);
+  app.get('/metrics', gate.metricsHandler());
   // The management API (JSON, Basic login) and, beside it, the token pages (HTML, session login).
-  app.use('/tokens/api', bitbucketLogin({ baseUrl: bitbucketUrl.href }), gate.router());
+  // Failed logins are events too, and are counted in the store so every instance sees them.
+  app.use(
+    '/tokens/api',
+    bitbucketLogin({ baseUrl: bitbucketUrl.href, store: opened.store, onEvent: logEvent }),
+    gate.router(),
+  );
   if (!demo && !env['SESSION_SECRET'])
     console.warn('SESSION_SECRET is not set: page sessions end when the proxy restarts.');
   app.use(

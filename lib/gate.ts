@@ -1,5 +1,5 @@
 import type { RequestHandler, Router } from 'express';
-import { safeEmitter } from './events.js';
+import { type EventListener, safeEmitter } from './events.js';
 import { GATE_OPTIONS, type TokenGateOptions } from './gate/options.js';
 import { buildRequestPath } from './gate/request-path.js';
 import { compilePermission, toGroupResolver } from './groups/group-resolver.js';
@@ -7,6 +7,9 @@ import { LoginThrottle } from './http/login-throttle.js';
 import type { ManagementContext } from './http/management-context.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { validateOptions } from './internal/options.js';
+import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/health.js';
+import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
+import { GateMetrics } from './ops/metrics.js';
 import type { PagesOptions } from './pages/options.js';
 import { createPagesRouter } from './pages/router.js';
 import { type ClientIpOptions, createClientIpResolver } from './request/client-address.js';
@@ -21,6 +24,7 @@ import { TokenService, verifierOf } from './tokens/service.js';
 import { type AttachedUpstream, attachUpstream } from './upstream/bitbucket-access-tokens.js';
 
 export type { Permissions, TokenGateOptions } from './gate/options.js';
+export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from './ops/health.js';
 
 export interface TokenGate {
   /** Create, verify, list, change, rotate and revoke tokens from code. */
@@ -29,6 +33,27 @@ export interface TokenGate {
   protect(): RequestHandler;
   /** The management API (mount it behind a login such as `bitbucketLogin`). */
   router(options?: RouterOptions): Router;
+  /**
+   * Express handler for `/metrics` (Prometheus text format). Needs `metrics: true` (or
+   * `{ registry }`); throws a TypeError without it.
+   * @example app.get('/metrics', gate.metricsHandler());
+   */
+  metricsHandler(): RequestHandler;
+  /**
+   * Liveness and readiness: `live` while the gate is open; `ready` when the store also answers
+   * a probe within `storeTimeoutMs` and the revocation feed is connected.
+   * @example if (!(await gate.health()).ready) console.warn('token store unreachable');
+   */
+  health(): Promise<GateHealth>;
+  /**
+   * Handlers for `/healthz` (liveness: answers at once, never waits for the store) and
+   * `/readyz` (readiness: probes the store): 200 or 503, the `health()` JSON, `Cache-Control: no-store`.
+   * @example
+   * const health = gate.healthHandlers();
+   * app.get('/healthz', health.live);
+   * app.get('/readyz', health.ready);
+   */
+  healthHandlers(): HealthHandlers;
   /** The token pages: log in, create, copy once, rotate and revoke tokens; the token manager. */
   pages(options: PagesOptions): Router;
   /** Stops timers and listening for revocations. Does not close a store (or client) you passed in. */
@@ -63,10 +88,20 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
   const expiry = options.expiry ?? {};
   checkExpiryPolicy(expiry);
   const hasher = resolveHasher(options.hasher, options.pepper);
-  const store: TokenStore = options.store ?? new MemoryTokenStore();
+  const givenStore: TokenStore = options.store ?? new MemoryTokenStore();
   const ownsStore = options.store === undefined;
+  const kind = storeKind(givenStore);
+  const storeTimeoutMs = options.storeTimeoutMs ?? 2_000;
+  // Metrics off: nothing below is wrapped or counted, and prom-client is never loaded.
+  const metrics =
+    options.metrics === undefined || options.metrics === false
+      ? undefined
+      : new GateMetrics(options.metrics, kind);
+  const store =
+    metrics === undefined ? givenStore : instrumentedStore(givenStore, metrics.storeObserver, storeTimeoutMs);
   const onEvent = options.onEvent === undefined ? undefined : safeEmitter(options.onEvent);
-  const emit = onEvent ?? (() => {});
+  const userEmit: EventListener = onEvent ?? (() => {});
+  const emit = metrics === undefined ? userEmit : metrics.tallies.managementListener(userEmit);
   const groups = toGroupResolver(options.groups);
   const permissions = options.permissions ?? {};
   const ipOptions: ClientIpOptions = {
@@ -85,7 +120,8 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
           store,
           storeTimeoutMs: options.storeTimeoutMs ?? 2_000,
           emit,
-          onEvent,
+          // Its refusals are the request path's: counted with them when metrics are on.
+          onEvent: metrics === undefined ? onEvent : metrics.tallies.requestPathListener(onEvent),
         });
 
   const tokens = new TokenService({
@@ -100,14 +136,17 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(upstream === undefined ? {} : { upstream: upstream.hook }),
   });
   const verifier = verifierOf(tokens);
+  if (metrics !== undefined) verifier.observe(metrics.verifyObserver);
   const protect = buildRequestPath(options, {
     tokens,
     verifier,
     groups,
     ipOptions,
     onEvent,
+    tallies: metrics?.tallies,
     ...(upstream === undefined ? {} : { upstreamStep: upstream.requestStep }),
   });
+  const loginThrottle = new LoginThrottle(store, options.loginThrottle);
   const management: ManagementContext = {
     tokens,
     groups,
@@ -119,11 +158,20 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     expiry,
     resolveClientIp,
     emit,
-    loginThrottle: new LoginThrottle(store, options.loginThrottle),
+    loginThrottle,
   };
 
   // Revocations made by other instances drop our cached verifications.
   const feed = listenForRevocations(store, verifier);
+  metrics?.watch({ verifier, feed, loginThrottle });
+  let open = true;
+  const health = new HealthMonitor({
+    store: givenStore,
+    kind,
+    feed,
+    timeoutMs: storeTimeoutMs,
+    isOpen: () => open,
+  });
   const reminders =
     options.reminders === false || onEvent === undefined || store.expiringBetween === undefined
       ? undefined
@@ -133,8 +181,17 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     tokens,
     protect: called('protect', () => protect),
     router: called('router', (routerOptions?: RouterOptions) => createRouter(management, routerOptions)),
+    metricsHandler: called('metricsHandler', () => {
+      if (metrics === undefined)
+        throw new TypeError('`gate.metricsHandler()` needs `createTokenGate({ metrics: true })`');
+      return metrics.handler();
+    }),
+    health: () => health.check(),
+    healthHandlers: called('healthHandlers', () => health.handlers()),
     pages: called('pages', (pagesOptions?: PagesOptions) => createPagesRouter(management, pagesOptions!)),
     async close() {
+      open = false;
+      metrics?.close();
       reminders?.stop();
       upstream?.close();
       await feed.stop();

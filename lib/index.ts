@@ -31,7 +31,14 @@ export type {
   UpstreamTokenEvent,
 } from './events.js';
 export type { Permissions, TokenGateOptions } from './gate/options.js';
-export { createTokenGate, type TokenGate } from './gate.js';
+export {
+  createTokenGate,
+  type GateHealth,
+  type HealthHandlers,
+  type RevocationFeedHealth,
+  type StoreHealth,
+  type TokenGate,
+} from './gate.js';
 export { type BitbucketGroupsOptions, bitbucketGroups } from './groups/bitbucket-groups.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
 export {
@@ -54,6 +61,7 @@ export { type RequireGroupsOptions, requireGroups } from './middleware/require-g
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
 export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
+export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';
 export { type OidcLogin, type OidcLoginOptions, oidcLogin } from './pages/logins/oidc-login.js';
 export {
   type PasswordLogin,

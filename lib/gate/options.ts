@@ -20,6 +20,7 @@ import {
 import { REQUIRE_SCOPE_OPTIONS } from '../middleware/require-scope.js';
 import { TOKEN_RESTRICTIONS_OPTIONS } from '../middleware/token-restrictions.js';
 import type { Scope } from '../model.js';
+import { type MetricsOptions, metricsOption } from '../ops/metrics.js';
 import { THROTTLE_OPTIONS, type ThrottleOptions } from '../request/throttle.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { EXPIRY_POLICY, type ExpiryPolicy } from '../tokens/expiry-policy.js';
@@ -102,6 +103,13 @@ export interface TokenGateOptions {
   auditSuccess?: boolean;
   /** Audit events; never receives a secret. */
   onEvent?: EventListener;
+  /**
+   * Prometheus metrics through prom-client (an optional peer: `npm install prom-client`):
+   * `true` for a registry of the gate's own, or `{ registry }` to add them to yours; serve them
+   * with `gate.metricsHandler()`. Default off: then the request path does no metrics work at all.
+   * @example createTokenGate({ metrics: true }); app.get('/metrics', gate.metricsHandler());
+   */
+  metrics?: boolean | MetricsOptions;
 }
 
 const STORE_METHODS = ['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'];
@@ -159,4 +167,5 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
   reminders: orFalse(object(REMINDER_OPTIONS)),
   auditSuccess: boolean,
   onEvent: func,
+  metrics: metricsOption,
 };

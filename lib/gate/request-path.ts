@@ -11,6 +11,7 @@ import { ipAllowlist } from '../middleware/ip-allowlist.js';
 import { requireGroups } from '../middleware/require-groups.js';
 import { requireScope } from '../middleware/require-scope.js';
 import { tokenRestrictions } from '../middleware/token-restrictions.js';
+import type { Tallies } from '../ops/tallies.js';
 import { verifiedRecord } from '../request/credential-slot.js';
 import type { TokenService } from '../tokens/service.js';
 import type { TokenVerifier } from '../tokens/verifier.js';
@@ -25,6 +26,8 @@ export interface RequestPathParts {
   ipOptions: ClientIpOptions;
   /** The user's listener, wrapped; undefined when there is none (steps then skip building events). */
   onEvent: EventListener | undefined;
+  /** With metrics: counts refusals (through the steps' listener) and passes (one last step). */
+  tallies?: Tallies | undefined;
   /** Access-token mode: the step that puts the Bitbucket token in place of the identity header. */
   upstreamStep?: RequestHandler;
 }
@@ -38,8 +41,9 @@ export function buildRequestPath(
   options: Readonly<TokenGateOptions>,
   parts: RequestPathParts,
 ): RequestHandler {
-  const { tokens, verifier, onEvent } = parts;
-  const withEvents = onEvent === undefined ? {} : { onEvent };
+  const { tokens, verifier, onEvent, tallies } = parts;
+  const listener = tallies === undefined ? onEvent : tallies.requestPathListener(onEvent);
+  const withEvents = listener === undefined ? {} : { onEvent: listener };
   const tokenPrefix = tokens.tokenPrefix;
   const steps: RequestHandler[] = [
     clientIp(parts.ipOptions),
@@ -103,5 +107,6 @@ export function buildRequestPath(
     }
     next();
   });
+  if (tallies !== undefined) steps.push(tallies.countPassed);
   return compose(steps);
 }

@@ -37,6 +37,8 @@ export class LoginThrottle {
   readonly #store: Pick<TokenStore, 'countFailure'> | undefined;
   readonly #local = new FixedWindowCounter();
   readonly #blocked: BoundedCache<string, true>;
+  /** Keys that went over their limit: an address, or a user name from one address (read by metrics). */
+  readonly blocks = { address: 0, user: 0 };
 
   constructor(
     store: Pick<TokenStore, 'countFailure'> | undefined,
@@ -65,15 +67,21 @@ export class LoginThrottle {
   /** Counts a failed login; never fails the (already refused) login itself. */
   async recordFailure(clientIp: string | null, user: string): Promise<void> {
     const [ipKey, userKey] = this.#keys(clientIp, user);
-    await Promise.all([this.#count(ipKey, this.#perIp), this.#count(userKey, this.#perUser)]);
+    await Promise.all([
+      this.#count(ipKey, this.#perIp, 'address'),
+      this.#count(userKey, this.#perUser, 'user'),
+    ]);
   }
 
-  async #count(key: string, limit: number): Promise<void> {
+  async #count(key: string, limit: number, kind: 'address' | 'user'): Promise<void> {
     try {
       const count = this.#store?.countFailure
         ? await this.#store.countFailure(key, this.#windowMs)
         : this.#local.add(key, this.#windowMs);
-      if (count >= limit) this.#blocked.set(key, true);
+      if (count >= limit) {
+        if (!this.#blocked.has(key)) this.blocks[kind]++;
+        this.#blocked.set(key, true);
+      }
     } catch {
       // Best effort while the store is down: the login itself needs Bitbucket anyway.
     }

@@ -23,7 +23,7 @@ import {
   resolveCaller,
 } from './management-context.js';
 import { jsonBody, refuseUnknownFields, requestedExpiry, tokenQueryOf } from './request-input.js';
-import { refuse, sendError } from './respond.js';
+import { refuse } from './respond.js';
 
 export interface RouterOptions {
   /**
@@ -242,13 +242,19 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
     }),
   );
 
+  /** Every refusal of the management API is an `auth.denied` event, naming the logged-in caller when there is one. */
+  const deny = (req: Request, res: Response, error: TokenGateError): void => {
+    const user = safePrincipal(principalOf, req);
+    refuse(req, res, error, context.emit, user === undefined ? {} : { user }, 'basic');
+  };
+
   router.use((req: Request, res: Response) => {
-    sendError(req, res, new NotFoundError('No such resource.', 'NOT_FOUND'), 'basic');
+    deny(req, res, new NotFoundError('No such resource.', 'NOT_FOUND'));
   });
 
   router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (err instanceof TokenGateError) {
-      sendError(req, res, err, 'basic');
+      deny(req, res, err);
       return;
     }
     // body-parser errors: malformed JSON (400), too large (413), bad charset (415).
@@ -258,7 +264,7 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
         status === 413
           ? new PayloadTooLargeError()
           : new ValidationError('body', 'The request body is not valid JSON.');
-      sendError(req, res, error, 'basic');
+      deny(req, res, error);
       return;
     }
     next(err);

@@ -49,7 +49,9 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
   if (options.throttle !== undefined && options.throttle !== false)
     validateOptions<ThrottleOptions>(options.throttle, THROTTLE_OPTIONS, 'throttle');
   const throttle =
-    options.throttle === false ? undefined : new FailureThrottle(verifier.store, options.throttle ?? {});
+    options.throttle === false
+      ? undefined
+      : new FailureThrottle(verifier.store, options.throttle ?? {}, verifier.stats.throttleBlocks);
   const recordUse = options.recordUse ?? true;
   const emit = safeEmitter(options.onEvent);
 

@@ -26,6 +26,12 @@ export const THROTTLE_OPTIONS: Shape<ThrottleOptions> = {
 
 const MAX_KEYS = 100_000;
 
+/** How many keys went over their limit (read by metrics). */
+export interface ThrottleBlockCounts {
+  address: number;
+  token: number;
+}
+
 /** One admitted verification: what it may do, and how to report its end. */
 export interface Ticket {
   /** The client's throttle key (slow checks are queued fairly by it). */
@@ -67,9 +73,15 @@ export class FailureThrottle {
   readonly #inFlight = new Map<string, number>();
   /** Slowed addresses: the tail of each one's line of waiting attempts. */
   readonly #lines = new Map<string, { tail: Promise<void>; waiting: number }>();
+  readonly #blocks: ThrottleBlockCounts;
 
-  constructor(store: Pick<TokenStore, 'countFailure'>, options: Readonly<ThrottleOptions> = {}) {
+  constructor(
+    store: Pick<TokenStore, 'countFailure'>,
+    options: Readonly<ThrottleOptions> = {},
+    blocks: ThrottleBlockCounts = { address: 0, token: 0 },
+  ) {
     this.#store = store;
+    this.#blocks = blocks;
     this.#perIp = options.maxFailuresPerIp ?? 30;
     this.#perToken = options.maxFailuresPerToken ?? 50;
     this.#windowMs = options.windowMs ?? 900_000;
@@ -154,7 +166,11 @@ export class FailureThrottle {
       const until = count <= 1 ? undefined : this.#failures.expiresAt(key, now);
       const remaining = until === undefined ? this.#windowMs : until - now;
       this.#failures.set(key, count, remaining, now);
-      if (count >= limit && !this.#over.has(key, now)) this.#over.set(key, true, remaining, now);
+      if (count >= limit && !this.#over.has(key, now)) {
+        this.#over.set(key, true, remaining, now);
+        if (key.startsWith('id:')) this.#blocks.token++;
+        else this.#blocks.address++;
+      }
     } catch {
       // Counting is best effort when the store is down: the lookup itself fails closed.
     }

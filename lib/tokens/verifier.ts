@@ -31,6 +31,15 @@ export interface Verified {
 
 export type VerifyOutcome = Verified | { ok: false; reason: VerifyFailure; id?: string };
 
+/** How a verification was answered: from the cache, by a store lookup, or by a lookup that ran a slow hash. */
+export type VerifyPath = 'cache' | 'store' | 'hasher';
+
+/** Receives verification timings (metrics); set with `TokenVerifier.observe`. */
+export type VerifyObserver = (path: VerifyPath, seconds: number) => void;
+
+/** Cache hits are timed one in this many: timing every hit would cost more than the hit itself. */
+export const CACHE_TIMING_SAMPLE = 16;
+
 /** How much slow-hash work a check may cause (the throttle decides). */
 export interface CheckLimits {
   /** Throttle key of the client (its address); slow checks are queued fairly between clients. */
@@ -89,8 +98,10 @@ export class TokenVerifier {
   #everythingChangedAt = -1;
   readonly #changedAt = new BoundedCache<string, number>(100_000, 300_000);
   #trusted = true;
-  /** Counters for metrics. */
-  readonly stats = { hits: 0, misses: 0 };
+  /** Counters for metrics: cache hits and misses, and keys the request path's throttle blocked. */
+  readonly stats = { hits: 0, misses: 0, throttleBlocks: { address: 0, token: 0 } };
+  #observer: VerifyObserver | undefined;
+  #untilTimed = CACHE_TIMING_SAMPLE;
 
   constructor(options: VerifierOptions) {
     this.#store = options.store;
@@ -127,10 +138,27 @@ export class TokenVerifier {
     return this.#cache.size;
   }
 
+  /**
+   * Reports how long verifications take: every lookup, and one cache hit in
+   * `CACHE_TIMING_SAMPLE` (the rest are only counted in `stats`).
+   */
+  observe(observer: VerifyObserver): void {
+    this.#observer = observer;
+  }
+
   /** The outcome from the cache alone; undefined when only the store can tell. The hot path. */
   checkCached(token: string): VerifyOutcome | undefined {
     if (!this.#trusted) return undefined;
+    if (this.#observer !== undefined && --this.#untilTimed === 0) return this.#timedCachedOutcome(token);
     return this.#cachedOutcome(cacheKeyOf(token));
+  }
+
+  #timedCachedOutcome(token: string): VerifyOutcome | undefined {
+    this.#untilTimed = CACHE_TIMING_SAMPLE;
+    const started = performance.now();
+    const outcome = this.#cachedOutcome(cacheKeyOf(token));
+    if (outcome !== undefined) this.#observer?.('cache', (performance.now() - started) / 1000);
+    return outcome;
   }
 
   #cachedOutcome(key: string): VerifyOutcome | undefined {
@@ -156,12 +184,29 @@ export class TokenVerifier {
     const pending = this.#inFlight.get(key);
     if (pending !== undefined) return pending;
     this.stats.misses++;
-    const lookup = this.#lookup(token, key, limits).finally(() => this.#inFlight.delete(key));
+    const lookup = this.#timedLookup(token, key, limits).finally(() => this.#inFlight.delete(key));
     this.#inFlight.set(key, lookup);
     return lookup;
   }
 
-  async #lookup(token: string, key: string, limits: CheckLimits): Promise<VerifyOutcome> {
+  async #timedLookup(token: string, key: string, limits: CheckLimits): Promise<VerifyOutcome> {
+    const observer = this.#observer;
+    if (observer === undefined) return this.#lookup(token, key, limits, undefined);
+    const started = performance.now();
+    const work = { slowHash: false };
+    try {
+      return await this.#lookup(token, key, limits, work);
+    } finally {
+      observer(work.slowHash ? 'hasher' : 'store', (performance.now() - started) / 1000);
+    }
+  }
+
+  async #lookup(
+    token: string,
+    key: string,
+    limits: CheckLimits,
+    work: { slowHash: boolean } | undefined,
+  ): Promise<VerifyOutcome> {
     const parsed = parseToken(token, this.#prefix);
     if (parsed === null) return { ok: false, reason: 'malformed' };
     const { id, secret } = parsed;
@@ -171,7 +216,7 @@ export class TokenVerifier {
       const started = this.#epoch;
       const record = await storeCall(() => this.#store.get(id), this.#timeoutMs);
       if (record === null || record.id !== id) return { ok: false, reason: 'unknown', id };
-      const matches = await this.#matches(id, id + secret, record, key, limits);
+      const matches = await this.#matches(id, id + secret, record, key, limits, work);
       if (this.#changedSince(id, started)) continue;
       if (matches === 'throttled') return { ok: false, reason: 'throttled', id };
       if (!matches) {
@@ -199,6 +244,7 @@ export class TokenVerifier {
     record: TokenRecord,
     key: string,
     limits: CheckLimits,
+    work: { slowHash: boolean } | undefined,
   ): Promise<boolean | 'throttled'> {
     const slow = this.#slow;
     if (slow === undefined) return this.#hasher.verify(material, record.hash);
@@ -208,6 +254,7 @@ export class TokenVerifier {
     const passed = this.#hasher.quickCheck?.(material, record.hash);
     if (passed === false) return false;
     if (passed === undefined && !limits.slowWork) return 'throttled';
+    if (work !== undefined) work.slowHash = true;
     // One slow check per id at a time: forged attempts against one id queue behind each other.
     const before = this.#slowById.get(id) ?? Promise.resolve();
     const run = before.then(

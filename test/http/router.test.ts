@@ -230,13 +230,17 @@ describe.each(STORES)('gate.router() on the %s', (_storeName, openStore) => {
       expect((await request(app).get('/rest/x').set('Authorization', `Bearer ${body.token}`)).status).toBe(
         401,
       );
-      expect(events.map((e) => e.type)).toEqual([
+      // Every refusal is an event too: the bad change (400), the second revoke (404) and the use (401).
+      expect(events.map((e) => (e.type === 'auth.denied' ? `auth.denied ${e.code}` : e.type))).toEqual([
         'token.created',
         'token.updated',
+        'auth.denied VALIDATION_FAILED',
         'token.revoked',
-        'auth.denied',
+        'auth.denied TOKEN_NOT_FOUND',
+        'auth.denied TOKEN_INVALID',
       ]);
-      expect(events[2]).toMatchObject({
+      expect(events[2]).toMatchObject({ user: 'alice', method: 'PATCH', path: `/tokens/${body.id}` });
+      expect(events[3]).toMatchObject({
         actor: 'alice',
         user: 'alice',
         tokenId: body.id,

@@ -1,0 +1,326 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { Scope, TokenInfo } from '../model.js';
+import type { TokenQuery } from '../stores/token-store.js';
+import { isTokenId, parseToken } from '../tokens/format.js';
+import { type ChangeContext, TokenService } from '../tokens/service.js';
+import {
+  auditLog,
+  cliActor,
+  type Env,
+  expiryFrom,
+  hasherFrom,
+  openStore,
+  resolveEnv,
+  storeUrl,
+} from './environment.js';
+import { CliError, EXIT } from './exit-codes.js';
+import { parseExpiry } from './expires.js';
+import { lineWriter, table, tokenDetails, tokenTable } from './output.js';
+import { type StatCounts, tokenStats } from './stats.js';
+
+/** Where a run reads its environment and writes its output (the process's, or a test's). */
+export interface CliIo {
+  env: Env;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+interface GlobalOptions {
+  store?: string;
+  auditLog?: string;
+}
+
+/** What a command works with: the token service over the opened store, and the output. */
+interface Session {
+  tokens: TokenService;
+  change: ChangeContext;
+  out: (text: string) => Promise<void>;
+  note: (text: string) => void;
+}
+
+const PAGE = 1_000;
+
+/**
+ * A token id from an argument: the id itself, or a whole token string (a leaked token found in
+ * a log can be revoked as it is). Anything else is a usage error that never repeats the
+ * argument, which might be a secret.
+ */
+function idOf(argument: string, prefix: string): string {
+  if (isTokenId(argument)) return argument;
+  const parsed = parseToken(argument, prefix);
+  if (parsed !== null) return parsed.id;
+  throw new CliError(
+    EXIT.USAGE,
+    `An argument is neither a token id (11 letters and digits) nor a ${prefix}_ token.`,
+  );
+}
+
+/** Every token the query matches, page by page. */
+async function* everyToken(tokens: TokenService, query: Omit<TokenQuery, 'start' | 'limit'>) {
+  let start = 0;
+  for (;;) {
+    const page = await tokens.search({ ...query, start, limit: PAGE });
+    yield* page.values;
+    if (page.isLastPage || page.nextStart === undefined) return;
+    start = page.nextStart;
+  }
+}
+
+const EPILOG = `
+Environment (secrets come from here or from NAME_FILE, never from arguments):
+  TOKEN_STORE         store URL: redis://, rediss://, redis+sentinel://, redis+cluster://,
+                      postgres://, sqlite:<file> (memory: for tests)
+  TOKEN_PEPPER        the proxies' pepper (create only); TOKEN_HASHER sha256 (default) or bcrypt
+  TOKEN_PREFIX        token prefix (default bbt); TOKEN_MAX_DAYS, TOKEN_DEFAULT_DAYS: expiry policy
+  REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD, PGPASSWORD: store passwords
+  TOKEN_AUDIT_LOG     file that receives every change as a JSON line (like --audit-log)
+
+Exit codes: 0 done, 1 internal error, 2 usage error, 3 not found, 4 store unavailable,
+5 configuration error, 6 refused by policy.`;
+
+/**
+ * The `express-api-tokens` command line: tokens on any store, changed through `TokenService`
+ * so that every change is an audit event and reaches every proxy through the store's feed.
+ */
+export function createProgram(io: CliIo, version: string): Command {
+  const program = new Command('express-api-tokens');
+  program
+    .description('Manage the API tokens of express-api-tokens proxies, on any token store.')
+    .version(version)
+    .option('--store <url>', 'token store URL without a password (default: $TOKEN_STORE)')
+    .option(
+      '--audit-log <file>',
+      'append every change as a JSON line to this file (- for stderr; default: $TOKEN_AUDIT_LOG)',
+    )
+    .addHelpText('after', EPILOG)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    });
+
+  /** An action that opens the store, runs `work` with the command's options and arguments, and always closes what it opened. */
+  const session =
+    <O>(needs: { hasher?: boolean }, work: (s: Session, options: O, args: string[]) => Promise<void>) =>
+    async (...args: unknown[]) => {
+      const command = args[args.length - 1] as Command;
+      const options = args[args.length - 2] as O;
+      const positional = args.slice(0, -2).flat() as string[];
+      const global = command.optsWithGlobals<GlobalOptions & { pepper?: boolean }>();
+      const env = resolveEnv(io.env);
+      const url = storeUrl(global.store, env);
+      const hasher = hasherFrom(env, needs.hasher === true && global.pepper !== false);
+      const onEvent = auditLog(global.auditLog ?? env['TOKEN_AUDIT_LOG']);
+      const opened = await openStore(url, env);
+      const tokens = new TokenService({
+        store: opened.store,
+        hasher,
+        tokenPrefix: env['TOKEN_PREFIX'] || 'bbt',
+        expiry: expiryFrom(env),
+        cache: { maxEntries: 0 },
+        onEvent,
+      });
+      try {
+        await work(
+          {
+            tokens,
+            change: { actor: cliActor(io.env), clientIp: null },
+            out: lineWriter(io.stdout),
+            note: (text) => io.stderr.write(`${text}\n`),
+          },
+          options,
+          positional,
+        );
+      } finally {
+        await hasher.close?.();
+        await opened.close();
+      }
+    };
+
+  program
+    .command('create')
+    .description('create a token and print it, once, alone on stdout (pipe it where it goes)')
+    .requiredOption('--user <user>', 'owner of the token (a Bitbucket user name)')
+    .requiredOption('--name <name>', 'what the token is for (1 to 100 characters)')
+    .addOption(
+      new Option('--scope <scope>', 'read or write').choices(['read', 'write']).makeOptionMandatory(),
+    )
+    .option(
+      '--expires <when>',
+      'lifetime in days (90d) or a date (2030-01-31 or an ISO time); default: TOKEN_DEFAULT_DAYS',
+    )
+    .option(
+      '--no-pepper',
+      'create although TOKEN_PEPPER is not set (only if your proxies run without a pepper)',
+    )
+    .action(
+      session<{ user: string; name: string; scope: Scope; expires?: string }>(
+        { hasher: true },
+        async (s, options) => {
+          const expiresAt = options.expires === undefined ? undefined : parseExpiry(options.expires);
+          const { token, info } = await s.tokens.create(
+            {
+              user: options.user,
+              name: options.name,
+              scope: options.scope,
+              ...(expiresAt === undefined ? {} : { expiresAt: new Date(expiresAt) }),
+            },
+            s.change,
+          );
+          await s.out(token);
+          s.note(
+            `Created ${info.id} for ${info.user} (${info.scope}, expires ${info.expiresAt ?? 'never'}). ` +
+              'The token above is shown once.',
+          );
+        },
+      ),
+    );
+
+  program
+    .command('list')
+    .description("list live tokens: one user's (--user) or everyone's (--all)")
+    .option('--user <user>', 'only this user’s tokens')
+    .option('--all', 'every user’s tokens')
+    .option('--json', 'one JSON object a line (for scripts) instead of a table')
+    .action(
+      session<{ user?: string; all?: boolean; json?: boolean }>({}, async (s, options) => {
+        if ((options.user === undefined) === (options.all !== true))
+          throw new CliError(EXIT.USAGE, 'list needs --user USER or --all (one of them).');
+        const query = options.user === undefined ? {} : { user: options.user };
+        if (options.json) {
+          for await (const info of everyToken(s.tokens, query)) await s.out(JSON.stringify(info));
+          return;
+        }
+        const all: TokenInfo[] = [];
+        for await (const info of everyToken(s.tokens, query)) all.push(info);
+        for (const line of tokenTable(all)) await s.out(line);
+        s.note(`${all.length} token${all.length === 1 ? '' : 's'}`);
+      }),
+    );
+
+  program
+    .command('show')
+    .description('show one token (never its secret)')
+    .argument('<id>', 'token id (the 11 characters after the prefix), or the whole token')
+    .option('--json', 'as one JSON object')
+    .action(
+      session<{ json?: boolean }>({}, async (s, options, [argument = '']) => {
+        const id = idOf(argument, s.tokens.tokenPrefix);
+        const info = await s.tokens.get(id);
+        if (info === null) throw new CliError(EXIT.NOT_FOUND, `No live token ${id}.`);
+        if (options.json) await s.out(JSON.stringify(info));
+        else for (const line of tokenDetails(info)) await s.out(line);
+      }),
+    );
+
+  program
+    .command('rename')
+    .description('rename a token')
+    .argument('<id>', 'token id, or the whole token')
+    .argument('<name>', 'the new name')
+    .action(
+      session({}, async (s, _options, [argument = '', name = '']) => {
+        const id = idOf(argument, s.tokens.tokenPrefix);
+        const info = await s.tokens.rename(id, name, s.change);
+        if (info === null) throw new CliError(EXIT.NOT_FOUND, `No live token ${id}.`);
+        await s.out(`renamed ${info.id} to ${JSON.stringify(info.name)}`);
+      }),
+    );
+
+  program
+    .command('revoke')
+    .description('revoke tokens at once, on every proxy sharing the store')
+    .argument('<id...>', 'token ids, or whole tokens (a leaked one as found)')
+    .action(
+      session({}, async (s, _options, args) => {
+        const ids = args.map((argument) => idOf(argument, s.tokens.tokenPrefix));
+        const missing: string[] = [];
+        for (const id of ids) {
+          if (await s.tokens.revoke(id, s.change)) await s.out(`revoked ${id}`);
+          else missing.push(id);
+        }
+        if (missing.length > 0) throw new CliError(EXIT.NOT_FOUND, `No live token ${missing.join(', ')}.`);
+      }),
+    );
+
+  program
+    .command('revoke-user')
+    .description('revoke every token of a user (offboarding); 0 tokens is not an error')
+    .argument('<user>', 'the user whose tokens go')
+    .action(
+      session({}, async (s, _options, [user = '']) => {
+        const count = await s.tokens.revokeAll({ user }, s.change);
+        await s.out(`revoked ${count} token${count === 1 ? '' : 's'} of ${user}`);
+      }),
+    );
+
+  program
+    .command('stats')
+    .description('counts by scope: live, restricted, no expiry, expiring soon, never used, idle')
+    .addOption(
+      new Option('--expiring-days <n>', 'what "expiring soon" means').default(30).argParser(positive),
+    )
+    .addOption(new Option('--idle-days <n>', 'what "idle" means').default(90).argParser(positive))
+    .option('--json', 'as one JSON object')
+    .action(
+      session<{ expiringDays: number; idleDays: number; json?: boolean }>({}, async (s, options) => {
+        const stats = await tokenStats(everyToken(s.tokens, {}), { ...options, now: Date.now() });
+        if (options.json) {
+          await s.out(JSON.stringify(stats));
+          return;
+        }
+        const rows = (Object.keys(stats.total) as Array<keyof StatCounts>).map((key) => [
+          labelOf(key, options),
+          String(stats.byScope.read[key]),
+          String(stats.byScope.write[key]),
+          String(stats.total[key]),
+        ]);
+        for (const line of table(['', 'READ', 'WRITE', 'TOTAL'], rows)) await s.out(line);
+        await s.out(`users with tokens: ${stats.users}`);
+      }),
+    );
+
+  program
+    .command('export')
+    .description('every live token’s metadata as JSON lines, for audits (never a hash or a secret)')
+    .action(
+      session({}, async (s) => {
+        for await (const info of everyToken(s.tokens, {})) await s.out(JSON.stringify(info));
+      }),
+    );
+
+  for (const command of program.commands) {
+    command.exitOverride().configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    });
+    command.showHelpAfterError('(run with --help for usage)');
+  }
+  return program;
+}
+
+function positive(value: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError('Expected a whole number of days.');
+  return Number(value);
+}
+
+function labelOf(key: string, options: { expiringDays: number; idleDays: number }): string {
+  switch (key) {
+    case 'live':
+      return 'live tokens';
+    case 'restricted':
+      return 'restricted';
+    case 'noExpiry':
+      return 'no expiry';
+    case 'expiringSoon':
+      return `expiring within ${options.expiringDays} days`;
+    case 'neverUsed':
+      return 'never used';
+    case 'idle':
+      return `idle ${options.idleDays}+ days`;
+    default:
+      return key;
+  }
+}

@@ -1,0 +1,121 @@
+import type { RequestHandler, Response } from 'express';
+import { storeCall } from '../internal/with-timeout.js';
+import type { TokenStore } from '../stores/token-store.js';
+import type { RevocationFeed } from '../tokens/revocation-feed.js';
+
+/** The store answered (any answer: the probe asks for an id no token has) within the deadline. */
+export interface StoreHealth {
+  ok: boolean;
+  /** `memory`, `redis`, `sqlite`, `postgres` or `custom`. */
+  kind: string;
+  /** How long the last probe took; null before the first. */
+  latencyMs: number | null;
+  /** When the last probe ended (ISO); null before the first. */
+  checkedAt: string | null;
+  /** Why the last probe failed. */
+  error?: string;
+}
+
+/** Revocations made by other instances reach this one (a store without a feed is local: always connected). */
+export interface RevocationFeedHealth {
+  ok: boolean;
+  connected: boolean;
+}
+
+/**
+ * `gate.health()`: `live` while the gate is open, whatever its store does (a process that
+ * answers is alive; restarting it would not bring a store back); `ready` when, in addition,
+ * the store answered a probe within `storeTimeoutMs` and the revocation feed is connected.
+ */
+export interface GateHealth {
+  ready: boolean;
+  live: boolean;
+  checks: { store: StoreHealth; revocationFeed: RevocationFeedHealth };
+}
+
+/** Express handlers for `/healthz` (liveness) and `/readyz` (readiness). */
+export interface HealthHandlers {
+  /** 200 while the gate is open, else 503; answers at once, with the last store probe's result (never waits for the store). */
+  live: RequestHandler;
+  /** 200 when ready, else 503; probes the store (concurrent probes share one store call). */
+  ready: RequestHandler;
+}
+
+/** An id of the right shape that no token has: the probe reads it and expects "not found". */
+const PROBE_ID = 'healthprobe';
+
+export interface HealthParts {
+  store: TokenStore;
+  kind: string;
+  feed: RevocationFeed;
+  timeoutMs: number;
+  isOpen: () => boolean;
+}
+
+/** Probes a gate's store and reads its feed, for `gate.health()` and the handlers. */
+export class HealthMonitor {
+  readonly #parts: HealthParts;
+  #store: StoreHealth;
+  #probe: Promise<StoreHealth> | undefined;
+
+  constructor(parts: HealthParts) {
+    this.#parts = parts;
+    this.#store = { ok: false, kind: parts.kind, latencyMs: null, checkedAt: null };
+  }
+
+  /** Probes the store now (sharing a probe already under way) and reports. */
+  async check(): Promise<GateHealth> {
+    if (this.#parts.isOpen()) {
+      this.#probe ??= this.#probeStore().finally(() => {
+        this.#probe = undefined;
+      });
+      this.#store = await this.#probe;
+    }
+    return this.snapshot();
+  }
+
+  /** The current state with the last probe's result, without asking the store. */
+  snapshot(): GateHealth {
+    const live = this.#parts.isOpen();
+    const feed = this.#parts.feed;
+    const store = live ? this.#store : { ...this.#store, ok: false, error: 'The gate is closed.' };
+    const revocationFeed: RevocationFeedHealth = {
+      ok: live && feed.connected,
+      connected: live && feed.connected,
+    };
+    return { ready: live && store.ok && revocationFeed.ok, live, checks: { store, revocationFeed } };
+  }
+
+  async #probeStore(): Promise<StoreHealth> {
+    const { store, kind, timeoutMs } = this.#parts;
+    const started = performance.now();
+    const done = (error?: string): StoreHealth => ({
+      ok: error === undefined,
+      kind,
+      latencyMs: Math.round((performance.now() - started) * 100) / 100,
+      checkedAt: new Date().toISOString(),
+      ...(error === undefined ? {} : { error }),
+    });
+    try {
+      await storeCall(() => store.get(PROBE_ID), timeoutMs);
+      return done();
+    } catch (err) {
+      return done((err as Error).message);
+    }
+  }
+
+  handlers(): HealthHandlers {
+    return {
+      live: (_req, res) => send(res, this.snapshot(), 'live'),
+      ready: (_req, res, next) => {
+        this.check().then((health) => send(res, health, 'ready'), next);
+      },
+    };
+  }
+}
+
+function send(res: Response, health: GateHealth, status: 'live' | 'ready'): void {
+  res.status(health[status] ? 200 : 503);
+  res.setHeader('Cache-Control', 'no-store');
+  res.json(health);
+}

@@ -1,0 +1,48 @@
+import type { RequestHandler } from 'express';
+import type { AuditEvent, EventListener } from '../events.js';
+
+/**
+ * Plain counters the request path and the event streams bump; the metrics read them when
+ * Prometheus scrapes. A pass costs one property increment: no label objects, no hashing, no
+ * prom-client call on the hot path.
+ */
+export class Tallies {
+  /** Requests `protect()` let through, by what carried them. */
+  readonly passed = { token: 0, password: 0, anonymous: 0 };
+  /** Requests the request path refused, by code. */
+  readonly refused = new Map<string, number>();
+  /** Requests the management API (and token pages) refused, by code. */
+  readonly managementRefused = new Map<string, number>();
+  /** `token.*` events, by type. */
+  readonly tokenEvents = new Map<string, number>();
+
+  /** The last step of `protect()` when metrics are on: counts the pass by credential kind. */
+  readonly countPassed: RequestHandler = (req, _res, next) => {
+    const kind = req.auth?.kind;
+    if (kind === 'token') this.passed.token++;
+    else if (kind === 'password') this.passed.password++;
+    else this.passed.anonymous++;
+    next();
+  };
+
+  /** The request path's listener: counts refusals, then hands every event on. */
+  requestPathListener(next: EventListener | undefined): EventListener {
+    return (event) => {
+      if (event.type === 'auth.denied') add(this.refused, event.code);
+      next?.(event);
+    };
+  }
+
+  /** The management API's and the token service's listener: counts refusals and token events. */
+  managementListener(next: EventListener): EventListener {
+    return (event: AuditEvent) => {
+      if (event.type === 'auth.denied') add(this.managementRefused, event.code);
+      else if (event.type !== 'auth.succeeded') add(this.tokenEvents, event.type);
+      next(event);
+    };
+  }
+}
+
+function add(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
