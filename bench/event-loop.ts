@@ -40,7 +40,9 @@ export async function loopDelayDuringBcrypt(threads: number): Promise<LoopDelay>
     const histogram = monitorEventLoopDelay({ resolution: 1 });
     histogram.enable();
     const started = Date.now();
-    const burst = Promise.all(fresh.map(({ token }) => request(url).get('/rest/x').set('Authorization', `Bearer ${token}`)));
+    const burst = Promise.all(
+      fresh.map(({ token }) => request(url).get('/rest/x').set('Authorization', `Bearer ${token}`)),
+    );
     // Ordinary traffic meanwhile: cached requests, one after another.
     let done = false;
     void burst.then(() => {
@@ -50,7 +52,12 @@ export async function loopDelayDuringBcrypt(threads: number): Promise<LoopDelay>
     const burstMs = Date.now() - started;
     histogram.disable();
     const ms = (ns: number) => ns / 1e6;
-    return { p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)), max: ms(histogram.max), burstMs };
+    return {
+      p50: ms(histogram.percentile(50)),
+      p99: ms(histogram.percentile(99)),
+      max: ms(histogram.max),
+      burstMs,
+    };
   } finally {
     server.close();
     await gate.close();

@@ -6,6 +6,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import express, { type RequestHandler } from 'express';
+import { compose } from '../lib/internal/compose.js';
 import { library } from './load-library.js';
 
 const {
@@ -38,16 +39,7 @@ const steps: RequestHandler[] = [
 ].slice(0, count);
 
 // One middleware, as `gate.protect()` composes its steps: every Express layer costs on its own.
-const composed: RequestHandler = (req, res, next) => {
-  let index = 0;
-  const run = (err?: unknown): void => {
-    if (err !== undefined && err !== null) return next(err);
-    const step = steps[index++];
-    if (step === undefined) return next();
-    step(req, res, run);
-  };
-  run();
-};
+const composed = compose(steps);
 const app = express();
 app.disable('x-powered-by');
 app.use(composed);
