@@ -21,6 +21,17 @@ export interface AuthContext {
 /** Where the request path keeps the credential itself, on `req.auth` (see `credential-slot.ts`). */
 export const CREDENTIAL = Symbol('express-api-tokens.credential');
 
+/** `req.auth` as the request path creates it: every field from the start, one object shape. */
+class RequestAuth implements AuthContext {
+  kind: AuthContext['kind'] = 'anonymous';
+  user: string | undefined = undefined;
+  token: TokenInfo | undefined = undefined;
+  clientIp: string | null | undefined = undefined;
+  requiredScope: Scope | undefined = undefined;
+  /** The credential itself, off the enumerable fields (see `credential-slot.ts`). */
+  [CREDENTIAL]: unknown = undefined;
+}
+
 /**
  * The request's `req.auth`, created with every field at once when absent: one object shape
  * for every request, rather than one that grows (and is copied) field by field. The symbol
@@ -29,15 +40,7 @@ export const CREDENTIAL = Symbol('express-api-tokens.credential');
 export function authOf(req: Request): AuthContext {
   let auth = req.auth;
   if (auth === undefined) {
-    const created = {
-      kind: 'anonymous' as const,
-      user: undefined,
-      token: undefined,
-      clientIp: undefined,
-      requiredScope: undefined,
-      [CREDENTIAL]: undefined,
-    };
-    auth = created;
+    auth = new RequestAuth();
     req.auth = auth;
   }
   return auth;
