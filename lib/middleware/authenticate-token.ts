@@ -6,7 +6,7 @@ import { any, boolean, func, validateOptions, withMethods } from '../internal/op
 import { sameUser } from '../internal/validate.js';
 import { authOf } from '../request/auth-context.js';
 import { peerAddress } from '../request/client-address.js';
-import { setVerifiedRecord, takePendingToken } from '../request/credential-slot.js';
+import { setVerified, takePendingToken } from '../request/credential-slot.js';
 import { FailureThrottle, THROTTLE_OPTIONS, type ThrottleOptions, type Ticket } from '../request/throttle.js';
 import { parseToken } from '../tokens/format.js';
 import { type TokenService, verifierOf } from '../tokens/service.js';
@@ -91,7 +91,7 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
     auth.kind = 'token';
     auth.user = record.user;
     auth.token = outcome.info;
-    setVerifiedRecord(req, record);
+    setVerified(req, outcome);
     if (recordUse) verifier.noteUse(record, clientIp);
     next();
   };

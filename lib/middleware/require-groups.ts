@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ForbiddenError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { compilePermission, type GroupsOption, groupsOf, toGroupResolver } from '../groups/group-resolver.js';
@@ -33,38 +33,38 @@ export function requireGroups(options: Readonly<RequireGroupsOptions>): RequestH
   const kinds = new Set(options.kinds ?? ['token']);
   const emit = safeEmitter(options.onEvent);
 
+  const decide = (req: Request, res: Response, next: NextFunction, groups: readonly string[]): void => {
+    if (permission.allows(groups)) {
+      next();
+      return;
+    }
+    const auth = req.auth!;
+    const error = new ForbiddenError('GROUP_REQUIRED', 'You are not in a group that may use API tokens.');
+    refuse(req, res, error, emit, {
+      ...(auth.token ? { tokenId: auth.token.id } : {}),
+      user: auth.user ?? '',
+    });
+  };
+
   return function requireGroupsMiddleware(req, res, next) {
     const auth = req.auth;
     if (permission.everyone || auth === undefined || auth.kind === 'anonymous' || !kinds.has(auth.kind)) {
       next();
       return;
     }
-    const user = auth.user ?? '';
-    const decide = (groups: readonly string[]) => {
-      if (permission.allows(groups)) {
-        next();
-        return;
-      }
-      refuse(
-        req,
-        res,
-        new ForbiddenError('GROUP_REQUIRED', 'You are not in a group that may use API tokens.'),
-        emit,
-        {
-          ...(auth.token ? { tokenId: auth.token.id } : {}),
-          user,
-        },
-      );
-    };
-    const fail = refuseOrFail(req, res, next, emit);
     let groups: readonly string[] | Promise<readonly string[]>;
     try {
-      groups = groupsOf(user, resolver);
+      groups = groupsOf(auth.user ?? '', resolver);
     } catch (err) {
-      fail(err);
+      refuseOrFail(req, res, next, emit)(err);
       return;
     }
-    if (Array.isArray(groups)) decide(groups);
-    else (groups as Promise<readonly string[]>).then(decide, fail);
+    // A synchronous resolver (a static map) answers on the spot: no promise, no closure.
+    if (Array.isArray(groups)) decide(req, res, next, groups);
+    else
+      (groups as Promise<readonly string[]>).then(
+        (resolved) => decide(req, res, next, resolved),
+        refuseOrFail(req, res, next, emit),
+      );
   };
 }

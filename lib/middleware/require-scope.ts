@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ForbiddenError, MethodNotAllowedError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
@@ -45,29 +45,35 @@ export function requireScope(options: Readonly<RequireScopeOptions> = {}): Reque
   const rules = compileScopeRules(extra, options.gitPrefixes);
   const emit = safeEmitter(options.onEvent);
 
+  const decide = (req: Request, res: Response, next: NextFunction, need: ScopeNeed): void => {
+    const auth = req.auth!;
+    const token = auth.token!;
+    if ('unknownMethod' in need) {
+      refuse(req, res, new MethodNotAllowedError(), emit, { tokenId: token.id, user: token.user });
+      return;
+    }
+    auth.requiredScope = need.scope;
+    if (need.scope === 'write' && token.scope !== 'write') {
+      const message = 'This API token is read-only; this request needs a token with write scope.';
+      refuse(req, res, new ForbiddenError('SCOPE_INSUFFICIENT', message), emit, {
+        tokenId: token.id,
+        user: token.user,
+      });
+      return;
+    }
+    next();
+  };
+
   return function requireScopeMiddleware(req, res, next) {
     const auth = req.auth;
     if (auth?.kind !== 'token' || auth.token === undefined) {
       next();
       return;
     }
-    const token = auth.token;
-    const known = { tokenId: token.id, user: token.user };
-    const decide = (need: ScopeNeed) => {
-      if ('unknownMethod' in need) {
-        refuse(req, res, new MethodNotAllowedError(), emit, known);
-        return;
-      }
-      auth.requiredScope = need.scope;
-      if (need.scope === 'write' && token.scope !== 'write') {
-        const message = 'This API token is read-only; this request needs a token with write scope.';
-        refuse(req, res, new ForbiddenError('SCOPE_INSUFFICIENT', message), emit, known);
-        return;
-      }
-      next();
-    };
     const need = requiredScope(req, rules);
-    if ('then' in need) need.then(decide, refuseOrFail(req, res, next, emit));
-    else decide(need);
+    // Only a Git LFS batch request waits for its body; everything else is judged on the spot.
+    if ('then' in need)
+      need.then((judged) => decide(req, res, next, judged), refuseOrFail(req, res, next, emit));
+    else decide(req, res, next, need);
   };
 }

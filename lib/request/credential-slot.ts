@@ -15,7 +15,12 @@ export interface PendingToken {
   claimedUser?: string;
 }
 
-type Slot = PendingToken | { verified: TokenRecord } | null;
+/** What the slot holds once the token is verified (the verifier's shared outcome object). */
+interface Verified {
+  readonly record: TokenRecord;
+}
+
+type Slot = PendingToken | Verified | null;
 type WithSlot = { [CREDENTIAL]?: Slot };
 
 const slotOf = (req: Request): Slot | undefined => (req.auth as WithSlot | undefined)?.[CREDENTIAL];
@@ -27,20 +32,20 @@ export function setPendingToken(req: Request, value: PendingToken): void {
 /** The pending token, once; afterwards the request only remembers that it carried one. */
 export function takePendingToken(req: Request): PendingToken | undefined {
   const value = slotOf(req);
-  if (value === undefined || value === null || 'verified' in value) return undefined;
+  if (value === undefined || value === null || 'record' in value) return undefined;
   (authOf(req) as unknown as WithSlot)[CREDENTIAL] = null;
   return value;
 }
 
-/** Keeps the verified record for the steps after authentication. */
-export function setVerifiedRecord(req: Request, record: TokenRecord): void {
-  (authOf(req) as unknown as WithSlot)[CREDENTIAL] = { verified: record };
+/** Keeps the verification (the verifier's own object, so nothing is allocated) for the steps after it. */
+export function setVerified(req: Request, verified: Verified): void {
+  (authOf(req) as unknown as WithSlot)[CREDENTIAL] = verified;
 }
 
 /** The verified record, when `authenticateToken` passed this request. */
 export function verifiedRecord(req: Request): TokenRecord | undefined {
   const value = slotOf(req);
-  return value !== undefined && value !== null && 'verified' in value ? value.verified : undefined;
+  return value !== undefined && value !== null && 'record' in value ? value.record : undefined;
 }
 
 /** True when the request carried a token credential (verified or not). */

@@ -16,17 +16,13 @@ export function spellingsOf(names: readonly string[]): HeaderMatcher {
 }
 
 /**
- * Removes every header `remove` matches and sets `set`, in both `req.headers` and
- * `req.rawHeaders`, so whatever forwards the request sees one consistent set. When something
- * is removed, both are rebuilt once: deleting a property would turn V8's fast headers object
- * into a slow dictionary for every later read. The usual case, one header to drop (the
- * token's `Authorization`), copies the rest in one step.
+ * Removes every header `remove` matches from both `req.headers` and `req.rawHeaders`, so
+ * whatever forwards the request sees one consistent set. When something is removed, both are
+ * rebuilt once: deleting a property would turn V8's fast headers object into a slow dictionary
+ * for every later read. The usual case, one header to drop (the token's `Authorization`),
+ * copies the rest in one step.
  */
-export function rewriteHeaders(
-  req: Request,
-  remove: HeaderMatcher,
-  set: ReadonlyArray<readonly [string, string]>,
-): void {
+export function removeHeaders(req: Request, remove: HeaderMatcher): void {
   const raw = req.rawHeaders;
   let first: string | undefined;
   let several = false;
@@ -36,22 +32,23 @@ export function rewriteHeaders(
     if (first === undefined) first = name;
     else if (name !== first) several = true;
   }
-  if (first !== undefined) {
-    const kept: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) if (!remove(raw[i]!)) kept.push(raw[i]!, raw[i + 1]!);
-    req.rawHeaders = kept;
-    if (several) {
-      const old = req.headers;
-      const headers: IncomingHttpHeaders = {};
-      for (const name in old) if (!remove(name)) headers[name] = old[name];
-      req.headers = headers;
-    } else {
-      const { [first]: _removed, ...headers } = req.headers;
-      req.headers = headers;
-    }
+  if (first === undefined) return;
+  const kept: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (!remove(raw[i]!)) kept.push(raw[i]!, raw[i + 1]!);
+  req.rawHeaders = kept;
+  if (several) {
+    const old = req.headers;
+    const headers: IncomingHttpHeaders = {};
+    for (const name in old) if (!remove(name)) headers[name] = old[name];
+    req.headers = headers;
+  } else {
+    const { [first]: _removed, ...headers } = req.headers;
+    req.headers = headers;
   }
-  for (const [name, value] of set) {
-    req.headers[name] = value;
-    req.rawHeaders.push(name, value);
-  }
+}
+
+/** Sets a header in both `req.headers` and `req.rawHeaders` (after `removeHeaders` took any copy). */
+export function addHeader(req: Request, name: string, value: string): void {
+  req.headers[name] = value;
+  req.rawHeaders.push(name, value);
 }

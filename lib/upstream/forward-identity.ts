@@ -13,7 +13,7 @@ import {
   validateOptions,
 } from '../internal/options.js';
 import { isTokenRequest } from '../request/credential-slot.js';
-import { rewriteHeaders, spellingsOf } from '../request/header-rewrite.js';
+import { addHeader, removeHeaders, spellingsOf } from '../request/header-rewrite.js';
 
 /** A short-lived signed statement of who the request is, for upstreams that verify it. */
 export interface IdentityJwtOptions {
@@ -39,7 +39,6 @@ export interface ForwardIdentityOptions {
 /** The identity header and the JWT header of the identity-header mode, stripped in every mode. */
 export const DEFAULT_IDENTITY_HEADER = 'x-forwarded-user';
 export const DEFAULT_JWT_HEADER = 'x-forwarded-user-jwt';
-const NOTHING: ReadonlyArray<readonly [string, string]> = [];
 
 export const FORWARD_IDENTITY_OPTIONS: Shape<ForwardIdentityOptions> = {
   header: headerNameCheck,
@@ -129,22 +128,19 @@ export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}):
     const auth = req.auth;
     const tokenRequest = auth?.kind === 'token' || isTokenRequest(req);
     const remove = tokenRequest ? withAuthorization : spoofable;
+    removeHeaders(req, remove);
     if (auth?.kind !== 'token' || auth.user === undefined || auth.token === undefined) {
-      rewriteHeaders(req, remove, NOTHING);
       next();
       return;
     }
     const user = auth.user;
+    addHeader(req, header, user);
     if (sign === undefined || jwtHeader === undefined) {
-      rewriteHeaders(req, remove, [[header, user]]);
       next();
       return;
     }
     sign(user, auth.token.id, auth.token.scope).then((jwt) => {
-      rewriteHeaders(req, remove, [
-        [header, user],
-        [jwtHeader, jwt],
-      ]);
+      addHeader(req, jwtHeader, jwt);
       next();
     }, next);
   };

@@ -5,7 +5,7 @@ import { refuse } from '../http/respond.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import type { TokenRecord } from '../model.js';
 import { isTokenRequest, verifiedRecord } from '../request/credential-slot.js';
-import { rewriteHeaders, spellingsOf } from '../request/header-rewrite.js';
+import { addHeader, removeHeaders, spellingsOf } from '../request/header-rewrite.js';
 import { type BitbucketTokenApi, bearerAuthorization, refusalOf } from './bitbucket-token-api.js';
 import type { CredentialBox } from './credential-box.js';
 import { DEFAULT_IDENTITY_HEADER, DEFAULT_JWT_HEADER } from './forward-identity.js';
@@ -18,8 +18,6 @@ export interface UpstreamCredentialsParts {
   /** How long a token whose Bitbucket token is dead is refused without asking Bitbucket. Default 60,000 ms. */
   revokedTtlMs?: number;
 }
-
-const NOTHING: ReadonlyArray<readonly [string, string]> = [];
 
 const revokedError = () =>
   new AuthenticationError(
@@ -110,7 +108,8 @@ export function upstreamCredentials(parts: UpstreamCredentialsParts): RequestHan
     authorization: string,
   ) {
     // The identity headers are never the client's to send; our token never travels upstream.
-    rewriteHeaders(req, identityAndAuthorization, [['authorization', authorization]]);
+    removeHeaders(req, identityAndAuthorization);
+    addHeader(req, 'authorization', authorization);
     holdAnswer(
       res,
       401,
@@ -127,7 +126,7 @@ export function upstreamCredentials(parts: UpstreamCredentialsParts): RequestHan
     const record = verifiedRecord(req);
     if (record === undefined) {
       // Passwords and anonymous requests pass with their own credentials, never with identity headers.
-      rewriteHeaders(req, isTokenRequest(req) ? identityAndAuthorization : identity, NOTHING);
+      removeHeaders(req, isTokenRequest(req) ? identityAndAuthorization : identity);
       next();
       return;
     }
