@@ -11,6 +11,8 @@ import { appendForwardedFor, endToEndHeaders, plainAddress } from './headers.js'
 /**
  * Options of `forwardTo`.
  * @example
+ * import { readFileSync } from 'node:fs';
+ * import https from 'node:https';
  * const agent = new https.Agent({ keepAlive: true, ca: readFileSync('internal-ca.pem') });
  * forwardTo('https://bitbucket.internal', { timeoutMs: 120_000, agent });
  */

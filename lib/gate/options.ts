@@ -30,7 +30,14 @@ import type { CacheOptions } from '../tokens/verifier.js';
 import { isUpstreamMode, type UpstreamMode } from '../upstream/bitbucket-access-tokens.js';
 import { FORWARD_IDENTITY_OPTIONS, type ForwardIdentityOptions } from '../upstream/forward-identity.js';
 
-/** Who may do what, as lists of groups. Each: omitted = everyone, `[]` = no one. */
+/**
+ * Who may do what, as lists of groups. Each: omitted = everyone, `[]` = no one.
+ * @example
+ * createTokenGate({
+ *   groups: bitbucketGroups({ baseUrl, token: process.env.BITBUCKET_ADMIN_TOKEN! }),
+ *   permissions: { useTokens: ['api-users'], createWriteTokens: ['developers'], manageOthers: ['bitbucket-admins'] },
+ * });
+ */
 export interface Permissions {
   /** May authenticate with tokens at all. Default: everyone. */
   useTokens?: readonly string[];
@@ -42,7 +49,20 @@ export interface Permissions {
   manageOthers?: readonly string[];
 }
 
-/** Options of `createTokenGate`. Every option, at every depth, is checked at startup. */
+/**
+ * Options of `createTokenGate`. Every option, at every depth, is checked at startup: a wrong
+ * value or an unknown key throws a TypeError naming it (with a "did you mean" for typos).
+ * @example
+ * const options: TokenGateOptions = {
+ *   store: new SqliteTokenStore({ path: './data/tokens.db' }),
+ *   pepper: process.env.TOKEN_PEPPER!,
+ *   ipAllowlist: ['10.0.0.0/8'],
+ *   trustedProxies: ['10.0.0.5'],
+ *   blockPasswordAuth: true,
+ *   expiry: { defaultDays: 90, maxDays: 365 },
+ * };
+ * const gate = createTokenGate(options);
+ */
 export interface TokenGateOptions {
   /** Where tokens live. Default: a new `MemoryTokenStore` (tokens vanish on restart). */
   store?: TokenStore;
@@ -54,6 +74,7 @@ export interface TokenGateOptions {
   tokenPrefix?: string;
   /** Group memberships: a `GroupResolver` or a `{ user: [groups] }` map. Default: no one is in any group. */
   groups?: GroupsOption;
+  /** Which groups may use, create, create write and manage others' tokens. Default: everyone, except `manageOthers` (no one). */
   permissions?: Permissions;
   /** Addresses, CIDR ranges and `first-last` ranges token requests may come from. Default: any. */
   ipAllowlist?: readonly string[];

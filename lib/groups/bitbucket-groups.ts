@@ -4,6 +4,12 @@ import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, integer, string, validateOptions } from '../internal/options.js';
 import type { GroupResolver } from './group-resolver.js';
 
+/**
+ * Options of `bitbucketGroups`.
+ * @example
+ * const options: BitbucketGroupsOptions = { baseUrl: 'https://bitbucket.example.com', token: process.env.BITBUCKET_ADMIN_TOKEN!, cacheTtlMs: 300_000 };
+ * createTokenGate({ groups: bitbucketGroups(options) });
+ */
 export interface BitbucketGroupsOptions {
   /** Bitbucket's base URL, e.g. `https://bitbucket.example.com`. */
   baseUrl: string;

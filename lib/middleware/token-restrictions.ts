@@ -16,6 +16,14 @@ import {
 } from '../request/resource-path.js';
 import { ipNotAllowed } from './ip-allowlist.js';
 
+/**
+ * Options of `tokenRestrictions`.
+ * @example
+ * // Replaces the default list: keep what clients read to start, add the dashboard.
+ * const unrestrictedPaths = ['/rest/api/1.0/application-properties', '/rest/api/1.0/users/{user}', '/rest/api/1.0/dashboard/pull-requests'];
+ * const options: TokenRestrictionsOptions = { unrestrictedPaths };
+ * app.use(tokenRestrictions(options));
+ */
 export interface TokenRestrictionsOptions {
   /** Path prefixes of git smart-HTTP and LFS URLs. Default `['/scm/']`. */
   gitPrefixes?: readonly string[];
@@ -27,6 +35,7 @@ export interface TokenRestrictionsOptions {
    * profile and the application properties, which clients read to start.
    */
   unrestrictedPaths?: readonly string[];
+  /** Receives an `auth.denied` event for every refusal. Default: none. */
   onEvent?: EventListener;
 }
 

@@ -13,7 +13,9 @@ export interface TokenHasher {
   readonly name: string;
   /** True for deliberately slow hashes: the gate then bounds and queues checks fairly. */
   readonly slow: boolean;
+  /** What the store keeps for `material` (the token's id and secret); never the material itself. */
   hash(material: string): Promise<string>;
+  /** True when `material` matches `stored`; compares in constant time. */
   verify(material: string, stored: string): Promise<boolean>;
   /**
    * Optional, for slow hashers: a cheap pre-check. `false` when `material` certainly does not
@@ -26,6 +28,13 @@ export interface TokenHasher {
   close?(): Promise<void>;
 }
 
+/**
+ * Options of `sha256Hasher` (the gate's `pepper` does the same).
+ * @example
+ * import { readFileSync } from 'node:fs';
+ * const options: Sha256HasherOptions = { pepper: readFileSync('/run/secrets/token-pepper') };
+ * createTokenGate({ hasher: sha256Hasher(options) });
+ */
 export interface Sha256HasherOptions {
   /**
    * Server-side secret mixed into every hash (HMAC key), kept out of the store, so a stolen
@@ -71,6 +80,12 @@ export function sha256Hasher(options: Readonly<Sha256HasherOptions> = {}): Token
   };
 }
 
+/**
+ * Options of `bcryptHasher`.
+ * @example
+ * const options: BcryptHasherOptions = { cost: 12, threads: 4 };
+ * createTokenGate({ hasher: bcryptHasher(options) });
+ */
 export interface BcryptHasherOptions {
   /** bcrypt cost factor, 4 to 31. Default 10 (about 86 ms a check in pure JS). */
   cost?: number;
