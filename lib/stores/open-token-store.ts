@@ -50,7 +50,7 @@ export interface OpenedTokenStore {
   close(): Promise<void>;
 }
 
-/** The client options the README's production notes give: fail a command at once while Redis is away. */
+/** Fail a command at once while Redis is away (docs/operations.md, "Redis in production"). */
 const REDIS_FAIL_FAST = {
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,
