@@ -120,7 +120,8 @@ export class TokenGateError extends Error {
  * `Authorization` header), `TOKEN_LIMIT_REACHED` (`maxTokensPerUser`), and `VALIDATION_FAILED`
  * through its subclass `ValidationError`.
  * @example
- * if (err instanceof BadRequestError && err.code === 'TOKEN_LIMIT_REACHED') console.log('Revoke a token first.');
+ * if (err instanceof BadRequestError && err.code === 'TOKEN_LIMIT_REACHED')
+ *   console.log('Revoke a token first.');
  */
 export class BadRequestError extends TokenGateError {
   /** `'BadRequestError'` (`'ValidationError'` for that subclass). */

@@ -75,7 +75,8 @@ interface TokenEventBase extends EventBase {
  * @example
  * createTokenGate({
  *   onEvent: (event) => {
- *     if (event.type === 'token.revoked') console.log(`${event.actor} revoked ${event.user}'s token ${event.name}`);
+ *     if (event.type === 'token.revoked')
+ *       console.log(`${event.actor} revoked ${event.user}'s token ${event.name}`);
  *   },
  * });
  */
@@ -103,7 +104,8 @@ export interface TokenChangedEvent extends TokenEventBase {
  * @example
  * createTokenGate({
  *   onEvent: (event) => {
- *     if (event.type === 'token.rotated') console.log(`${event.tokenId} → ${event.replacedBy} (old one ends ${event.expiresAt})`);
+ *     if (event.type === 'token.rotated')
+ *       console.log(`${event.tokenId} → ${event.replacedBy} (old one ends ${event.expiresAt})`);
  *   },
  * });
  */
@@ -143,7 +145,8 @@ export interface TokenExpiryEvent extends TokenEventBase {
  * @example
  * createTokenGate({
  *   onEvent: (event) => {
- *     if (event.type === 'upstream.delete-failed') console.warn(`Bitbucket token ${event.upstreamTokenId}: ${event.error}`);
+ *     if (event.type === 'upstream.delete-failed')
+ *       console.warn(`Bitbucket token ${event.upstreamTokenId}: ${event.error}`);
  *   },
  * });
  */

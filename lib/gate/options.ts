@@ -35,7 +35,11 @@ import { FORWARD_IDENTITY_OPTIONS, type ForwardIdentityOptions } from '../upstre
  * @example
  * createTokenGate({
  *   groups: bitbucketGroups({ baseUrl, token: process.env.BITBUCKET_ADMIN_TOKEN! }),
- *   permissions: { useTokens: ['api-users'], createWriteTokens: ['developers'], manageOthers: ['bitbucket-admins'] },
+ *   permissions: {
+ *     useTokens: ['api-users'],
+ *     createWriteTokens: ['developers'],
+ *     manageOthers: ['bitbucket-admins'],
+ *   },
  * });
  */
 export interface Permissions {
@@ -100,7 +104,10 @@ export interface TokenGateOptions {
   storeTimeoutMs?: number;
   /** Brute-force throttling of failed token attempts, or `false` to switch it off. Default on. */
   throttle?: ThrottleOptions | false;
-  /** Throttling of failed password logins (management API, token pages). */
+  /**
+   * Throttling of failed logins to the token pages (`bitbucketLogin` has its own `throttle`).
+   * Default: 30 per address and 5 per address + user name in 15 minutes.
+   */
   loginThrottle?: LoginThrottleOptions;
   /** Identity forwarded upstream (the default mode): header name and optional signed JWT. */
   identity?: ForwardIdentityOptions;
@@ -110,19 +117,22 @@ export interface TokenGateOptions {
    * stock Bitbucket needs nothing installed. Default: the identity header (`identity`).
    */
   upstream?: UpstreamMode;
-  /** Methods beyond the standard ones that tokens may use, with the scope each needs. */
+  /** Methods beyond the standard ones that tokens may use, e.g. `{ PROPFIND: 'read' }`. Default: none (405). */
   extraMethods?: Readonly<Record<string, Scope>>;
   /** Path prefixes of git smart-HTTP and LFS URLs. Default `['/scm/']`. */
   gitPrefixes?: readonly string[];
   /** Path prefixes of REST URLs (for `resources` restrictions). Default `['/rest/']`. */
   restPrefixes?: readonly string[];
-  /** Paths a `resources`-restricted token may call although they name no repository. */
+  /**
+   * Paths a `resources`-restricted token may call although they name no repository. Default:
+   * the owner's profile and the application properties.
+   */
   unrestrictedPaths?: readonly string[];
   /** Expiry reminders (`token.expiring`, `token.expired` events), or `false`. Default on with `onEvent`. */
   reminders?: ReminderOptions | false;
   /** Also report `auth.succeeded` events. Default false. */
   auditSuccess?: boolean;
-  /** Audit events; never receives a secret. */
+  /** Audit events; never receives a secret. Default: none. */
   onEvent?: EventListener;
   /**
    * Prometheus metrics through prom-client (an optional peer: `npm install prom-client`):

@@ -44,7 +44,10 @@ export type PasswordVerifier = (user: string, password: string) => Promise<Bitbu
 /**
  * Options of `bitbucketPasswordVerifier` (and, with more, of `bitbucketLogin`).
  * @example
- * const options: BitbucketPasswordVerifierOptions = { baseUrl: 'https://bitbucket.example.com', cacheTtlMs: 30_000 };
+ * const options: BitbucketPasswordVerifierOptions = {
+ *   baseUrl: 'https://bitbucket.example.com',
+ *   cacheTtlMs: 30_000,
+ * };
  * const verify = bitbucketPasswordVerifier(options);
  */
 export interface BitbucketPasswordVerifierOptions {

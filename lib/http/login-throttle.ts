@@ -9,7 +9,11 @@ import type { TokenStore } from '../stores/token-store.js';
  * Limits on failed password logins: the token pages' (the gate's `loginThrottle`) and
  * `bitbucketLogin`'s (its `throttle`).
  * @example
- * const loginThrottle: LoginThrottleOptions = { maxFailuresPerIp: 50, maxFailuresPerUser: 5, windowMs: 600_000 };
+ * const loginThrottle: LoginThrottleOptions = {
+ *   maxFailuresPerIp: 50,
+ *   maxFailuresPerUser: 5,
+ *   windowMs: 600_000,
+ * };
  * createTokenGate({ loginThrottle });
  */
 export interface LoginThrottleOptions {

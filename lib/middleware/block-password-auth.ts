@@ -7,7 +7,9 @@ import { func, string, validateOptions } from '../internal/options.js';
 /**
  * Options of `blockPasswordAuth`.
  * @example
- * const options: BlockPasswordAuthOptions = { message: 'Passwords are off: create a token at https://git.example.com/tokens/' };
+ * const options: BlockPasswordAuthOptions = {
+ *   message: 'Passwords are off: create a token at https://git.example.com/tokens/',
+ * };
  * app.use(extractCredentials(), blockPasswordAuth(options));
  */
 export interface BlockPasswordAuthOptions {

@@ -8,7 +8,11 @@ import { any, array, either, func, oneOf, record, string, validateOptions } from
 /**
  * Options of `requireGroups`.
  * @example
- * const options: RequireGroupsOptions = { groups: ['api-users'], resolver: { alice: ['api-users'] }, kinds: ['token', 'password'] };
+ * const options: RequireGroupsOptions = {
+ *   groups: ['api-users'],
+ *   resolver: { alice: ['api-users'] },
+ *   kinds: ['token', 'password'],
+ * };
  * app.use(requireGroups(options));
  */
 export interface RequireGroupsOptions {

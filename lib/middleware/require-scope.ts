@@ -9,7 +9,10 @@ import { compileScopeRules, requiredScope, type ScopeNeed } from '../request/sco
 /**
  * Options of `requireScope`.
  * @example
- * const options: RequireScopeOptions = { extraMethods: { PROPFIND: 'read' }, gitPrefixes: ['/scm/', '/git/'] };
+ * const options: RequireScopeOptions = {
+ *   extraMethods: { PROPFIND: 'read' },
+ *   gitPrefixes: ['/scm/', '/git/'],
+ * };
  * app.use(requireScope(options));
  */
 export interface RequireScopeOptions {

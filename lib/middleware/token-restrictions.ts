@@ -20,7 +20,11 @@ import { ipNotAllowed } from './ip-allowlist.js';
  * Options of `tokenRestrictions`.
  * @example
  * // Replaces the default list: keep what clients read to start, add the dashboard.
- * const unrestrictedPaths = ['/rest/api/1.0/application-properties', '/rest/api/1.0/users/{user}', '/rest/api/1.0/dashboard/pull-requests'];
+ * const unrestrictedPaths = [
+ *   '/rest/api/1.0/application-properties',
+ *   '/rest/api/1.0/users/{user}',
+ *   '/rest/api/1.0/dashboard/pull-requests',
+ * ];
  * const options: TokenRestrictionsOptions = { unrestrictedPaths };
  * app.use(clientIp(), extractCredentials(), authenticateToken({ tokens }), tokenRestrictions(options));
  */

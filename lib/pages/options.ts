@@ -8,7 +8,11 @@ import { SESSION_OPTIONS, type SessionOptions } from './session.js';
  * How people log in to the token pages: `passwordLogin(…)` or `oidcLogin(…)`.
  * @example
  * const login: LoginProvider = process.env.OIDC_ISSUER
- *   ? oidcLogin({ issuer: process.env.OIDC_ISSUER, clientId: 'tokens', redirectUri: 'https://git.example.com/tokens/login/callback' })
+ *   ? oidcLogin({
+ *       issuer: process.env.OIDC_ISSUER,
+ *       clientId: 'tokens',
+ *       redirectUri: 'https://git.example.com/tokens/login/callback',
+ *     })
  *   : passwordLogin({ verify: bitbucketPasswordVerifier({ baseUrl }) });
  */
 export type LoginProvider = PasswordLogin | OidcLogin;

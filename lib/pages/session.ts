@@ -8,8 +8,14 @@ import { isCookieName } from './cookies.js';
  * The login session of the token pages: an HttpOnly cookie holding an encrypted JWT.
  * @example
  * // Rotating keys: the new one seals, both open. The same on every instance.
- * const session: SessionOptions = { secret: [process.env.SESSION_SECRET!, process.env.OLD_SESSION_SECRET!], maxAgeMs: 14_400_000 };
- * app.use('/tokens', gate.pages({ login: passwordLogin({ verify: bitbucketPasswordVerifier({ baseUrl }) }), session }));
+ * const session: SessionOptions = {
+ *   secret: [process.env.SESSION_SECRET!, process.env.OLD_SESSION_SECRET!],
+ *   maxAgeMs: 14_400_000,
+ * };
+ * app.use(
+ *   '/tokens',
+ *   gate.pages({ login: passwordLogin({ verify: bitbucketPasswordVerifier({ baseUrl }) }), session }),
+ * );
  */
 export interface SessionOptions {
   /**

@@ -4,7 +4,10 @@ import type { TokenStore } from './token-store.js';
 /**
  * Options of `copyTokens`.
  * @example
- * const options: CopyTokensOptions = { overwrite: false, onProgress: ({ copied, skipped }) => console.log(copied, skipped) };
+ * const options: CopyTokensOptions = {
+ *   overwrite: false,
+ *   onProgress: ({ copied, skipped }) => console.log(copied, skipped),
+ * };
  * await copyTokens(from, to, options);
  */
 export interface CopyTokensOptions {
@@ -45,7 +48,10 @@ const OPTIONS: Shape<CopyTokensOptions> = {
  * `from.search` newest first; writes with `to.put`. Revocations made on the old store after a
  * record was copied are not carried over: see docs/stores.md for the switch-over steps.
  * @example
- * const { copied } = await copyTokens(new RedisTokenStore({ redis }), new SqliteTokenStore({ path: 'tokens.db' }));
+ * const { copied } = await copyTokens(
+ *   new RedisTokenStore({ redis }),
+ *   new SqliteTokenStore({ path: 'tokens.db' }),
+ * );
  */
 export async function copyTokens(
   from: TokenStore,

@@ -35,7 +35,12 @@ export type { PgPoolClientLike, PgPoolLike, PgResultLike } from './postgres-type
 /**
  * Options of `PostgresTokenStore`, with the schema and table prefix.
  * @example
- * const options: PostgresTokenStoreOptions = { pool, schema: 'api_tokens', createSchema: false, preparedStatements: false };
+ * const options: PostgresTokenStoreOptions = {
+ *   pool,
+ *   schema: 'api_tokens',
+ *   createSchema: false,
+ *   preparedStatements: false,
+ * };
  * const store = new PostgresTokenStore(options);
  */
 export interface PostgresTokenStoreOptions extends PostgresSchemaOptions {

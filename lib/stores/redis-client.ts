@@ -4,7 +4,9 @@
  * An ioredis 5 or 6 `Redis` (single node or Sentinel) or `Cluster` fits as it is.
  * @example
  * import { Cluster } from 'ioredis';
- * const redis: RedisClientLike = new Cluster([{ host: 'redis-1', port: 7000 }], { redisOptions: { commandTimeout: 1000 } });
+ * const redis: RedisClientLike = new Cluster([{ host: 'redis-1', port: 7000 }], {
+ *   redisOptions: { commandTimeout: 1000 },
+ * });
  * const store = new RedisTokenStore({ redis });
  */
 export interface RedisClientLike {

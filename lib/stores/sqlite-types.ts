@@ -27,7 +27,9 @@ export interface SqliteDatabaseLike {
  * A prepared statement of a `SqliteDatabaseLike`.
  * @example
  * import Database from 'better-sqlite3';
- * const statement: SqliteStatementLike = new Database('tokens.db').prepare('SELECT count(*) AS n FROM bbt_tokens');
+ * const statement: SqliteStatementLike = new Database('tokens.db').prepare(
+ *   'SELECT count(*) AS n FROM bbt_tokens',
+ * );
  * console.log(statement.get());
  */
 export interface SqliteStatementLike {

@@ -6,7 +6,12 @@ export type { TokenChanges, TokenRecord } from '../model.js';
  * Filters of the token manager; every field is optional and they combine with AND. Times are
  * epoch milliseconds.
  * @example
- * const query: TokenQuery = { scope: 'write', lastUsedBefore: Date.now() - 90 * 86_400_000, start: 0, limit: 100 };
+ * const query: TokenQuery = {
+ *   scope: 'write',
+ *   lastUsedBefore: Date.now() - 90 * 86_400_000,
+ *   start: 0,
+ *   limit: 100,
+ * };
  * const page = await gate.tokens.search(query);
  */
 export interface TokenQuery {
@@ -52,7 +57,8 @@ export interface TokenSearchPage {
 /**
  * Called with a revoked (or changed) token id; `'*'` means "drop everything cached" (e.g. after a reconnect).
  * @example
- * const onRevoked: RevocationListener = (id) => console.log(id === '*' ? 'drop every cached token' : `revoked ${id}`);
+ * const onRevoked: RevocationListener = (id) =>
+ *   console.log(id === '*' ? 'drop every cached token' : `revoked ${id}`);
  * const stop = await store.subscribe?.(onRevoked);
  */
 export type RevocationListener = (id: string) => void;

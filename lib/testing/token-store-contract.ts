@@ -32,7 +32,11 @@ export interface StoreHarness {
  * @example
  * // A store whose change feed polls every 2 s.
  * const options: ContractOptions = { revocationWithinMs: 2_500 };
- * runTokenStoreContract('PollingStore', async () => ({ store: new MyTokenStore(), cleanup: async () => {} }), options);
+ * runTokenStoreContract(
+ *   'PollingStore',
+ *   async () => ({ store: new MyTokenStore(), cleanup: async () => {} }),
+ *   options,
+ * );
  */
 export interface ContractOptions {
   /** How soon a revocation made through `peer` must reach `store`'s subscribers. Default 1,000 ms. */

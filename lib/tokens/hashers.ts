@@ -6,7 +6,12 @@ import { BcryptPool } from './bcrypt-pool.js';
  * Turns a token's secret material into what the store keeps, and checks it back.
  * Implement it to plug in another algorithm; `verify` must compare in constant time.
  * @example
- * const hasher: TokenHasher = { name: 'argon2', slow: true, hash: (m) => argon2.hash(m), verify: (m, s) => argon2.verify(s, m) };
+ * const hasher: TokenHasher = {
+ *   name: 'argon2',
+ *   slow: true,
+ *   hash: (m) => argon2.hash(m),
+ *   verify: (m, s) => argon2.verify(s, m),
+ * };
  */
 export interface TokenHasher {
   /** Short name, for logs and diagnostics. */

@@ -14,7 +14,8 @@ import { isTombstone } from './tombstone.js';
  * createTokenGate({
  *   reminders: { leadDays: [14, 3] } satisfies ReminderOptions,
  *   onEvent: (event) => {
- *     if (event.type === 'token.expiring') console.log(`mail ${event.user}: "${event.name}" expires ${event.expiresAt}`);
+ *     if (event.type === 'token.expiring')
+ *       console.log(`mail ${event.user}: "${event.name}" expires ${event.expiresAt}`);
  *   },
  * });
  */

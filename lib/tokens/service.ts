@@ -244,7 +244,13 @@ export class TokenService {
 
   /**
    * Creates a token. The returned `token` string is the only copy of the secret: show it once.
-   * @example const { token } = await gate.tokens.create({ user: 'ci-bot', name: 'deploys', scope: 'write', resources: ['OPS/deploy'] });
+   * @example
+   * const { token } = await gate.tokens.create({
+   *   user: 'ci-bot',
+   *   name: 'deploys',
+   *   scope: 'write',
+   *   resources: ['OPS/deploy'],
+   * });
    */
   async create(input: CreateTokenInput, context: ChangeContext = {}): Promise<CreatedToken> {
     if (typeof input !== 'object' || input === null)
@@ -376,7 +382,8 @@ export class TokenService {
 
   /**
    * The token manager: every user's tokens, filtered, newest first.
-   * @example const page = await gate.tokens.search({ scope: 'write', restricted: false, start: 0, limit: 25 });
+   * @example
+   * const page = await gate.tokens.search({ scope: 'write', restricted: false, start: 0, limit: 25 });
    */
   async search(query: TokenQuery): Promise<TokenPage> {
     const page = await this.#call(() => this.#store.search(query));

@@ -6,7 +6,8 @@ import type { Scope, TokenRecord } from '../model.js';
  * Bitbucket HTTP access token and then forgotten, or a Bitbucket HTTP access token the owner
  * created in Bitbucket (linked, for SSO users without a password). Never stored as given, never
  * in an event, an error or a log.
- * @example await gate.tokens.create({ user: 'alice', name: 'laptop', scope: 'read', upstream: { password } });
+ * @example
+ * await gate.tokens.create({ user: 'alice', name: 'laptop', scope: 'read', upstream: { password } });
  */
 export type UpstreamCredentials =
   | {
@@ -25,7 +26,8 @@ export type UpstreamCredentials =
 /**
  * What `UpstreamHook.acquire` is asked for: a credential for one new token.
  * @example
- * const describe = (request: UpstreamRequest) => `${request.user}/${request.id} (${request.scope}) for ${request.actor}`;
+ * const describe = (request: UpstreamRequest) =>
+ *   `${request.user}/${request.id} (${request.scope}) for ${request.actor}`;
  */
 export interface UpstreamRequest {
   /** The new token's id. */

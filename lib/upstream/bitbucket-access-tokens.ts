@@ -45,7 +45,11 @@ export type { RetryOptions } from './upstream-deletions.js';
  * Bitbucket permissions each of our scopes is backed by.
  * @example
  * const permissions: ScopePermissions = { read: ['REPO_READ'], write: ['REPO_WRITE'] };
- * bitbucketAccessTokens({ baseUrl, encryptionKeys: [{ id: '2025-06', key: process.env.TOKEN_ENCRYPTION_KEY! }], permissions });
+ * bitbucketAccessTokens({
+ *   baseUrl,
+ *   encryptionKeys: [{ id: '2025-06', key: process.env.TOKEN_ENCRYPTION_KEY! }],
+ *   permissions,
+ * });
  */
 export interface ScopePermissions {
   /** Default `['REPO_READ', 'PROJECT_READ']`. */
@@ -111,7 +115,10 @@ export const MINTED_TOKEN_NAME = 'express-api-tokens';
  * How the gate reaches Bitbucket; pass it as `createTokenGate({ upstream })`. Opaque: its parts
  * are internal.
  * @example
- * const upstream: UpstreamMode = bitbucketAccessTokens({ baseUrl, encryptionKeys: [{ id: 'k1', key: process.env.TOKEN_ENCRYPTION_KEY! }] });
+ * const upstream: UpstreamMode = bitbucketAccessTokens({
+ *   baseUrl,
+ *   encryptionKeys: [{ id: 'k1', key: process.env.TOKEN_ENCRYPTION_KEY! }],
+ * });
  * createTokenGate({ upstream });
  */
 export interface UpstreamMode {

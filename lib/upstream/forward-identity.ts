@@ -19,7 +19,12 @@ import { rewriteHeaders, spellingsOf } from '../request/header-rewrite.js';
  * A short-lived signed statement of who the request is, for upstreams that verify it: claims
  * `sub` (the user), `tid` (the token id), `scope`, `iat`, `exp`, and `iss`/`aud` when set.
  * @example
- * const jwt: IdentityJwtOptions = { key: process.env.JWT_SECRET!, ttlSeconds: 30, issuer: 'bitbucket-proxy', audience: 'bitbucket' };
+ * const jwt: IdentityJwtOptions = {
+ *   key: process.env.JWT_SECRET!,
+ *   ttlSeconds: 30,
+ *   issuer: 'bitbucket-proxy',
+ *   audience: 'bitbucket',
+ * };
  * createTokenGate({ identity: { jwt } });
  */
 export interface IdentityJwtOptions {

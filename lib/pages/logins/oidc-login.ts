@@ -30,7 +30,7 @@ export interface OidcLoginOptions {
   issuer: string;
   /** The client id registered at the provider. */
   clientId: string;
-  /** The client secret; omit for a public client (PKCE alone). */
+  /** The client secret. Default: none, a public client (PKCE alone). */
   clientSecret?: string;
   /**
    * Where the provider sends the browser back: the pages' URL + `login/callback`, e.g.

@@ -45,10 +45,15 @@ const PASSWORD_LOGIN_OPTIONS: Shape<PasswordLoginOptions> = {
  * logins are throttled per address and per address + user (the gate's `loginThrottle`) and
  * reported as `auth.denied` events.
  * @example
- * app.use('/tokens', gate.pages({
- *   login: passwordLogin({ verify: bitbucketPasswordVerifier({ baseUrl: 'https://bitbucket.example.com' }) }),
- *   session: { secret: process.env.SESSION_SECRET! },
- * }));
+ * app.use(
+ *   '/tokens',
+ *   gate.pages({
+ *     login: passwordLogin({
+ *       verify: bitbucketPasswordVerifier({ baseUrl: 'https://bitbucket.example.com' }),
+ *     }),
+ *     session: { secret: process.env.SESSION_SECRET! },
+ *   }),
+ * );
  */
 export function passwordLogin(options: Readonly<PasswordLoginOptions>): PasswordLogin {
   if (typeof options !== 'object' || options === null)
