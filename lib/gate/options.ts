@@ -78,7 +78,10 @@ export interface TokenGateOptions {
   tokenPrefix?: string;
   /** Group memberships: a `GroupResolver` or a `{ user: [groups] }` map. Default: no one is in any group. */
   groups?: GroupsOption;
-  /** Which groups may use, create, create write and manage others' tokens. Default: everyone, except `manageOthers` (no one). */
+  /**
+   * Which groups may use, create, create write and manage others' tokens. Default: everyone,
+   * except `manageOthers` (no one).
+   */
   permissions?: Permissions;
   /** Addresses, CIDR ranges and `first-last` ranges token requests may come from. Default: any. */
   ipAllowlist?: readonly string[];
@@ -117,7 +120,7 @@ export interface TokenGateOptions {
    * stock Bitbucket needs nothing installed. Default: the identity header (`identity`).
    */
   upstream?: UpstreamMode;
-  /** Methods beyond the standard ones that tokens may use, e.g. `{ PROPFIND: 'read' }`. Default: none (405). */
+  /** Other methods tokens may use, e.g. `{ PROPFIND: 'read' }`. Default: none (405). */
   extraMethods?: Readonly<Record<string, Scope>>;
   /** Path prefixes of git smart-HTTP and LFS URLs. Default `['/scm/']`. */
   gitPrefixes?: readonly string[];

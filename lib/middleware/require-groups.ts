@@ -18,7 +18,10 @@ import { any, array, either, func, oneOf, record, string, validateOptions } from
 export interface RequireGroupsOptions {
   /** Groups whose members pass. Omitted = everyone, `[]` = no one. */
   groups?: readonly string[];
-  /** Where memberships come from: a `GroupResolver` or a `{ user: [groups] }` map. Default: nobody is in any group. */
+  /**
+   * Where memberships come from: a `GroupResolver` or a `{ user: [groups] }` map. Default:
+   * nobody is in any group.
+   */
   resolver?: GroupsOption;
   /** Which requests are judged. Default `['token']`: token requests only. */
   kinds?: ReadonlyArray<'token' | 'password'>;

@@ -85,7 +85,10 @@ export interface BitbucketAccessTokensOptions {
    * permissions. Default: each Bitbucket token deletes and describes itself.
    */
   adminToken?: string;
-  /** Bitbucket permissions of minted tokens, and what a linked token must carry. Default: read → `REPO_READ` + `PROJECT_READ`, write → `REPO_WRITE` + `PROJECT_WRITE`. */
+  /**
+   * Bitbucket permissions of minted tokens, and what a linked token must carry. Default:
+   * read → `REPO_READ` + `PROJECT_READ`, write → `REPO_WRITE` + `PROJECT_WRITE`.
+   */
   permissions?: ScopePermissions;
   /** Deadline of each call to Bitbucket. Default 5,000 ms. */
   timeoutMs?: number;

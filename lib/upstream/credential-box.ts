@@ -8,7 +8,8 @@ import type { TokenRecord } from '../model.js';
  * One key of the ring that encrypts Bitbucket tokens at rest.
  * @example
  * import { randomBytes } from 'node:crypto';
- * const key: EncryptionKey = { id: '2026-11', key: randomBytes(32) }; // keep it outside the store, the same on every instance
+ * // Keep it outside the store, the same on every instance.
+ * const key: EncryptionKey = { id: '2026-11', key: randomBytes(32) };
  */
 export interface EncryptionKey {
   /** Names the key in each ciphertext (`kid`), so old keys keep decrypting after a new one is added. 1–64 of `A-Za-z0-9._-`. */
