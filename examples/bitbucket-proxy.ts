@@ -4,7 +4,7 @@
  *   npm start                      # self-contained demo (local git repository, tokens in ./data/tokens.db)
  *   BITBUCKET_URL=https://bitbucket.example.com TOKEN_STORE=postgres://proxy@db/tokens npm start
  *
- * Every environment variable is documented in the README ("The example proxy").
+ * Every environment variable is documented in docs/connecting-to-bitbucket.md ("The example proxy").
  */
 
 import { randomBytes } from 'node:crypto';

@@ -11,23 +11,50 @@ interface EventBase {
 /**
  * A request was refused (request path, management API, token pages, logins). Never carries a
  * secret; `tokenId` and `user` only when known.
+ * @example
+ * createTokenGate({
+ *   onEvent: (event) => {
+ *     if (event.type === 'auth.denied') console.warn(`${event.code} ${event.method} ${event.path}`);
+ *   },
+ * });
  */
 export interface AuthDeniedEvent extends EventBase {
+  /** `'auth.denied'`. */
   type: 'auth.denied';
+  /** Why: the refusal's code, e.g. `SCOPE_INSUFFICIENT` (its status is `statusOf(code)`). */
   code: TokenGateErrorCode;
+  /** The request's HTTP method. */
   method: string;
+  /** The request's full path, without the query string. */
   path: string;
+  /** The token's id, when the request carried a token that parsed. */
   tokenId?: string;
+  /** The token's owner, the claimed or logged-in user name, when known. */
   user?: string;
 }
 
-/** A token request passed every check (emitted only with `auditSuccess: true`). */
+/**
+ * A token request passed every check (emitted only with `auditSuccess: true`).
+ * @example
+ * createTokenGate({
+ *   auditSuccess: true,
+ *   onEvent: (event) => {
+ *     if (event.type === 'auth.succeeded') console.log(`${event.user} ${event.method} ${event.path}`);
+ *   },
+ * });
+ */
 export interface AuthSucceededEvent extends EventBase {
+  /** `'auth.succeeded'`. */
   type: 'auth.succeeded';
+  /** The request's HTTP method. */
   method: string;
+  /** The request's full path, without the query string. */
   path: string;
+  /** The token's id. */
   tokenId: string;
+  /** The token's owner. */
   user: string;
+  /** The token's scope. */
   scope: Scope;
 }
 
@@ -36,15 +63,25 @@ interface TokenEventBase extends EventBase {
   actor: string;
   /** The token's owner. */
   user: string;
+  /** The token's id. */
   tokenId: string;
+  /** The token's name (its new name, for a rename). */
   name: string;
 }
 
 /**
  * A token was created (also by rotation or copy: then `rotatedFrom`/`copiedFrom` name the
  * original), revoked, or changed (`fields` lists what changed).
+ * @example
+ * createTokenGate({
+ *   onEvent: (event) => {
+ *     if (event.type === 'token.revoked')
+ *       console.log(`${event.actor} revoked ${event.user}'s token ${event.name}`);
+ *   },
+ * });
  */
 export interface TokenChangedEvent extends TokenEventBase {
+  /** What happened to the token. */
   type: 'token.created' | 'token.updated' | 'token.revoked';
   /** `token.created`: the new token's scope. */
   scope?: Scope;
@@ -62,19 +99,40 @@ export interface TokenChangedEvent extends TokenEventBase {
   upstream?: 'minted' | 'linked' | 'shared';
 }
 
-/** A token was rotated: `replacedBy` is its successor; it keeps working until `expiresAt`. */
+/**
+ * A token was rotated: `replacedBy` is its successor; it keeps working until `expiresAt`.
+ * @example
+ * createTokenGate({
+ *   onEvent: (event) => {
+ *     if (event.type === 'token.rotated')
+ *       console.log(`${event.tokenId} → ${event.replacedBy} (old one ends ${event.expiresAt})`);
+ *   },
+ * });
+ */
 export interface TokenRotatedEvent extends TokenEventBase {
+  /** `'token.rotated'`. */
   type: 'token.rotated';
+  /** The id of the token that replaces it. */
   replacedBy: string;
+  /** When the old token stops working (ISO): the end of the grace period, or now with `graceMs: 0`. */
   expiresAt: string | null;
 }
 
 /**
  * Expiry reminders: `token.expiring` once per token and lead time (`leadDays` before
  * `expiresAt`), `token.expired` once at expiry, each once across a fleet sharing a store.
+ * @example
+ * createTokenGate({
+ *   onEvent: (event) => {
+ *     if (event.type === 'token.expiring')
+ *       console.log(`Tell ${event.user}: token "${event.name}" expires in ${event.leadDays} days`);
+ *   },
+ * });
  */
 export interface TokenExpiryEvent extends TokenEventBase {
+  /** A reminder before expiry, or the expiry itself. */
   type: 'token.expiring' | 'token.expired';
+  /** When the token expires (or expired), ISO. */
   expiresAt: string;
   /** `token.expiring`: the lead time this reminder is for. */
   leadDays?: number;
@@ -84,8 +142,16 @@ export interface TokenExpiryEvent extends TokenEventBase {
  * Access-token mode: the Bitbucket access token behind one of our tokens was deleted in
  * Bitbucket once ours was revoked or expired (`upstream.deleted`), or a deletion failed and will
  * be retried until Bitbucket confirms (`upstream.delete-failed`). Never carries the token itself.
+ * @example
+ * createTokenGate({
+ *   onEvent: (event) => {
+ *     if (event.type === 'upstream.delete-failed')
+ *       console.warn(`Bitbucket token ${event.upstreamTokenId}: ${event.error}`);
+ *   },
+ * });
  */
 export interface UpstreamTokenEvent extends TokenEventBase {
+  /** The deletion succeeded, or failed and will be retried. */
   type: 'upstream.deleted' | 'upstream.delete-failed';
   /** The Bitbucket token's id, as an administrator sees it in Bitbucket. */
   upstreamTokenId: string;
@@ -97,6 +163,15 @@ export interface UpstreamTokenEvent extends TokenEventBase {
   retryAt?: string | null;
 }
 
+/**
+ * Every event `onEvent` receives; `type` tells them apart. None carries a secret.
+ * @example
+ * const onEvent = (event: AuditEvent) => {
+ *   if (event.type === 'auth.denied') console.warn(JSON.stringify(event));
+ *   else console.log(JSON.stringify(event));
+ * };
+ * createTokenGate({ onEvent });
+ */
 export type AuditEvent =
   | AuthDeniedEvent
   | AuthSucceededEvent
@@ -106,8 +181,10 @@ export type AuditEvent =
   | UpstreamTokenEvent;
 
 /**
- * Receives audit events. Never receives a secret.
- * @example createTokenGate({ onEvent: (event) => logger.info(event, event.type) })
+ * Receives audit events. Never receives a secret. A listener that throws never breaks a request.
+ * @example
+ * const onEvent: EventListener = (event) => console.log(JSON.stringify(event));
+ * createTokenGate({ onEvent });
  */
 export type EventListener = (event: AuditEvent) => void;
 

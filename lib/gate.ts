@@ -26,12 +26,29 @@ import { type AttachedUpstream, attachUpstream } from './upstream/bitbucket-acce
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from './ops/health.js';
 
+/**
+ * What `createTokenGate` returns: the token service, the request path, the management API,
+ * the token pages, metrics, health checks and `close()`.
+ * @example
+ * const gate: TokenGate = createTokenGate({ blockPasswordAuth: true });
+ * app.use('/tokens/api', bitbucketLogin({ baseUrl }), gate.router());
+ * app.use(['/rest', '/scm'], gate.protect(), forwardTo(baseUrl));
+ * process.once('SIGTERM', () => void gate.close());
+ */
 export interface TokenGate {
   /** Create, verify, list, change, rotate and revoke tokens from code. */
   readonly tokens: TokenService;
-  /** The whole request path as one middleware, for the routes tokens may call. */
+  /**
+   * The whole request path as one middleware, for the routes tokens may call: clientIp →
+   * extractCredentials → blockPasswordAuth → ipAllowlist → authenticateToken →
+   * tokenRestrictions → requireGroups → requireScope → forwardIdentity (or the Bitbucket access
+   * token) → record the use.
+   */
   protect(): RequestHandler;
-  /** The management API (mount it behind a login such as `bitbucketLogin`). */
+  /**
+   * The management API (JSON): create, list, read, change, rotate, copy and revoke tokens.
+   * Mount it behind a login such as `bitbucketLogin`.
+   */
   router(options?: RouterOptions): Router;
   /**
    * Express handler for `/metrics` (Prometheus text format). Needs `metrics: true` (or
@@ -56,7 +73,10 @@ export interface TokenGate {
   healthHandlers(): HealthHandlers;
   /** The token pages: log in, create, copy once, rotate and revoke tokens; the token manager. */
   pages(options: PagesOptions): Router;
-  /** Stops timers and listening for revocations. Does not close a store (or client) you passed in. */
+  /**
+   * Stops timers and listening for revocations, and closes the store the gate made itself
+   * (when you gave none). Does not close a store (or client) you passed in.
+   */
   close(): Promise<void>;
 }
 
@@ -72,8 +92,8 @@ function called<T>(name: string, make: (options?: never) => T) {
 
 /**
  * Builds a token gate from one options object: the token service, the request path
- * (`protect()`) and the management API (`router()`). Invalid options throw here, naming the
- * option and suggesting the right name for a typo.
+ * (`protect()`), the management API (`router()`) and the token pages (`pages()`). Invalid
+ * options throw here, naming the option and suggesting the right name for a typo.
  * @example
  * const gate = createTokenGate({ blockPasswordAuth: true, ipAllowlist: ['10.0.0.0/8'] });
  * app.use(['/rest', '/scm'], gate.protect());

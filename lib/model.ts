@@ -3,7 +3,13 @@
  * imports these; this file imports nothing, so it sits at the bottom of the import graph.
  */
 
-/** What a token may do: `read` allows GET, HEAD, OPTIONS; `write` adds POST, PUT, PATCH, DELETE. */
+/**
+ * What a token may do: `read` allows GET, HEAD, OPTIONS (and git clone, fetch, LFS downloads);
+ * `write` adds POST, PUT, PATCH, DELETE (and git push).
+ * @example
+ * const scope: Scope = 'read';
+ * await gate.tokens.create({ user: 'alice', name: 'CI clone', scope });
+ */
 export type Scope = 'read' | 'write';
 
 export const SCOPES: readonly Scope[] = ['read', 'write'];
@@ -12,6 +18,12 @@ export const SCOPES: readonly Scope[] = ['read', 'write'];
  * What one token may be narrowed to, beyond its scope. Each field is `null` when the token is
  * not restricted that way. Restrictions only ever narrow: a token never gains anything its
  * owner or its scope does not have.
+ * @example
+ * const restrictions: TokenRestrictions = {
+ *   allowedIps: ['10.20.0.0/16'],
+ *   requiredHeaders: { 'x-ci-runner': 'build-7' },
+ *   resources: ['OPS/deploy', '~alice/*'],
+ * };
  */
 export interface TokenRestrictions {
   /** Addresses, CIDR ranges and `first-last` ranges (canonical text) the token may be used from. */
@@ -24,19 +36,31 @@ export interface TokenRestrictions {
 
 /**
  * A token as stored. Holds the hash of the secret, never the secret itself.
- * Times are epoch milliseconds.
+ * Times are epoch milliseconds. Stores keep every field as given.
+ * @example
+ * const record: TokenRecord | null = await store.get('a1B2c3D4e5F');
+ * if (record !== null) console.log(record.user, new Date(record.createdAt));
  */
 export interface TokenRecord extends TokenRestrictions {
+  /** Public id: 11 base62 characters, part of the token string. */
   id: string;
+  /** The owner: the Bitbucket user the token acts as. */
   user: string;
+  /** 1 to 100 characters, no control characters. */
   name: string;
+  /** `read` or `write`. */
   scope: Scope;
   /** Output of the configured `TokenHasher`, e.g. `hmac-sha256$…` or a bcrypt hash. */
   hash: string;
+  /** When it was created. */
   createdAt: number;
+  /** Who created it: the owner, or an administrator acting on the owner's behalf. */
   createdBy: string;
+  /** When it stops working, or null for never. */
   expiresAt: number | null;
+  /** When it last passed `protect()`, or null. */
   lastUsedAt: number | null;
+  /** The client address of that use, or null. */
   lastUsedIp: string | null;
   /**
    * Opaque, encrypted upstream credential (the Bitbucket access token backing this token in
@@ -45,7 +69,12 @@ export interface TokenRecord extends TokenRestrictions {
   upstream: string | null;
 }
 
-/** Fields a store can change on a live token (`TokenStore.update`). */
+/**
+ * Fields a store can change on a live token (`TokenStore.update`).
+ * @example
+ * const changes: TokenChanges = { name: 'CI (old)', resources: null };
+ * await store.update('a1B2c3D4e5F', changes);
+ */
 export type TokenChanges = Partial<
   Pick<TokenRecord, 'name' | 'expiresAt' | 'allowedIps' | 'requiredHeaders' | 'resources' | 'upstream'>
 >;
@@ -53,18 +82,29 @@ export type TokenChanges = Partial<
 /**
  * The public view of a token. Never holds the secret or its hash. Times are ISO strings or null.
  * Frozen: change a token through `gate.tokens`, not by editing this object.
+ * @example
+ * app.get('/rest/whoami', gate.protect(), (req, res) => {
+ *   const token: TokenInfo | undefined = req.auth?.token;
+ *   res.json({ user: token?.user, scope: token?.scope, expiresAt: token?.expiresAt });
+ * });
  */
 export interface TokenInfo extends Readonly<TokenRestrictions> {
   /** Public id (part of the token string, safe to show and log). */
   readonly id: string;
   /** The owner: the Bitbucket user the token acts as. */
   readonly user: string;
+  /** 1 to 100 characters, no control characters. */
   readonly name: string;
+  /** `read` or `write`. */
   readonly scope: Scope;
+  /** When it was created. */
   readonly createdAt: string;
   /** Who created it: the owner, or an administrator acting on the owner's behalf. */
   readonly createdBy: string;
+  /** When it stops working, or null for never. */
   readonly expiresAt: string | null;
+  /** When it last passed `protect()` (the first use at once, later ones about once a minute), or null. */
   readonly lastUsedAt: string | null;
+  /** The client address of that use, or null. */
   readonly lastUsedIp: string | null;
 }

@@ -11,6 +11,8 @@ import { appendForwardedFor, endToEndHeaders, plainAddress } from './headers.js'
 /**
  * Options of `forwardTo`.
  * @example
+ * import { readFileSync } from 'node:fs';
+ * import https from 'node:https';
  * const agent = new https.Agent({ keepAlive: true, ca: readFileSync('internal-ca.pem') });
  * forwardTo('https://bitbucket.internal', { timeoutMs: 120_000, agent });
  */
@@ -106,7 +108,11 @@ function outgoingHeaders(req: Request, upstream: URL) {
  * @example
  * import { forwardTo } from 'express-api-tokens/forward';
  *
- * app.use(['/rest', '/scm'], gate.protect(), forwardTo('https://bitbucket.internal:7990', { timeoutMs: 120_000 }));
+ * app.use(
+ *   ['/rest', '/scm'],
+ *   gate.protect(),
+ *   forwardTo('https://bitbucket.internal:7990', { timeoutMs: 120_000 }),
+ * );
  */
 export function forwardTo(upstream: string | URL, options: Readonly<ForwardOptions> = {}): RequestHandler {
   // `app.use(forwardTo)` without the call would hand us a request: say so instead of "not a URL".

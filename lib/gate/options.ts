@@ -30,7 +30,18 @@ import type { CacheOptions } from '../tokens/verifier.js';
 import { isUpstreamMode, type UpstreamMode } from '../upstream/bitbucket-access-tokens.js';
 import { FORWARD_IDENTITY_OPTIONS, type ForwardIdentityOptions } from '../upstream/forward-identity.js';
 
-/** Who may do what, as lists of groups. Each: omitted = everyone, `[]` = no one. */
+/**
+ * Who may do what, as lists of groups. Each: omitted = everyone, `[]` = no one.
+ * @example
+ * createTokenGate({
+ *   groups: bitbucketGroups({ baseUrl, token: process.env.BITBUCKET_ADMIN_TOKEN! }),
+ *   permissions: {
+ *     useTokens: ['api-users'],
+ *     createWriteTokens: ['developers'],
+ *     manageOthers: ['bitbucket-admins'],
+ *   },
+ * });
+ */
 export interface Permissions {
   /** May authenticate with tokens at all. Default: everyone. */
   useTokens?: readonly string[];
@@ -42,7 +53,20 @@ export interface Permissions {
   manageOthers?: readonly string[];
 }
 
-/** Options of `createTokenGate`. Every option, at every depth, is checked at startup. */
+/**
+ * Options of `createTokenGate`. Every option, at every depth, is checked at startup: a wrong
+ * value or an unknown key throws a TypeError naming it (with a "did you mean" for typos).
+ * @example
+ * const options: TokenGateOptions = {
+ *   store: new SqliteTokenStore({ path: './data/tokens.db' }),
+ *   pepper: process.env.TOKEN_PEPPER!,
+ *   ipAllowlist: ['10.0.0.0/8'],
+ *   trustedProxies: ['10.0.0.5'],
+ *   blockPasswordAuth: true,
+ *   expiry: { defaultDays: 90, maxDays: 365 },
+ * };
+ * const gate = createTokenGate(options);
+ */
 export interface TokenGateOptions {
   /** Where tokens live. Default: a new `MemoryTokenStore` (tokens vanish on restart). */
   store?: TokenStore;
@@ -54,6 +78,10 @@ export interface TokenGateOptions {
   tokenPrefix?: string;
   /** Group memberships: a `GroupResolver` or a `{ user: [groups] }` map. Default: no one is in any group. */
   groups?: GroupsOption;
+  /**
+   * Which groups may use, create, create write and manage others' tokens. Default: everyone,
+   * except `manageOthers` (no one).
+   */
   permissions?: Permissions;
   /** Addresses, CIDR ranges and `first-last` ranges token requests may come from. Default: any. */
   ipAllowlist?: readonly string[];
@@ -79,7 +107,10 @@ export interface TokenGateOptions {
   storeTimeoutMs?: number;
   /** Brute-force throttling of failed token attempts, or `false` to switch it off. Default on. */
   throttle?: ThrottleOptions | false;
-  /** Throttling of failed password logins (management API, token pages). */
+  /**
+   * Throttling of failed logins to the token pages (`bitbucketLogin` has its own `throttle`).
+   * Default: 30 per address and 5 per address + user name in 15 minutes.
+   */
   loginThrottle?: LoginThrottleOptions;
   /** Identity forwarded upstream (the default mode): header name and optional signed JWT. */
   identity?: ForwardIdentityOptions;
@@ -89,19 +120,22 @@ export interface TokenGateOptions {
    * stock Bitbucket needs nothing installed. Default: the identity header (`identity`).
    */
   upstream?: UpstreamMode;
-  /** Methods beyond the standard ones that tokens may use, with the scope each needs. */
+  /** Other methods tokens may use, e.g. `{ PROPFIND: 'read' }`. Default: none (405). */
   extraMethods?: Readonly<Record<string, Scope>>;
   /** Path prefixes of git smart-HTTP and LFS URLs. Default `['/scm/']`. */
   gitPrefixes?: readonly string[];
   /** Path prefixes of REST URLs (for `resources` restrictions). Default `['/rest/']`. */
   restPrefixes?: readonly string[];
-  /** Paths a `resources`-restricted token may call although they name no repository. */
+  /**
+   * Paths a `resources`-restricted token may call although they name no repository. Default:
+   * the owner's profile and the application properties.
+   */
   unrestrictedPaths?: readonly string[];
   /** Expiry reminders (`token.expiring`, `token.expired` events), or `false`. Default on with `onEvent`. */
   reminders?: ReminderOptions | false;
   /** Also report `auth.succeeded` events. Default false. */
   auditSuccess?: boolean;
-  /** Audit events; never receives a secret. */
+  /** Audit events; never receives a secret. Default: none. */
   onEvent?: EventListener;
   /**
    * Prometheus metrics through prom-client (an optional peer: `npm install prom-client`):

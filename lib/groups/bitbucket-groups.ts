@@ -4,6 +4,16 @@ import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, integer, string, validateOptions } from '../internal/options.js';
 import type { GroupResolver } from './group-resolver.js';
 
+/**
+ * Options of `bitbucketGroups`.
+ * @example
+ * const options: BitbucketGroupsOptions = {
+ *   baseUrl: 'https://bitbucket.example.com',
+ *   token: process.env.BITBUCKET_ADMIN_TOKEN!,
+ *   cacheTtlMs: 300_000,
+ * };
+ * createTokenGate({ groups: bitbucketGroups(options) });
+ */
 export interface BitbucketGroupsOptions {
   /** Bitbucket's base URL, e.g. `https://bitbucket.example.com`. */
   baseUrl: string;
@@ -30,7 +40,8 @@ const MAX_PAGES = 100;
  * A GroupResolver that asks Bitbucket Server / Data Center which groups a user is in
  * (`GET /rest/api/1.0/admin/users/more-members?context=<user>`, all pages), with a bounded
  * cache. Bitbucket unreachable or answering an error fails closed (503), never "no groups".
- * @example createTokenGate({ groups: bitbucketGroups({ baseUrl, token: process.env.BITBUCKET_ADMIN_TOKEN! }) })
+ * @example
+ * createTokenGate({ groups: bitbucketGroups({ baseUrl, token: process.env.BITBUCKET_ADMIN_TOKEN! }) });
  */
 export function bitbucketGroups(options: Readonly<BitbucketGroupsOptions>): GroupResolver {
   validateOptions<BitbucketGroupsOptions>(options, {

@@ -1,9 +1,19 @@
 import { TokenGateError, UnavailableError } from '../errors.js';
 
-/** The groups a user is in. May be async (a directory, Bitbucket). Throwing fails closed (503). */
+/**
+ * The groups a user is in. May be async (a directory, Bitbucket). Throwing fails closed (503).
+ * @example
+ * const groups: GroupResolver = async (user) => (user.endsWith('-bot') ? ['automation'] : ['developers']);
+ * createTokenGate({ groups, permissions: { createWriteTokens: ['developers'] } });
+ */
 export type GroupResolver = (user: string) => readonly string[] | Promise<readonly string[]>;
 
-/** The `groups` option: a resolver, or a static `{ user: [groups] }` map. */
+/**
+ * The `groups` option: a resolver, or a static `{ user: [groups] }` map.
+ * @example
+ * const groups: GroupsOption = { alice: ['developers'], 'ci-bot': ['automation'] };
+ * createTokenGate({ groups });
+ */
 export type GroupsOption = GroupResolver | Readonly<Record<string, readonly string[]>>;
 
 /**

@@ -18,7 +18,12 @@ import { assertTokenPrefix } from '../tokens/format.js';
 import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
 import { refuse } from './respond.js';
 
-/** A Bitbucket account, as Bitbucket names it. */
+/**
+ * A Bitbucket account, as Bitbucket names it. `bitbucketLogin` sets it as `req.user`.
+ * @example
+ * const account: BitbucketUser | null = await bitbucketPasswordVerifier({ baseUrl })('alice', password);
+ * if (account !== null) console.log(account.name, account.slug);
+ */
 export interface BitbucketUser {
   /** The user name (what tokens are issued to). */
   name: string;
@@ -26,9 +31,25 @@ export interface BitbucketUser {
   slug: string;
 }
 
-/** Checks a user name and password against Bitbucket: the account, or null when refused. */
+/**
+ * Checks a user name and password: the account, or null when refused. `bitbucketPasswordVerifier`
+ * makes one; `passwordLogin` takes any.
+ * @example
+ * const verify: PasswordVerifier = async (user, password) =>
+ *   user === 'demo' && password === 'demo' ? { name: 'demo', slug: 'demo' } : null;
+ * gate.pages({ login: passwordLogin({ verify }), session: { secret: process.env.SESSION_SECRET! } });
+ */
 export type PasswordVerifier = (user: string, password: string) => Promise<BitbucketUser | null>;
 
+/**
+ * Options of `bitbucketPasswordVerifier` (and, with more, of `bitbucketLogin`).
+ * @example
+ * const options: BitbucketPasswordVerifierOptions = {
+ *   baseUrl: 'https://bitbucket.example.com',
+ *   cacheTtlMs: 30_000,
+ * };
+ * const verify = bitbucketPasswordVerifier(options);
+ */
 export interface BitbucketPasswordVerifierOptions {
   /** Bitbucket's base URL, e.g. `https://bitbucket.example.com`. */
   baseUrl: string;
@@ -132,6 +153,18 @@ export function bitbucketPasswordVerifier(
   };
 }
 
+/**
+ * Options of `bitbucketLogin`: those of `bitbucketPasswordVerifier` and `clientIp`, and more.
+ * @example
+ * const options: BitbucketLoginOptions = {
+ *   baseUrl: 'https://bitbucket.example.com',
+ *   trustedProxies: ['10.0.0.5'],
+ *   store, // failed logins counted fleet-wide
+ *   throttle: { maxFailuresPerUser: 10 },
+ *   onEvent: (event) => console.log(JSON.stringify(event)),
+ * };
+ * app.use('/tokens/api', bitbucketLogin(options), gate.router());
+ */
 export interface BitbucketLoginOptions extends BitbucketPasswordVerifierOptions, ClientIpOptions {
   /** Prefix of the gate's tokens, to tell them from passwords. Default `'bbt'`. */
   tokenPrefix?: string;
@@ -140,9 +173,9 @@ export interface BitbucketLoginOptions extends BitbucketPasswordVerifierOptions,
    * Pass the gate's store so every instance sees every failure.
    */
   store?: Pick<TokenStore, 'countFailure'>;
-  /** Limits on failed logins. */
+  /** Limits on failed logins. Default: 30 per address and 5 per address + user name in 15 minutes. */
   throttle?: LoginThrottleOptions;
-  /** Failed logins are reported as `auth.denied` events. */
+  /** Receives an `auth.denied` event for every refused login. Default: none. */
   onEvent?: EventListener;
 }
 

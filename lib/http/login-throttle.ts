@@ -5,7 +5,17 @@ import { addressKey } from '../internal/ip.js';
 import { integer, type Shape } from '../internal/options.js';
 import type { TokenStore } from '../stores/token-store.js';
 
-/** Limits on failed password logins (management API, token pages). */
+/**
+ * Limits on failed password logins: the token pages' (the gate's `loginThrottle`) and
+ * `bitbucketLogin`'s (its `throttle`).
+ * @example
+ * const loginThrottle: LoginThrottleOptions = {
+ *   maxFailuresPerIp: 50,
+ *   maxFailuresPerUser: 5,
+ *   windowMs: 600_000,
+ * };
+ * createTokenGate({ loginThrottle });
+ */
 export interface LoginThrottleOptions {
   /** Failed logins one client address (an IPv6 /64) may make per window. Default 30. */
   maxFailuresPerIp?: number;

@@ -30,7 +30,11 @@ function bearerError(error: TokenGateError): string {
  * Answers an error in Bitbucket's REST error shape (so Bitbucket clients show it), or as plain
  * text for git. 401s (and malformed credentials) carry `WWW-Authenticate` so git and browsers
  * ask for credentials; Bearer is offered only where tokens are accepted.
- * @example app.use((err, req, res, next) => isTokenGateError(err) ? sendError(req, res, err) : next(err))
+ * @example
+ * app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+ *   if (isTokenGateError(err)) sendError(req, res, err);
+ *   else next(err);
+ * });
  */
 export function sendError(
   req: Request,

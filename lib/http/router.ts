@@ -25,6 +25,13 @@ import {
 import { jsonBody, refuseUnknownFields, requestedExpiry, tokenQueryOf } from './request-input.js';
 import { refuse } from './respond.js';
 
+/**
+ * Options of `gate.router()`.
+ * @example
+ * // Behind your own login (passport, an SSO proxy) instead of bitbucketLogin:
+ * const options: RouterOptions = { principal: (req) => req.header('x-authenticated-user') };
+ * app.use('/tokens/api', gate.router(options));
+ */
 export interface RouterOptions {
   /**
    * Who is calling: a user name, or undefined when nobody is logged in (401). Default: reads

@@ -12,6 +12,12 @@ import { parseToken } from '../tokens/format.js';
 import { type TokenService, verifierOf } from '../tokens/service.js';
 import type { VerifyOutcome } from '../tokens/verifier.js';
 
+/**
+ * Options of `authenticateToken`.
+ * @example
+ * const options: AuthenticateTokenOptions = { tokens: gate.tokens, throttle: { maxFailuresPerIp: 20 } };
+ * app.use(clientIp(), extractCredentials(), authenticateToken(options));
+ */
 export interface AuthenticateTokenOptions {
   /** The token service (`gate.tokens`). */
   tokens: TokenService;
@@ -22,6 +28,7 @@ export interface AuthenticateTokenOptions {
    * false and records a use only when every later check let the request through.
    */
   recordUse?: boolean;
+  /** Receives an `auth.denied` event for every refusal. Default: none. */
   onEvent?: EventListener;
 }
 

@@ -4,12 +4,21 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
 import { func, string, validateOptions } from '../internal/options.js';
 
+/**
+ * Options of `blockPasswordAuth`.
+ * @example
+ * const options: BlockPasswordAuthOptions = {
+ *   message: 'Passwords are off: create a token at https://git.example.com/tokens/',
+ * };
+ * app.use(extractCredentials(), blockPasswordAuth(options));
+ */
 export interface BlockPasswordAuthOptions {
   /**
    * What the refused user is told. Default: to create an API token and use it in place of
    * the password. Name your token page here if you have one.
    */
   message?: string;
+  /** Receives an `auth.denied` event for every refusal. Default: none. */
   onEvent?: EventListener;
 }
 

@@ -8,11 +8,18 @@ import { parseAuthorization } from '../request/authorization-header.js';
 import { setPendingToken } from '../request/credential-slot.js';
 import { assertTokenPrefix } from '../tokens/format.js';
 
+/**
+ * Options of `extractCredentials`.
+ * @example
+ * const options: ExtractCredentialsOptions = { tokenPrefix: 'acme', anonymous: 'deny' };
+ * app.use(extractCredentials(options));
+ */
 export interface ExtractCredentialsOptions {
   /** Prefix of this gate's tokens. Default `'bbt'`. */
   tokenPrefix?: string;
   /** Requests without credentials: `'pass'` (default; the upstream decides) or `'deny'` (401). */
   anonymous?: 'pass' | 'deny';
+  /** Receives an `auth.denied` event for every refusal. Default: none. */
   onEvent?: EventListener;
 }
 

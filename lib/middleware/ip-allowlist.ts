@@ -12,11 +12,18 @@ import {
 } from '../request/client-address.js';
 import { isTokenRequest } from '../request/credential-slot.js';
 
+/**
+ * Options of `ipAllowlist`, with those of `clientIp` (used when no `clientIp` ran before it).
+ * @example
+ * const options: IpAllowlistOptions = { allow: ['10.0.0.0/8', '2001:db8::/32'], forPasswords: true };
+ * app.use(clientIp(), extractCredentials(), ipAllowlist(options));
+ */
 export interface IpAllowlistOptions extends ClientIpOptions {
   /** Addresses, CIDR ranges and `first-last` ranges (IPv4 and IPv6) that token requests may come from. */
   allow: readonly string[];
   /** Judge password requests too. Default false: token requests only. Anonymous ones never. */
   forPasswords?: boolean;
+  /** Receives an `auth.denied` event for every refusal. Default: none. */
   onEvent?: EventListener;
 }
 

@@ -5,13 +5,27 @@ import { compilePermission, type GroupsOption, groupsOf, toGroupResolver } from 
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { any, array, either, func, oneOf, record, string, validateOptions } from '../internal/options.js';
 
+/**
+ * Options of `requireGroups`.
+ * @example
+ * const options: RequireGroupsOptions = {
+ *   groups: ['api-users'],
+ *   resolver: { alice: ['api-users'] },
+ *   kinds: ['token', 'password'],
+ * };
+ * app.use(requireGroups(options));
+ */
 export interface RequireGroupsOptions {
   /** Groups whose members pass. Omitted = everyone, `[]` = no one. */
   groups?: readonly string[];
-  /** Where memberships come from: a `GroupResolver` or a `{ user: [groups] }` map. */
+  /**
+   * Where memberships come from: a `GroupResolver` or a `{ user: [groups] }` map. Default:
+   * nobody is in any group.
+   */
   resolver?: GroupsOption;
   /** Which requests are judged. Default `['token']`: token requests only. */
   kinds?: ReadonlyArray<'token' | 'password'>;
+  /** Receives an `auth.denied` event for every refusal. Default: none. */
   onEvent?: EventListener;
 }
 

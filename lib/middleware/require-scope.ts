@@ -6,6 +6,15 @@ import { array, func, oneOf, record, string, validateOptions } from '../internal
 import { SCOPES, type Scope } from '../model.js';
 import { compileScopeRules, requiredScope, type ScopeNeed } from '../request/scope-rules.js';
 
+/**
+ * Options of `requireScope`.
+ * @example
+ * const options: RequireScopeOptions = {
+ *   extraMethods: { PROPFIND: 'read' },
+ *   gitPrefixes: ['/scm/', '/git/'],
+ * };
+ * app.use(requireScope(options));
+ */
 export interface RequireScopeOptions {
   /**
    * Methods beyond the standard ones that tokens may use, with the scope each needs, e.g.
@@ -17,6 +26,7 @@ export interface RequireScopeOptions {
    * there can a POST be a read (a fetch, an LFS download). Default `['/scm/']`.
    */
   gitPrefixes?: readonly string[];
+  /** Receives an `auth.denied` event for every refusal. Default: none. */
   onEvent?: EventListener;
 }
 

@@ -16,6 +16,18 @@ import {
 } from '../request/resource-path.js';
 import { ipNotAllowed } from './ip-allowlist.js';
 
+/**
+ * Options of `tokenRestrictions`.
+ * @example
+ * // Replaces the default list: keep what clients read to start, add the dashboard.
+ * const unrestrictedPaths = [
+ *   '/rest/api/1.0/application-properties',
+ *   '/rest/api/1.0/users/{user}',
+ *   '/rest/api/1.0/dashboard/pull-requests',
+ * ];
+ * const options: TokenRestrictionsOptions = { unrestrictedPaths };
+ * app.use(clientIp(), extractCredentials(), authenticateToken({ tokens }), tokenRestrictions(options));
+ */
 export interface TokenRestrictionsOptions {
   /** Path prefixes of git smart-HTTP and LFS URLs. Default `['/scm/']`. */
   gitPrefixes?: readonly string[];
@@ -27,6 +39,7 @@ export interface TokenRestrictionsOptions {
    * profile and the application properties, which clients read to start.
    */
   unrestrictedPaths?: readonly string[];
+  /** Receives an `auth.denied` event for every refusal. Default: none. */
   onEvent?: EventListener;
 }
 
@@ -64,7 +77,9 @@ function compile(token: TokenInfo): Compiled {
  * `authenticateToken`. Restrictions only narrow: an address must pass the gate's allowlist and
  * the token's; a path that names no project or repository, or that could be read two ways, is
  * refused to a `resources`-restricted token (fail closed). Unrestricted tokens cost one check.
- * @example app.use(extractCredentials(), authenticateToken({ tokens }), tokenRestrictions())
+ * `allowedIps` is judged on `req.auth.clientIp`: put `clientIp` first, or every token with
+ * `allowedIps` is refused (the address is unknown).
+ * @example app.use(clientIp(), extractCredentials(), authenticateToken({ tokens }), tokenRestrictions())
  */
 export function tokenRestrictions(options: Readonly<TokenRestrictionsOptions> = {}): RequestHandler {
   validateOptions<TokenRestrictionsOptions>(options, TOKEN_RESTRICTIONS_OPTIONS);

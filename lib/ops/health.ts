@@ -3,8 +3,14 @@ import { storeCall } from '../internal/with-timeout.js';
 import type { TokenStore } from '../stores/token-store.js';
 import type { RevocationFeed } from '../tokens/revocation-feed.js';
 
-/** The store answered (any answer: the probe asks for an id no token has) within the deadline. */
+/**
+ * The store answered (any answer: the probe asks for an id no token has) within the deadline.
+ * @example
+ * const { store } = (await gate.health()).checks;
+ * if (!store.ok) console.warn(`${store.kind} store: ${store.error} (${store.latencyMs} ms)`);
+ */
 export interface StoreHealth {
+  /** True when the last probe was answered within `storeTimeoutMs`. */
   ok: boolean;
   /** `memory`, `redis`, `sqlite`, `postgres` or `custom`. */
   kind: string;
@@ -16,9 +22,16 @@ export interface StoreHealth {
   error?: string;
 }
 
-/** Revocations made by other instances reach this one (a store without a feed is local: always connected). */
+/**
+ * Revocations made by other instances reach this one (a store without a feed is local: always connected).
+ * @example
+ * const { revocationFeed } = (await gate.health()).checks;
+ * if (!revocationFeed.connected) console.warn('revocation feed down: the verified-token cache is not used');
+ */
 export interface RevocationFeedHealth {
+  /** Same as `connected`. */
   ok: boolean;
+  /** True while the store's feed is listening (always true for a store without one). */
   connected: boolean;
 }
 
@@ -26,14 +39,31 @@ export interface RevocationFeedHealth {
  * `gate.health()`: `live` while the gate is open, whatever its store does (a process that
  * answers is alive; restarting it would not bring a store back); `ready` when, in addition,
  * the store answered a probe within `storeTimeoutMs` and the revocation feed is connected.
+ * @example
+ * const health: GateHealth = await gate.health();
+ * if (!health.ready) console.warn(JSON.stringify(health.checks));
  */
 export interface GateHealth {
+  /** Live, the store answered the probe, and the revocation feed is connected. */
   ready: boolean;
+  /** The gate is open (not closed). */
   live: boolean;
-  checks: { store: StoreHealth; revocationFeed: RevocationFeedHealth };
+  /** What `ready` was judged on. */
+  checks: {
+    /** The last store probe. */
+    store: StoreHealth;
+    /** The revocation feed. */
+    revocationFeed: RevocationFeedHealth;
+  };
 }
 
-/** Express handlers for `/healthz` (liveness) and `/readyz` (readiness). */
+/**
+ * Express handlers for `/healthz` (liveness) and `/readyz` (readiness), from `gate.healthHandlers()`.
+ * @example
+ * const health: HealthHandlers = gate.healthHandlers();
+ * app.get('/healthz', health.live);
+ * app.get('/readyz', health.ready);
+ */
 export interface HealthHandlers {
   /** 200 while the gate is open, else 503; answers at once, with the last store probe's result (never waits for the store). */
   live: RequestHandler;

@@ -12,15 +12,31 @@ import { Tallies } from './tallies.js';
 /**
  * The part of a prom-client `Registry` the gate uses; any prom-client 15 registry fits. Typed
  * structurally so that the package's types do not need prom-client installed.
+ * @example
+ * import { Registry } from 'prom-client';
+ * const registry: MetricsRegistryLike = new Registry();
+ * createTokenGate({ metrics: { registry } });
  */
 export interface MetricsRegistryLike {
+  /** Adds a metric (the gate's own, at startup). */
   registerMetric(metric: never): void;
+  /** Removes a metric by name (the gate's own, at `close()`). */
   removeSingleMetric(name: string): void;
+  /** Every metric in Prometheus text format. */
   metrics(): Promise<string>;
+  /** The `Content-Type` of that text. */
   readonly contentType: string;
 }
 
-/** Prometheus metrics of a gate. */
+/**
+ * Prometheus metrics of a gate (the `metrics` option, beside `true`).
+ * @example
+ * import { collectDefaultMetrics, Registry } from 'prom-client';
+ * const registry = new Registry();
+ * collectDefaultMetrics({ register: registry });
+ * const gate = createTokenGate({ metrics: { registry } satisfies MetricsOptions });
+ * app.get('/metrics', gate.metricsHandler()); // the gate's metrics and the defaults
+ */
 export interface MetricsOptions {
   /**
    * The prom-client `Registry` to register the gate's metrics in (for example the one your app

@@ -4,10 +4,30 @@ import type { OidcLogin } from './logins/oidc-login.js';
 import type { PasswordLogin } from './logins/password-login.js';
 import { SESSION_OPTIONS, type SessionOptions } from './session.js';
 
-/** How people log in to the token pages: `passwordLogin(…)` or `oidcLogin(…)`. */
+/**
+ * How people log in to the token pages: `passwordLogin(…)` or `oidcLogin(…)`.
+ * @example
+ * const login: LoginProvider = process.env.OIDC_ISSUER
+ *   ? oidcLogin({
+ *       issuer: process.env.OIDC_ISSUER,
+ *       clientId: 'tokens',
+ *       redirectUri: 'https://git.example.com/tokens/login/callback',
+ *     })
+ *   : passwordLogin({ verify: bitbucketPasswordVerifier({ baseUrl }) });
+ */
 export type LoginProvider = PasswordLogin | OidcLogin;
 
-/** Options of `gate.pages()`. */
+/**
+ * Options of `gate.pages()`.
+ * @example
+ * const options: PagesOptions = {
+ *   login: passwordLogin({ verify: bitbucketPasswordVerifier({ baseUrl }) }),
+ *   session: { secret: process.env.SESSION_SECRET!, idleTimeoutMs: 900_000 },
+ *   publicUrl: 'https://git.example.com/',
+ *   cloneExample: 'scm/OPS/deploy.git',
+ * };
+ * app.use('/tokens', gate.pages(options));
+ */
 export interface PagesOptions {
   /** The login: `passwordLogin({ verify })` or `oidcLogin({ … })`. Give this or `principal`. */
   login?: LoginProvider;

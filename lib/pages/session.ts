@@ -4,7 +4,19 @@ import { BoundedCache } from '../internal/bounded-cache.js';
 import { array, boolean, either, fail, integer, oneOf, type Shape, string } from '../internal/options.js';
 import { isCookieName } from './cookies.js';
 
-/** The login session of the token pages: an HttpOnly cookie holding an encrypted JWT. */
+/**
+ * The login session of the token pages: an HttpOnly cookie holding an encrypted JWT.
+ * @example
+ * // Rotating keys: the new one seals, both open. The same on every instance.
+ * const session: SessionOptions = {
+ *   secret: [process.env.SESSION_SECRET!, process.env.OLD_SESSION_SECRET!],
+ *   maxAgeMs: 14_400_000,
+ * };
+ * app.use(
+ *   '/tokens',
+ *   gate.pages({ login: passwordLogin({ verify: bitbucketPasswordVerifier({ baseUrl }) }), session }),
+ * );
+ */
 export interface SessionOptions {
   /**
    * Key material, at least 32 bytes (e.g. `openssl rand -base64 32`). A list rotates keys: the

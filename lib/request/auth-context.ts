@@ -4,6 +4,11 @@ import type { Scope, TokenInfo } from '../model.js';
 /**
  * What the request path knows about a request, on `req.auth`. Each middleware reads what the
  * previous one put there and adds its own part. Never holds a secret.
+ * @example
+ * app.get('/rest/api/1.0/whoami', gate.protect(), (req, res) => {
+ *   const auth: AuthContext | undefined = req.auth;
+ *   res.json({ kind: auth?.kind, user: auth?.user, tokenId: auth?.token?.id, clientIp: auth?.clientIp });
+ * });
  */
 export interface AuthContext {
   /** `token` once a token is verified; `password` for a Basic password; else `anonymous`. */

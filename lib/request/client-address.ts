@@ -9,6 +9,13 @@ import { forwardedForChain } from './forwarded-header.js';
  * header names (X-Forwarded-For walked right to left, RFC 7239 Forwarded, X-Real-IP, …).
  */
 
+/**
+ * Where the client address comes from (`clientIp`, `ipAllowlist`, `bitbucketLogin`, the gate's
+ * `trustedProxies` and `clientIpHeader`).
+ * @example
+ * const options: ClientIpOptions = { trustedProxies: ['10.0.0.5', 'loopback'], clientIpHeader: 'forwarded' };
+ * app.use(clientIp(options));
+ */
 export interface ClientIpOptions {
   /**
    * Peers whose client-address header is believed: addresses, CIDR ranges, `first-last`

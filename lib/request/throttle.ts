@@ -5,7 +5,14 @@ import { addressKey } from '../internal/ip.js';
 import { integer, type Shape } from '../internal/options.js';
 import type { TokenStore } from '../stores/token-store.js';
 
-/** Brute-force throttling of failed token attempts. */
+/**
+ * Brute-force throttling of failed token attempts (the gate's `throttle`). An address over its
+ * limit is slowed (one attempt at a time, failures answered 429), never shut out: a valid token
+ * still passes. A token id over its limit is never blocked.
+ * @example
+ * const throttle: ThrottleOptions = { maxFailuresPerIp: 60, windowMs: 600_000 };
+ * createTokenGate({ throttle });
+ */
 export interface ThrottleOptions {
   /** Failed attempts one client address (an IPv6 /64) may make per window before it is slowed. Default 30. */
   maxFailuresPerIp?: number;

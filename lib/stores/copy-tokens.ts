@@ -1,6 +1,15 @@
 import { boolean, fail, func, integer, object, type Shape } from '../internal/options.js';
 import type { TokenStore } from './token-store.js';
 
+/**
+ * Options of `copyTokens`.
+ * @example
+ * const options: CopyTokensOptions = {
+ *   overwrite: false,
+ *   onProgress: ({ copied, skipped }) => console.log(copied, skipped),
+ * };
+ * await copyTokens(from, to, options);
+ */
 export interface CopyTokensOptions {
   /** Records read per page of `from.search`. Default 500. */
   pageSize?: number;
@@ -9,10 +18,15 @@ export interface CopyTokensOptions {
    * catch-up copy after the switch, so changes made in the new store since are kept.
    */
   overwrite?: boolean;
-  /** Called after each page with the counts so far. */
+  /** Called after each page with the counts so far. Default: none. */
   onProgress?: (progress: CopyTokensResult) => void;
 }
 
+/**
+ * What `copyTokens` did.
+ * @example
+ * const { copied, skipped }: CopyTokensResult = await copyTokens(from, to, { overwrite: false });
+ */
 export interface CopyTokensResult {
   /** Records written to the target. */
   copied: number;
@@ -34,7 +48,10 @@ const OPTIONS: Shape<CopyTokensOptions> = {
  * `from.search` newest first; writes with `to.put`. Revocations made on the old store after a
  * record was copied are not carried over: see docs/stores.md for the switch-over steps.
  * @example
- * const { copied } = await copyTokens(new RedisTokenStore({ redis }), new SqliteTokenStore({ path: 'tokens.db' }));
+ * const { copied } = await copyTokens(
+ *   new RedisTokenStore({ redis }),
+ *   new SqliteTokenStore({ path: 'tokens.db' }),
+ * );
  */
 export async function copyTokens(
   from: TokenStore,

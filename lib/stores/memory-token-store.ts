@@ -10,6 +10,12 @@ import {
   type TokenStore,
 } from './token-store.js';
 
+/**
+ * Options of `MemoryTokenStore`.
+ * @example
+ * const options: MemoryTokenStoreOptions = { sweepIntervalMs: 10_000 };
+ * const store = new MemoryTokenStore(options);
+ */
 export interface MemoryTokenStoreOptions {
   /** How often expired tokens (past their retention), failure windows and claims are swept out. Default 60,000 ms. */
   sweepIntervalMs?: number;

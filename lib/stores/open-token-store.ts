@@ -10,6 +10,17 @@ import { RedisTokenStore } from './redis-token-store.js';
 import { SqliteTokenStore } from './sqlite-token-store.js';
 import type { TokenStore } from './token-store.js';
 
+/**
+ * Options of `openTokenStore`.
+ * @example
+ * import { readFileSync } from 'node:fs';
+ * const options: OpenTokenStoreOptions = {
+ *   env: { REDIS_PASSWORD: readFileSync('/run/secrets/redis-password', 'utf8').trim() },
+ *   onError: (error) => console.error(`token store: ${error.message}`),
+ *   connectTimeoutMs: 10_000,
+ * };
+ * const opened = await openTokenStore('redis://redis.internal:6379', options);
+ */
 export interface OpenTokenStoreOptions {
   /**
    * Where passwords missing from the URL are read: `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`,
@@ -22,14 +33,24 @@ export interface OpenTokenStoreOptions {
   connectTimeoutMs?: number;
 }
 
-/** A store opened from a URL, with what it created; `close()` releases both. */
+/**
+ * A store opened from a URL, with what it created; `close()` releases both.
+ * @example
+ * const opened: OpenedTokenStore = await openTokenStore('sqlite:./data/tokens.db');
+ * const gate = createTokenGate({ store: opened.store });
+ * process.once('SIGTERM', async () => {
+ *   await gate.close();
+ *   await opened.close();
+ * });
+ */
 export interface OpenedTokenStore {
+  /** The store, ready for `createTokenGate({ store })`. */
   store: TokenStore;
   /** Closes the store and the client or pool it created. */
   close(): Promise<void>;
 }
 
-/** The client options the README's production notes give: fail a command at once while Redis is away. */
+/** Fail a command at once while Redis is away (docs/operations.md, "Redis in production"). */
 const REDIS_FAIL_FAST = {
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,

@@ -4,6 +4,12 @@ import { IDENTIFIER, quote, RESTRICTED } from './sql-record.js';
 /** The schema version this release writes; older ones are upgraded by `ensureSchema()`. */
 export const POSTGRES_SCHEMA_VERSION = 1;
 
+/**
+ * Where `PostgresTokenStore` keeps its tables.
+ * @example
+ * const names: PostgresSchemaOptions = { schema: 'api_tokens', tablePrefix: 'proxy_' };
+ * const sql = PostgresTokenStore.schemaSql(names);
+ */
 export interface PostgresSchemaOptions {
   /** Schema (namespace) of the tables. Default `'public'`. Letters, digits, `_`; at most 30. */
   schema?: string;
@@ -78,7 +84,7 @@ export function postgresMigrations(n: PostgresNames): string[] {
  * The whole schema as SQL, for DBAs who create it themselves (then open the store with
  * `createSchema: false`). Idempotent only on an empty schema: run it once.
  * @example
- * console.log(postgresSchemaSql({ schema: 'tokens' }));
+ * console.log(PostgresTokenStore.schemaSql({ schema: 'tokens' })); // the public way to it
  */
 export function postgresSchemaSql(options: Readonly<PostgresSchemaOptions> = {}): string {
   const n = postgresNames(options);

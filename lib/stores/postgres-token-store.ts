@@ -32,6 +32,17 @@ import {
 export type { PostgresSchemaOptions } from './postgres-schema.js';
 export type { PgPoolClientLike, PgPoolLike, PgResultLike } from './postgres-types.js';
 
+/**
+ * Options of `PostgresTokenStore`, with the schema and table prefix.
+ * @example
+ * const options: PostgresTokenStoreOptions = {
+ *   pool,
+ *   schema: 'api_tokens',
+ *   createSchema: false,
+ *   preparedStatements: false,
+ * };
+ * const store = new PostgresTokenStore(options);
+ */
 export interface PostgresTokenStoreOptions extends PostgresSchemaOptions {
   /** A `pg` Pool you created and own; `close()` leaves it open. One of its connections listens for revocations. */
   pool: PgPoolLike;
@@ -81,7 +92,8 @@ export class PostgresTokenStore implements TokenStore {
   /**
    * The SQL that creates the store's tables and indexes, for DBAs who run it themselves.
    * @example
-   * fs.writeFileSync('tokens.sql', PostgresTokenStore.schemaSql({ schema: 'tokens' }));
+   * import { writeFileSync } from 'node:fs';
+   * writeFileSync('tokens.sql', PostgresTokenStore.schemaSql({ schema: 'tokens' }));
    */
   static schemaSql(options: Readonly<PostgresSchemaOptions> = {}): string {
     return postgresSchemaSql(options);

@@ -29,6 +29,12 @@ import {
 
 export type { RedisClientLike, RedisSubscriberLike } from './redis-client.js';
 
+/**
+ * Options of `RedisTokenStore`.
+ * @example
+ * const options: RedisTokenStoreOptions = { redis, keyPrefix: 'bitbucket-proxy' };
+ * const store = new RedisTokenStore(options);
+ */
 export interface RedisTokenStoreOptions {
   /**
    * An ioredis `Redis` (single node or Sentinel) or `Cluster` you created and own (ioredis 5 or
@@ -56,7 +62,11 @@ const SUBSCRIBE_TIMEOUT_MS = 5_000;
  * and keys are base64url-encoded in key names, so no name can address another key.
  *
  * @example
- * const redis = new Redis(process.env.REDIS_URL, { enableOfflineQueue: false, commandTimeout: 1000 });
+ * const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
+ *   enableOfflineQueue: false,
+ *   maxRetriesPerRequest: 1,
+ *   commandTimeout: 1000,
+ * });
  * const store = new RedisTokenStore({ redis });
  */
 export class RedisTokenStore implements TokenStore {

@@ -23,6 +23,12 @@ import {
 
 export type { SqliteDatabaseLike, SqliteStatementLike } from './sqlite-types.js';
 
+/**
+ * Options of `SqliteTokenStore`: a `path`, or an open `database`.
+ * @example
+ * const options: SqliteTokenStoreOptions = { path: '/var/lib/proxy/tokens.db', pollIntervalMs: 100 };
+ * const store = new SqliteTokenStore(options);
+ */
 export interface SqliteTokenStoreOptions {
   /** Path of the database file, created when missing (its directory must exist). Give `path` or `database`. */
   path?: string;

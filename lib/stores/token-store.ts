@@ -2,17 +2,30 @@ import type { Scope, TokenChanges, TokenRecord } from '../model.js';
 
 export type { TokenChanges, TokenRecord } from '../model.js';
 
-/** Filters of the token manager; every field is optional and they combine with AND. */
+/**
+ * Filters of the token manager; every field is optional and they combine with AND. Times are
+ * epoch milliseconds.
+ * @example
+ * const query: TokenQuery = {
+ *   scope: 'write',
+ *   lastUsedBefore: Date.now() - 90 * 86_400_000,
+ *   start: 0,
+ *   limit: 100,
+ * };
+ * const page = await gate.tokens.search(query);
+ */
 export interface TokenQuery {
   /** Owner, matched case-insensitively. */
   user?: string;
   /** Case-insensitive substring of the token name. */
   name?: string;
+  /** Tokens of this scope. */
   scope?: Scope;
   /** Tokens that expire before this time (tokens without expiry never match). */
   expiresBefore?: number;
   /** Tokens last used before this time, or never used. */
   lastUsedBefore?: number;
+  /** Tokens created after this time. */
   createdAfter?: number;
   /** `true`: tokens with any restriction (`allowedIps`, `requiredHeaders`, `resources`); `false`: none. */
   restricted?: boolean;
@@ -22,8 +35,18 @@ export interface TokenQuery {
   limit: number;
 }
 
-/** One page of the token manager, newest first. */
+/**
+ * One page of the token manager, newest first (what `TokenStore.search` answers).
+ * @example
+ * let start: number | undefined = 0;
+ * while (start !== undefined) {
+ *   const page: TokenSearchPage = await store.search({ start, limit: 500 });
+ *   for (const record of page.values) console.log(record.id, record.user);
+ *   start = page.isLastPage ? undefined : page.nextStart;
+ * }
+ */
 export interface TokenSearchPage {
+  /** The matching records of this page (may be fewer than `limit` even when more follow). */
   values: TokenRecord[];
   /** True when no index entries remain after this page. */
   isLastPage: boolean;
@@ -31,12 +54,21 @@ export interface TokenSearchPage {
   nextStart?: number;
 }
 
-/** Called with a revoked token id; `'*'` means "drop everything cached" (e.g. after a reconnect). */
+/**
+ * Called with a revoked (or changed) token id; `'*'` means "drop everything cached" (e.g. after a reconnect).
+ * @example
+ * const onRevoked: RevocationListener = (id) =>
+ *   console.log(id === '*' ? 'drop every cached token' : `revoked ${id}`);
+ * const stop = await store.subscribe?.(onRevoked);
+ */
 export type RevocationListener = (id: string) => void;
 
 /**
  * How long a store keeps an expired record, invisible to `get`, `listByUser` and `search`, so
  * that `expiringBetween` can still report its expiry (for `token.expired` events). 24 hours.
+ * @example
+ * // In your own store: purge expired records only after the retention period.
+ * const purgeBefore = Date.now() - EXPIRED_RETENTION_MS;
  */
 export const EXPIRED_RETENTION_MS = 86_400_000;
 
@@ -49,6 +81,15 @@ export const EXPIRED_RETENTION_MS = 86_400_000;
  * User names are matched case-insensitively. Ids passed in have already been validated.
  * A record is *live* until its `expiresAt`; an expired record is never returned by `get`,
  * `listByUser` or `search`.
+ * @example
+ * // A store that logs revocations; everything else is SQLite's.
+ * class LoggingStore extends SqliteTokenStore implements TokenStore {
+ *   override async delete(id: string): Promise<boolean> {
+ *     console.log(`revoking ${id}`);
+ *     return super.delete(id);
+ *   }
+ * }
+ * const gate = createTokenGate({ store: new LoggingStore({ path: './data/tokens.db' }) });
  */
 export interface TokenStore {
   /** Required. Stores a new token. The id is fresh; an existing id may be overwritten. */

@@ -5,7 +5,15 @@ import type { TokenRecord } from '../model.js';
 import { EXPIRED_RETENTION_MS, type TokenQuery, type TokenStore } from '../stores/token-store.js';
 import { generateToken } from '../tokens/format.js';
 
-/** What `open()` gives the contract suite. */
+/**
+ * What `open()` gives the contract suite.
+ * @example
+ * runTokenStoreContract('MyTokenStore', async (): Promise<StoreHarness> => {
+ *   const store = new MyTokenStore({ table: `test_${Date.now()}` });
+ *   const peer = new MyTokenStore({ table: store.table }); // another proxy on the same table
+ *   return { store, peer, cleanup: () => store.drop() };
+ * });
+ */
 export interface StoreHarness {
   /** The store under test, on a backend of its own (an empty schema, a fresh key prefix…). */
   store: TokenStore;
@@ -19,6 +27,17 @@ export interface StoreHarness {
   cleanup(): Promise<void>;
 }
 
+/**
+ * Options of `runTokenStoreContract`.
+ * @example
+ * // A store whose change feed polls every 2 s.
+ * const options: ContractOptions = { revocationWithinMs: 2_500 };
+ * runTokenStoreContract(
+ *   'PollingStore',
+ *   async () => ({ store: new MyTokenStore(), cleanup: async () => {} }),
+ *   options,
+ * );
+ */
 export interface ContractOptions {
   /** How soon a revocation made through `peer` must reach `store`'s subscribers. Default 1,000 ms. */
   revocationWithinMs?: number;

@@ -2,7 +2,12 @@ import { ValidationError } from '../errors.js';
 import { integer, type Shape } from '../internal/options.js';
 import { daysToMs } from '../internal/validate.js';
 
-/** When tokens expire. */
+/**
+ * When tokens expire (the gate's `expiry`).
+ * @example
+ * const expiry: ExpiryPolicy = { defaultDays: 90, maxDays: 365 };
+ * createTokenGate({ expiry });
+ */
 export interface ExpiryPolicy {
   /** Days until expiry when a token is created without one. Default: `maxDays`, else never. */
   defaultDays?: number;

@@ -6,14 +6,21 @@ import { BcryptPool } from './bcrypt-pool.js';
  * Turns a token's secret material into what the store keeps, and checks it back.
  * Implement it to plug in another algorithm; `verify` must compare in constant time.
  * @example
- * const hasher: TokenHasher = { name: 'argon2', slow: true, hash: (m) => argon2.hash(m), verify: (m, s) => argon2.verify(s, m) };
+ * const hasher: TokenHasher = {
+ *   name: 'argon2',
+ *   slow: true,
+ *   hash: (m) => argon2.hash(m),
+ *   verify: (m, s) => argon2.verify(s, m),
+ * };
  */
 export interface TokenHasher {
   /** Short name, for logs and diagnostics. */
   readonly name: string;
   /** True for deliberately slow hashes: the gate then bounds and queues checks fairly. */
   readonly slow: boolean;
+  /** What the store keeps for `material` (the token's id and secret); never the material itself. */
   hash(material: string): Promise<string>;
+  /** True when `material` matches `stored`; compares in constant time. */
   verify(material: string, stored: string): Promise<boolean>;
   /**
    * Optional, for slow hashers: a cheap pre-check. `false` when `material` certainly does not
@@ -26,6 +33,13 @@ export interface TokenHasher {
   close?(): Promise<void>;
 }
 
+/**
+ * Options of `sha256Hasher` (the gate's `pepper` does the same).
+ * @example
+ * import { readFileSync } from 'node:fs';
+ * const options: Sha256HasherOptions = { pepper: readFileSync('/run/secrets/token-pepper') };
+ * createTokenGate({ hasher: sha256Hasher(options) });
+ */
 export interface Sha256HasherOptions {
   /**
    * Server-side secret mixed into every hash (HMAC key), kept out of the store, so a stolen
@@ -71,6 +85,12 @@ export function sha256Hasher(options: Readonly<Sha256HasherOptions> = {}): Token
   };
 }
 
+/**
+ * Options of `bcryptHasher`.
+ * @example
+ * const options: BcryptHasherOptions = { cost: 12, threads: 4 };
+ * createTokenGate({ hasher: bcryptHasher(options) });
+ */
 export interface BcryptHasherOptions {
   /** bcrypt cost factor, 4 to 31. Default 10 (about 86 ms a check in pure JS). */
   cost?: number;

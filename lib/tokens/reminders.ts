@@ -7,7 +7,18 @@ import { EXPIRED_RETENTION_MS, type TokenStore } from '../stores/token-store.js'
 import { toTokenInfo } from './token-info.js';
 import { isTombstone } from './tombstone.js';
 
-/** Expiry reminders: `token.expiring` events ahead of expiry, `token.expired` at it. */
+/**
+ * Expiry reminders: `token.expiring` events ahead of expiry, `token.expired` at it (the gate's
+ * `reminders`; they need `onEvent` and a store with `expiringBetween`).
+ * @example
+ * createTokenGate({
+ *   reminders: { leadDays: [14, 3] } satisfies ReminderOptions,
+ *   onEvent: (event) => {
+ *     if (event.type === 'token.expiring')
+ *       console.log(`mail ${event.user}: "${event.name}" expires ${event.expiresAt}`);
+ *   },
+ * });
+ */
 export interface ReminderOptions {
   /** Days before expiry at which `token.expiring` is emitted. Default `[30, 7, 1]`. */
   leadDays?: readonly number[];

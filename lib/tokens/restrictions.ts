@@ -4,7 +4,13 @@ import { isHeaderName } from '../internal/options.js';
 import { parseResourcePattern, resourcePatternText } from '../internal/resource-pattern.js';
 import type { TokenRestrictions } from '../model.js';
 
-/** Restrictions as callers give them: each may be omitted (unchanged / none) or null (none). */
+/**
+ * Restrictions as callers give them: each may be omitted (unchanged / none) or null (none).
+ * @example
+ * const restrictions: RestrictionsInput = { allowedIps: ['10.20.0.0/16'], resources: ['OPS/deploy'] };
+ * await gate.tokens.create({ user: 'ci-bot', name: 'deploy', scope: 'write', ...restrictions });
+ * await gate.tokens.update(id, { allowedIps: null }); // lifts the address restriction
+ */
 export interface RestrictionsInput {
   /** Addresses, CIDR ranges (`10.0.0.0/8`, `2001:db8::/32`) and `first-last` ranges. */
   allowedIps?: readonly string[] | null;

@@ -21,12 +21,27 @@ import { type CacheOptions, TokenVerifier } from './verifier.js';
 
 export type { ExpiryPolicy } from './expiry-policy.js';
 
+/**
+ * Options of `new TokenService(…)`, for using tokens without a gate (a CLI, a job). A gate
+ * builds its own from its options: use `gate.tokens` there.
+ * @example
+ * const tokens = new TokenService({
+ *   store: new SqliteTokenStore({ path: './data/tokens.db' }),
+ *   hasher: sha256Hasher({ pepper: process.env.TOKEN_PEPPER! }),
+ *   expiry: { maxDays: 365 },
+ * });
+ * const { token } = await tokens.create({ user: 'ci-bot', name: 'nightly', scope: 'read' });
+ */
 export interface TokenServiceOptions {
+  /** Where tokens live. */
   store: TokenStore;
+  /** How secrets are hashed: `sha256Hasher(…)`, `bcryptHasher(…)` or your own. */
   hasher: TokenHasher;
-  /** Default `'bbt'`. */
+  /** Prefix of token strings. Default `'bbt'`. */
   tokenPrefix?: string;
+  /** Token lifetimes. Default: no expiry unless a token asks for one. */
   expiry?: ExpiryPolicy;
+  /** Verified-token cache. Default: 10,000 entries for 5 s. */
   cache?: CacheOptions;
   /** Deadline for every store call; past it the call fails closed with 503. Default 2,000 ms. */
   storeTimeoutMs?: number;
@@ -36,7 +51,7 @@ export interface TokenServiceOptions {
   maxConcurrentSlowChecks?: number;
   /** Most live tokens one user may hold; creating more is a 400 `TOKEN_LIMIT_REACHED`. Default 100. */
   maxTokensPerUser?: number;
-  /** Receives `token.*` events. */
+  /** Receives `token.*` events. Default: none. */
   onEvent?: EventListener;
   /**
    * Backs each token with an upstream credential (access-token mode). `createTokenGate` sets it
@@ -47,10 +62,24 @@ export interface TokenServiceOptions {
   now?: () => number;
 }
 
-/** A new token: its owner, name, scope, and optional expiry and restrictions. */
+/**
+ * A new token: its owner, name, scope, and optional expiry and restrictions.
+ * @example
+ * const input: CreateTokenInput = {
+ *   user: 'ci-bot',
+ *   name: 'deploys',
+ *   scope: 'write',
+ *   expiresAt: '2027-06-30T00:00:00Z',
+ *   resources: ['OPS/deploy'],
+ * };
+ * const { token } = await gate.tokens.create(input, { actor: 'admin' });
+ */
 export interface CreateTokenInput extends RestrictionsInput {
+  /** The owner: the Bitbucket user the token acts as. */
   user: string;
+  /** 1 to 100 characters, no control characters. */
   name: string;
+  /** `read` or `write`. */
   scope: Scope;
   /** A `Date` or an ISO 8601 string; default from the expiry policy. */
   expiresAt?: Date | string | null;
@@ -64,12 +93,23 @@ export interface CreateTokenInput extends RestrictionsInput {
   upstream?: UpstreamCredentials;
 }
 
-/** What `update()` may change: the name and the restrictions (null removes one). */
+/**
+ * What `update()` may change: the name and the restrictions (null removes one).
+ * @example
+ * const changes: TokenUpdate = { name: 'deploys (prod)', requiredHeaders: { 'X-CI-Runner': 'build-7' } };
+ * await gate.tokens.update(id, changes, { actor: 'alice' });
+ */
 export interface TokenUpdate extends RestrictionsInput {
+  /** A new name: 1 to 100 characters, no control characters. */
   name?: string;
 }
 
-/** Who makes a change, for the audit events. */
+/**
+ * Who makes a change, for the audit events.
+ * @example
+ * const context: ChangeContext = { actor: 'admin', clientIp: req.auth?.clientIp ?? null };
+ * await gate.tokens.revokeAll({ user: 'leaver' }, context);
+ */
 export interface ChangeContext {
   /** The acting user (owner or administrator). Default: the token's owner. */
   actor?: string;
@@ -77,6 +117,12 @@ export interface ChangeContext {
   clientIp?: string | null;
 }
 
+/**
+ * Options of `rotate()`.
+ * @example
+ * const options: RotateOptions = { graceMs: 3_600_000 }; // the old token works one more hour
+ * const { token } = await gate.tokens.rotate(id, options, { actor: 'alice' });
+ */
 export interface RotateOptions {
   /** How long the old token keeps working. Default 86,400,000 ms (24 hours); 0 revokes it at once. */
   graceMs?: number;
@@ -87,20 +133,42 @@ export interface RotateOptions {
   upstream?: UpstreamCredentials;
 }
 
+/**
+ * Options of `copy()`.
+ * @example
+ * const options: CopyOptions = { upstream: { password } }; // mint a fresh Bitbucket token for the copy
+ * const { token } = await gate.tokens.copy(id, { actor: 'alice' }, options);
+ */
 export interface CopyOptions {
   /** Access-token mode: as for `rotate`. Without them the copy shares the original's Bitbucket token. */
   upstream?: UpstreamCredentials;
 }
 
+/**
+ * One page of `search()`, newest first.
+ * @example
+ * const page: TokenPage = await gate.tokens.search({ user: 'alice', start: 0, limit: 25 });
+ * if (!page.isLastPage) console.log(`next page starts at ${page.nextStart}`);
+ */
 export interface TokenPage {
+  /** The matching tokens (may be fewer than `limit` even when more follow). */
   values: TokenInfo[];
+  /** True when nothing follows. */
   isLastPage: boolean;
+  /** Where the next page starts (`start` of the next query), when one follows. */
   nextStart?: number;
 }
 
-/** A created token: `token` is the only copy of the secret — show it once. */
+/**
+ * A created token: `token` is the only copy of the secret — show it once.
+ * @example
+ * const created: CreatedToken = await gate.tokens.create({ user: 'alice', name: 'laptop', scope: 'read' });
+ * console.log(`Token for ${created.info.user} (shown once): ${created.token}`);
+ */
 export interface CreatedToken {
+  /** The token string (`bbt_…`): the only copy of the secret. */
   token: string;
+  /** Its public view. */
   info: TokenInfo;
 }
 
@@ -176,7 +244,13 @@ export class TokenService {
 
   /**
    * Creates a token. The returned `token` string is the only copy of the secret: show it once.
-   * @example const { token } = await gate.tokens.create({ user: 'ci-bot', name: 'deploys', scope: 'write', resources: ['OPS/deploy'] });
+   * @example
+   * const { token } = await gate.tokens.create({
+   *   user: 'ci-bot',
+   *   name: 'deploys',
+   *   scope: 'write',
+   *   resources: ['OPS/deploy'],
+   * });
    */
   async create(input: CreateTokenInput, context: ChangeContext = {}): Promise<CreatedToken> {
     if (typeof input !== 'object' || input === null)
@@ -308,7 +382,8 @@ export class TokenService {
 
   /**
    * The token manager: every user's tokens, filtered, newest first.
-   * @example const page = await gate.tokens.search({ scope: 'write', restricted: false, start: 0, limit: 25 });
+   * @example
+   * const page = await gate.tokens.search({ scope: 'write', restricted: false, start: 0, limit: 25 });
    */
   async search(query: TokenQuery): Promise<TokenPage> {
     const page = await this.#call(() => this.#store.search(query));

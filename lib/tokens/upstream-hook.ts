@@ -6,7 +6,8 @@ import type { Scope, TokenRecord } from '../model.js';
  * Bitbucket HTTP access token and then forgotten, or a Bitbucket HTTP access token the owner
  * created in Bitbucket (linked, for SSO users without a password). Never stored as given, never
  * in an event, an error or a log.
- * @example await gate.tokens.create({ user: 'alice', name: 'laptop', scope: 'read', upstream: { password } });
+ * @example
+ * await gate.tokens.create({ user: 'alice', name: 'laptop', scope: 'read', upstream: { password } });
  */
 export type UpstreamCredentials =
   | {
@@ -22,11 +23,18 @@ export type UpstreamCredentials =
       slug?: string;
     };
 
-/** What `UpstreamHook.acquire` is asked for: a credential for one new token. */
+/**
+ * What `UpstreamHook.acquire` is asked for: a credential for one new token.
+ * @example
+ * const describe = (request: UpstreamRequest) =>
+ *   `${request.user}/${request.id} (${request.scope}) for ${request.actor}`;
+ */
 export interface UpstreamRequest {
-  /** The new token's id, its owner and scope. */
+  /** The new token's id. */
   id: string;
+  /** Its owner. */
   user: string;
+  /** Its scope. */
   scope: Scope;
   /** The new token's expiry (epoch ms), or null. */
   expiresAt: number | null;
@@ -36,10 +44,15 @@ export interface UpstreamRequest {
   credentials: UpstreamCredentials | undefined;
   /** `rotate`/`copy`: the token being replaced or copied, whose credential may be shared. */
   from?: TokenRecord;
+  /** The time of the request (epoch ms). */
   now: number;
 }
 
-/** A credential ready to be stored with a new token. */
+/**
+ * A credential ready to be stored with a new token.
+ * @example
+ * const linked: UpstreamGrant = { sealed: 'eyJ…', notAfter: null, origin: 'linked', undo: async () => {} };
+ */
 export interface UpstreamGrant {
   /** Opaque (encrypted) text for `TokenRecord.upstream`. */
   sealed: string;
@@ -55,6 +68,15 @@ export interface UpstreamGrant {
  * The seam between `TokenService` and an upstream mode (`bitbucketAccessTokens`): the service
  * asks for a credential before it stores a token and hands the record back once the token is
  * revoked. `createTokenGate({ upstream })` wires it; the service never sees how it works.
+ * `bitbucketAccessTokens(...)` is the one the package ships; the interface is public for
+ * `new TokenService({ upstream })` only.
+ * @example
+ * const none: UpstreamHook = {
+ *   acquire: async () => {
+ *     throw new ConflictError('No upstream credentials in this setup.');
+ *   },
+ *   release: async () => {},
+ * };
  */
 export interface UpstreamHook {
   /** Obtains (mints, links or shares) the credential of a new token; throws a TokenGateError when it cannot. */

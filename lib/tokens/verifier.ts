@@ -9,7 +9,13 @@ import { parseToken } from './format.js';
 import type { TokenHasher } from './hashers.js';
 import { toTokenInfo } from './token-info.js';
 
-/** The verified-token cache. */
+/**
+ * The verified-token cache (the gate's `cache`): a verified token is trusted this long without
+ * asking the store; a revocation (on any instance sharing the store) drops it at once.
+ * @example
+ * const cache: CacheOptions = { maxEntries: 50_000, ttlMs: 2_000 };
+ * createTokenGate({ cache });
+ */
 export interface CacheOptions {
   /** Most verified tokens kept. Default 10,000. 0 disables the cache. */
   maxEntries?: number;

@@ -41,7 +41,16 @@ export type { BitbucketPermission } from './bitbucket-token-api.js';
 export type { EncryptionKey } from './credential-box.js';
 export type { RetryOptions } from './upstream-deletions.js';
 
-/** Bitbucket permissions each of our scopes is backed by. */
+/**
+ * Bitbucket permissions each of our scopes is backed by.
+ * @example
+ * const permissions: ScopePermissions = { read: ['REPO_READ'], write: ['REPO_WRITE'] };
+ * bitbucketAccessTokens({
+ *   baseUrl,
+ *   encryptionKeys: [{ id: '2025-06', key: process.env.TOKEN_ENCRYPTION_KEY! }],
+ *   permissions,
+ * });
+ */
 export interface ScopePermissions {
   /** Default `['REPO_READ', 'PROJECT_READ']`. */
   read?: readonly BitbucketPermission[];
@@ -49,6 +58,19 @@ export interface ScopePermissions {
   write?: readonly BitbucketPermission[];
 }
 
+/**
+ * Options of `bitbucketAccessTokens`.
+ * @example
+ * const options: BitbucketAccessTokensOptions = {
+ *   baseUrl: 'https://bitbucket.example.com',
+ *   encryptionKeys: [
+ *     { id: '2026-11', key: process.env.TOKEN_ENCRYPTION_KEY! },
+ *     { id: '2026-05', key: process.env.OLD_TOKEN_ENCRYPTION_KEY! }, // still decrypts older tokens
+ *   ],
+ *   timeoutMs: 10_000,
+ * };
+ * createTokenGate({ upstream: bitbucketAccessTokens(options) });
+ */
 export interface BitbucketAccessTokensOptions {
   /** Bitbucket's base URL, e.g. `https://bitbucket.example.com`. */
   baseUrl: string;
@@ -63,13 +85,16 @@ export interface BitbucketAccessTokensOptions {
    * permissions. Default: each Bitbucket token deletes and describes itself.
    */
   adminToken?: string;
-  /** Bitbucket permissions of minted tokens, and what a linked token must carry. */
+  /**
+   * Bitbucket permissions of minted tokens, and what a linked token must carry. Default:
+   * read → `REPO_READ` + `PROJECT_READ`, write → `REPO_WRITE` + `PROJECT_WRITE`.
+   */
   permissions?: ScopePermissions;
   /** Deadline of each call to Bitbucket. Default 5,000 ms. */
   timeoutMs?: number;
   /** How often expired tokens are looked for, to delete their Bitbucket tokens. Default 60,000 ms. */
   sweepIntervalMs?: number;
-  /** Retries of failed deletions. */
+  /** Retries of failed deletions. Default: 1 s, doubling, at most 5 minutes apart. */
   retry?: RetryOptions;
 }
 
@@ -92,8 +117,15 @@ export const MINTED_TOKEN_NAME = 'express-api-tokens';
 /**
  * How the gate reaches Bitbucket; pass it as `createTokenGate({ upstream })`. Opaque: its parts
  * are internal.
+ * @example
+ * const upstream: UpstreamMode = bitbucketAccessTokens({
+ *   baseUrl,
+ *   encryptionKeys: [{ id: 'k1', key: process.env.TOKEN_ENCRYPTION_KEY! }],
+ * });
+ * createTokenGate({ upstream });
  */
 export interface UpstreamMode {
+  /** `'bitbucket-access-tokens'`. */
   readonly kind: 'bitbucket-access-tokens';
 }
 
@@ -168,7 +200,7 @@ function credentialsOf(value: unknown): UpstreamCredentials {
  *   upstream: bitbucketAccessTokens({
  *     baseUrl: 'https://bitbucket.example.com',
  *     encryptionKeys: [{ id: '2025-06', key: process.env.TOKEN_ENCRYPTION_KEY! }],
- *     adminToken: process.env.BITBUCKET_ADMIN_TOKEN,
+ *     adminToken: process.env.BITBUCKET_ADMIN_TOKEN!,
  *   }),
  * });
  */

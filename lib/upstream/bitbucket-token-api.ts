@@ -1,6 +1,15 @@
 import { UnavailableError } from '../errors.js';
 
-/** Permissions a Bitbucket HTTP access token can carry. */
+/**
+ * Permissions a Bitbucket HTTP access token can carry.
+ * @example
+ * const write: BitbucketPermission[] = ['REPO_WRITE', 'PROJECT_READ'];
+ * bitbucketAccessTokens({
+ *   baseUrl,
+ *   encryptionKeys: [{ id: 'k1', key: process.env.TOKEN_ENCRYPTION_KEY! }],
+ *   permissions: { write },
+ * });
+ */
 export type BitbucketPermission =
   | 'REPO_READ'
   | 'REPO_WRITE'

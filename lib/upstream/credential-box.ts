@@ -4,7 +4,13 @@ import { UnavailableError } from '../errors.js';
 import { sameUser } from '../internal/validate.js';
 import type { TokenRecord } from '../model.js';
 
-/** One key of the ring that encrypts Bitbucket tokens at rest. */
+/**
+ * One key of the ring that encrypts Bitbucket tokens at rest.
+ * @example
+ * import { randomBytes } from 'node:crypto';
+ * // Keep it outside the store, the same on every instance.
+ * const key: EncryptionKey = { id: '2026-11', key: randomBytes(32) };
+ */
 export interface EncryptionKey {
   /** Names the key in each ciphertext (`kid`), so old keys keep decrypting after a new one is added. 1–64 of `A-Za-z0-9._-`. */
   id: string;

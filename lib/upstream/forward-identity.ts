@@ -15,7 +15,18 @@ import {
 import { isTokenRequest } from '../request/credential-slot.js';
 import { addHeader, removeHeaders, spellingsOf } from '../request/header-rewrite.js';
 
-/** A short-lived signed statement of who the request is, for upstreams that verify it. */
+/**
+ * A short-lived signed statement of who the request is, for upstreams that verify it: claims
+ * `sub` (the user), `tid` (the token id), `scope`, `iat`, `exp`, and `iss`/`aud` when set.
+ * @example
+ * const jwt: IdentityJwtOptions = {
+ *   key: process.env.JWT_SECRET!,
+ *   ttlSeconds: 30,
+ *   issuer: 'bitbucket-proxy',
+ *   audience: 'bitbucket',
+ * };
+ * createTokenGate({ identity: { jwt } });
+ */
 export interface IdentityJwtOptions {
   /** HS256: a secret of at least 32 bytes. EdDSA: an Ed25519 private key (KeyObject or PEM). */
   key: string | Buffer | KeyObject;
@@ -25,14 +36,22 @@ export interface IdentityJwtOptions {
   header?: string;
   /** Lifetime in seconds. Default 60. */
   ttlSeconds?: number;
+  /** The `iss` claim. Default: none. */
   issuer?: string;
+  /** The `aud` claim. Default: none. */
   audience?: string;
 }
 
+/**
+ * The identity-header mode (the gate's `identity`, or `forwardIdentity` alone).
+ * @example
+ * const identity: ForwardIdentityOptions = { header: 'x-remote-user' };
+ * createTokenGate({ identity });
+ */
 export interface ForwardIdentityOptions {
   /** Header that tells the upstream who the user is. Default `'x-forwarded-user'`. */
   header?: string;
-  /** Also send a signed JWT (`sub` = user, `tid` = token id, `scope`). */
+  /** Also send a signed JWT (`sub` = user, `tid` = token id, `scope`). Default: off. */
   jwt?: IdentityJwtOptions;
 }
 

@@ -7,6 +7,16 @@ import { isTombstone, tombstoneOf } from '../tokens/tombstone.js';
 import { type BitbucketTokenApi, bearerAuthorization } from './bitbucket-token-api.js';
 import type { CredentialBox, UpstreamCredential } from './credential-box.js';
 
+/**
+ * Retries of failed deletions of Bitbucket tokens (`bitbucketAccessTokens({ retry })`).
+ * @example
+ * const retry: RetryOptions = { initialDelayMs: 5_000, maxDelayMs: 3_600_000 };
+ * bitbucketAccessTokens({
+ *   baseUrl,
+ *   encryptionKeys: [{ id: 'k1', key: process.env.TOKEN_ENCRYPTION_KEY! }],
+ *   retry,
+ * });
+ */
 export interface RetryOptions {
   /** Delay before the first retry of a failed deletion; doubled each time. Default 1,000 ms. */
   initialDelayMs?: number;

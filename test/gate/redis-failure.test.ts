@@ -9,7 +9,7 @@ import { verifierOf } from '../../lib/tokens/service.js';
 import { EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 import { type RedisProcess, startRedisServer } from '../support/redis-server.js';
 
-/** The ioredis options the README recommends for failing fast. */
+/** The ioredis options docs/operations.md recommends for failing fast. */
 const FAIL_FAST = {
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,

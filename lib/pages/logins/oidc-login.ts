@@ -13,11 +13,24 @@ import {
 import { validateUser } from '../../internal/validate.js';
 import type { PendingLogin } from '../session.js';
 
+/**
+ * Options of `oidcLogin`.
+ * @example
+ * const options: OidcLoginOptions = {
+ *   issuer: 'https://sso.example.com/realms/corp',
+ *   clientId: 'bitbucket-tokens',
+ *   clientSecret: process.env.OIDC_CLIENT_SECRET!,
+ *   redirectUri: 'https://git.example.com/tokens/login/callback',
+ *   groupsClaim: 'groups',
+ * };
+ * const login = oidcLogin(options);
+ */
 export interface OidcLoginOptions {
   /** The identity provider's issuer URL (its `/.well-known/openid-configuration` is read). */
   issuer: string;
+  /** The client id registered at the provider. */
   clientId: string;
-  /** The client secret; omit for a public client (PKCE alone). */
+  /** The client secret. Default: none, a public client (PKCE alone). */
   clientSecret?: string;
   /**
    * Where the provider sends the browser back: the pages' URL + `login/callback`, e.g.
@@ -43,16 +56,40 @@ export interface OidcLoginOptions {
   buttonLabel?: string;
 }
 
-/** The token pages' single sign-on login (built by `oidcLogin`). */
+/**
+ * The token pages' single sign-on login (built by `oidcLogin`); pass it to `gate.pages({ login })`.
+ * @example
+ * const login: OidcLogin = oidcLogin({
+ *   issuer: 'https://sso.example.com/realms/corp',
+ *   clientId: 'bitbucket-tokens',
+ *   redirectUri: 'https://git.example.com/tokens/login/callback',
+ * });
+ * app.use('/tokens', gate.pages({ login, session: { secret: process.env.SESSION_SECRET! } }));
+ */
 export interface OidcLogin {
+  /** `'oidc'`. */
   readonly kind: 'oidc';
+  /** Text of the login button. */
   readonly buttonLabel: string;
   /** Where the provider sends the browser back. */
   readonly redirectUri: URL;
   /** The provider's authorization URL for a new login, and what the callback must match. */
-  begin(): Promise<{ url: URL; pending: Omit<PendingLogin, 'id'> }>;
+  begin(): Promise<{
+    /** Where to send the browser. */
+    url: URL;
+    /** State, nonce and PKCE verifier, kept in the login cookie until the callback. */
+    pending: Omit<PendingLogin, 'id'>;
+  }>;
   /** Completes a login from the callback's query: the user name and the claim's groups. */
-  finish(query: string, pending: PendingLogin): Promise<{ user: string; groups: string[] }>;
+  finish(
+    query: string,
+    pending: PendingLogin,
+  ): Promise<{
+    /** The Bitbucket user name, from `userClaim`. */
+    user: string;
+    /** The groups from `groupsClaim` (empty without it). */
+    groups: string[];
+  }>;
 }
 
 const absoluteUrl = (protocols: string[]) => (value: unknown, path: string) => {
@@ -107,10 +144,11 @@ const failed = (message: string, cause?: unknown) =>
  * gate.pages({
  *   login: oidcLogin({
  *     issuer: 'https://login.microsoftonline.com/<tenant>/v2.0',
- *     clientId: process.env.OIDC_CLIENT_ID, clientSecret: process.env.OIDC_CLIENT_SECRET,
+ *     clientId: process.env.OIDC_CLIENT_ID!,
+ *     clientSecret: process.env.OIDC_CLIENT_SECRET!,
  *     redirectUri: 'https://git.example.com/tokens/login/callback',
  *   }),
- *   session: { secret: process.env.SESSION_SECRET },
+ *   session: { secret: process.env.SESSION_SECRET! },
  * })
  */
 export function oidcLogin(options: Readonly<OidcLoginOptions>): OidcLogin {

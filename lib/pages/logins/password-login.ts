@@ -1,6 +1,15 @@
 import type { PasswordVerifier } from '../../http/bitbucket-login.js';
 import { func, type Shape, string, validateOptions } from '../../internal/options.js';
 
+/**
+ * Options of `passwordLogin`.
+ * @example
+ * const options: PasswordLoginOptions = {
+ *   verify: bitbucketPasswordVerifier({ baseUrl: 'https://bitbucket.example.com' }),
+ *   usernameLabel: 'Bitbucket username',
+ * };
+ * const login = passwordLogin(options);
+ */
 export interface PasswordLoginOptions {
   /**
    * Checks a user name and password: the account (`{ name }`, whose `name` the tokens are issued
@@ -11,10 +20,18 @@ export interface PasswordLoginOptions {
   usernameLabel?: string;
 }
 
-/** The token pages' password login (built by `passwordLogin`). */
+/**
+ * The token pages' password login (built by `passwordLogin`); pass it to `gate.pages({ login })`.
+ * @example
+ * const login: PasswordLogin = passwordLogin({ verify: bitbucketPasswordVerifier({ baseUrl }) });
+ * app.use('/tokens', gate.pages({ login, session: { secret: process.env.SESSION_SECRET! } }));
+ */
 export interface PasswordLogin {
+  /** `'password'`. */
   readonly kind: 'password';
+  /** Checks the user name and password. */
   readonly verify: PasswordVerifier;
+  /** Label of the user-name field. */
   readonly usernameLabel: string;
 }
 
@@ -28,10 +45,15 @@ const PASSWORD_LOGIN_OPTIONS: Shape<PasswordLoginOptions> = {
  * logins are throttled per address and per address + user (the gate's `loginThrottle`) and
  * reported as `auth.denied` events.
  * @example
- * app.use('/tokens', gate.pages({
- *   login: passwordLogin({ verify: bitbucketPasswordVerifier({ baseUrl: 'https://bitbucket.example.com' }) }),
- *   session: { secret: process.env.SESSION_SECRET },
- * }));
+ * app.use(
+ *   '/tokens',
+ *   gate.pages({
+ *     login: passwordLogin({
+ *       verify: bitbucketPasswordVerifier({ baseUrl: 'https://bitbucket.example.com' }),
+ *     }),
+ *     session: { secret: process.env.SESSION_SECRET! },
+ *   }),
+ * );
  */
 export function passwordLogin(options: Readonly<PasswordLoginOptions>): PasswordLogin {
   if (typeof options !== 'object' || options === null)
