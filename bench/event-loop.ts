@@ -7,6 +7,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import express from 'express';
 import request from 'supertest';
 import { library } from './load-library.js';
@@ -65,7 +66,7 @@ export async function loopDelayDuringBcrypt(threads: number): Promise<LoopDelay>
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   for (const threads of [0, 2]) {
     const delay = await loopDelayDuringBcrypt(threads);
     console.log(

@@ -130,13 +130,17 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   };
   const maxDays = days(env, 'TOKEN_MAX_DAYS');
   const defaultDays = days(env, 'TOKEN_DEFAULT_DAYS');
+  // Behind a load balancer, the gate and the management login both judge the real client.
+  const ipOptions = {
+    ...(list(env['TRUSTED_PROXIES']) ? { trustedProxies: list(env['TRUSTED_PROXIES'])! } : {}),
+    ...(env['CLIENT_IP_HEADER'] ? { clientIpHeader: env['CLIENT_IP_HEADER'] } : {}),
+  };
   const options: TokenGateOptions = {
     store: opened.store,
     ...(groups ? { groups } : {}),
     permissions,
     ...(list(env['IP_ALLOWLIST']) ? { ipAllowlist: list(env['IP_ALLOWLIST'])! } : {}),
-    ...(list(env['TRUSTED_PROXIES']) ? { trustedProxies: list(env['TRUSTED_PROXIES'])! } : {}),
-    ...(env['CLIENT_IP_HEADER'] ? { clientIpHeader: env['CLIENT_IP_HEADER'] } : {}),
+    ...ipOptions,
     ...(env['TOKEN_PEPPER'] ? { pepper: env['TOKEN_PEPPER'] } : {}),
     ...(env['JWT_SECRET'] && !upstreamOption ? { identity: { jwt: { key: env['JWT_SECRET'] } } } : {}),
     ...(upstreamOption ? { upstream: upstreamOption } : {}),
@@ -166,7 +170,7 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   // Failed logins are events too, and are counted in the store so every instance sees them.
   app.use(
     '/tokens/api',
-    bitbucketLogin({ baseUrl: bitbucketUrl.href, store: opened.store, onEvent: logEvent }),
+    bitbucketLogin({ baseUrl: bitbucketUrl.href, store: opened.store, onEvent: logEvent, ...ipOptions }),
     gate.router(),
   );
   if (!demo && !env['SESSION_SECRET'])

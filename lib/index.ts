@@ -6,6 +6,7 @@ export {
   ConflictError,
   type ForbiddenCode,
   ForbiddenError,
+  type GatewayCode,
   GatewayError,
   isTokenGateError,
   MethodNotAllowedError,
@@ -50,7 +51,7 @@ export {
   type PasswordVerifier,
 } from './http/bitbucket-login.js';
 export type { LoginThrottleOptions } from './http/login-throttle.js';
-export { sendError } from './http/respond.js';
+export { type Challenge, sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
 export { type AuthenticateTokenOptions, authenticateToken } from './middleware/authenticate-token.js';
 export { type BlockPasswordAuthOptions, blockPasswordAuth } from './middleware/block-password-auth.js';
@@ -69,7 +70,7 @@ export {
   passwordLogin,
 } from './pages/logins/password-login.js';
 export type { LoginProvider, PagesOptions } from './pages/options.js';
-export type { SessionOptions } from './pages/session.js';
+export type { PendingLogin, SessionOptions } from './pages/session.js';
 export type { AuthContext } from './request/auth-context.js';
 export type { ThrottleOptions } from './request/throttle.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';

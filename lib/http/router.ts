@@ -235,7 +235,7 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
       refuseUnknownFields(body, new Set(['bitbucketToken']));
       const before = await visibleToken(caller, String(req.params['id']));
       assertMayCreate(caller, before.user, before.scope);
-      const { token, info } = await tokens.copy(before.id, change, upstreamFor(req, body, before.user));
+      const { token, info } = await tokens.copy(before.id, upstreamFor(req, body, before.user), change);
       res.status(201).json({ token, ...info });
     }),
   );

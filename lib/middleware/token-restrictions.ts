@@ -9,6 +9,11 @@ import { array, func, string, validateOptions } from '../internal/options.js';
 import { compileResourcePatterns, type ResourceTarget } from '../internal/resource-pattern.js';
 import type { TokenInfo } from '../model.js';
 import {
+  CLIENT_IP_OPTIONS,
+  type ClientIpOptions,
+  createClientIpResolver,
+} from '../request/client-address.js';
+import {
   compileExemptPaths,
   pathTarget,
   prefixSegments,
@@ -28,7 +33,7 @@ import { ipNotAllowed } from './ip-allowlist.js';
  * const options: TokenRestrictionsOptions = { unrestrictedPaths };
  * app.use(clientIp(), extractCredentials(), authenticateToken({ tokens }), tokenRestrictions(options));
  */
-export interface TokenRestrictionsOptions {
+export interface TokenRestrictionsOptions extends ClientIpOptions {
   /** Path prefixes of git smart-HTTP and LFS URLs. Default `['/scm/']`. */
   gitPrefixes?: readonly string[];
   /** Path prefixes of REST URLs. Default `['/rest/']`. */
@@ -47,6 +52,7 @@ export const DEFAULT_UNRESTRICTED_PATHS = ['/rest/api/*/application-properties',
 
 const pathList = array(string({ pattern: /^\// }));
 export const TOKEN_RESTRICTIONS_OPTIONS = {
+  ...CLIENT_IP_OPTIONS,
   gitPrefixes: pathList,
   restPrefixes: pathList,
   unrestrictedPaths: pathList,
@@ -88,6 +94,11 @@ export function tokenRestrictions(options: Readonly<TokenRestrictionsOptions> = 
     rest: (options.restPrefixes ?? ['/rest/']).map(prefixSegments),
   };
   const exempt = compileExemptPaths(options.unrestrictedPaths ?? DEFAULT_UNRESTRICTED_PATHS);
+  // Used alone (without `clientIp` before it), the address is resolved here.
+  const resolve = createClientIpResolver({
+    ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
+    ...(options.clientIpHeader === undefined ? {} : { clientIpHeader: options.clientIpHeader }),
+  });
   const emit = safeEmitter(options.onEvent);
   // Compiled once per token info (one per cached record), so a restricted token pays microseconds.
   const compiled = new WeakMap<TokenInfo, Compiled>();
@@ -108,8 +119,9 @@ export function tokenRestrictions(options: Readonly<TokenRestrictionsOptions> = 
     }
     const known = { tokenId: token.id, user: token.user };
     if (rules.ips !== null) {
-      const clientIp = req.auth?.clientIp ?? null;
-      const address = clientIp === null ? null : parseIpCached(clientIp);
+      const resolved = req.auth?.clientIp;
+      const address =
+        resolved === undefined ? resolve(req) : resolved === null ? null : parseIpCached(resolved);
       if (address === null || !rules.ips(address)) {
         refuse(req, res, ipNotAllowed(address?.text ?? null), emit, known);
         return;

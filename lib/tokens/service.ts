@@ -137,7 +137,7 @@ export interface RotateOptions {
  * Options of `copy()`.
  * @example
  * const options: CopyOptions = { upstream: { password } }; // mint a fresh Bitbucket token for the copy
- * const { token } = await gate.tokens.copy(id, { actor: 'alice' }, options);
+ * const { token } = await gate.tokens.copy(id, options, { actor: 'alice' });
  */
 export interface CopyOptions {
   /** Access-token mode: as for `rotate`. Without them the copy shares the original's Bitbucket token. */
@@ -516,7 +516,7 @@ export class TokenService {
    * a fresh expiry within policy.
    * @example const { token } = await gate.tokens.copy(id);
    */
-  async copy(id: string, context: ChangeContext = {}, options: CopyOptions = {}): Promise<CreatedToken> {
+  async copy(id: string, options: CopyOptions = {}, context: ChangeContext = {}): Promise<CreatedToken> {
     const original = await this.#existing(id);
     const created = await this.#issue(this.#likeDraft(original, this.#now(), context), true, {
       credentials: options.upstream,

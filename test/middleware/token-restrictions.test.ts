@@ -5,6 +5,9 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { createTokenGate, type TokenGateOptions } from '../../lib/gate.js';
 import { compileResourcePatterns } from '../../lib/internal/resource-pattern.js';
+import { authenticateToken } from '../../lib/middleware/authenticate-token.js';
+import { extractCredentials } from '../../lib/middleware/extract-credentials.js';
+import { tokenRestrictions } from '../../lib/middleware/token-restrictions.js';
 import { pathTarget, prefixSegments } from '../../lib/request/resource-path.js';
 import { EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 import { openRedisStore } from '../support/redis-store.js';
@@ -162,6 +165,28 @@ describe.each(STORES)('token restrictions on the %s', (_name, openStore) => {
     await send(token);
     expect(events).toContainEqual(expect.objectContaining({ type: 'auth.denied', code: 'HEADER_REQUIRED' }));
     expect(JSON.stringify(events)).not.toContain('hunter2-value');
+  });
+});
+
+describe('tokenRestrictions used alone', () => {
+  it('resolves the client address itself when no clientIp step ran before it', async () => {
+    const gate = createTokenGate();
+    cleanups.push(() => gate.close());
+    const { token } = await gate.tokens.create({
+      user: 'a',
+      name: 'x',
+      scope: 'read',
+      allowedIps: ['127.0.0.0/8'],
+    });
+    const far = await gate.tokens.create({ user: 'a', name: 'y', scope: 'read', allowedIps: ['10.0.0.0/8'] });
+    const app = echoApp(
+      EXPRESS_VERSIONS[1]![1],
+      extractCredentials(),
+      authenticateToken({ tokens: gate.tokens }),
+      tokenRestrictions(),
+    );
+    expect((await request(app).get('/').set('Authorization', `Bearer ${token}`)).status).toBe(200);
+    expect((await request(app).get('/').set('Authorization', `Bearer ${far.token}`)).status).toBe(403);
   });
 });
 
