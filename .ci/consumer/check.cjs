@@ -3,8 +3,9 @@
 const pkg = require('express-api-tokens/package.json');
 const skipped = new Set((process.env.SKIP_ENTRIES ?? '').split(' ').filter(Boolean));
 const loaded = [];
-for (const subpath of Object.keys(pkg.exports)) {
-  if (subpath === './package.json' || skipped.has(subpath)) continue;
+for (const [subpath, conditions] of Object.entries(pkg.exports)) {
+  // An ESM-only entry (the testing one, like vitest itself) has no `require` condition.
+  if (subpath === './package.json' || skipped.has(subpath) || !conditions.require) continue;
   const specifier = `express-api-tokens${subpath.slice(1)}`;
   const entry = require(specifier);
   if (!Object.values(entry).some((value) => typeof value === 'function'))

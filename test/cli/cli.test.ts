@@ -247,7 +247,8 @@ describe('express-api-tokens (the built CLI)', () => {
     expect(refused.code).toBe(6);
     expect(refused.stderr).toMatch(/most allowed/);
     expect((await cli(['revoke-user', 'hoarder'], e)).stdout).toBe('revoked 100 tokens of hoarder\n');
-  });
+    // Seventeen CLI processes, one after another: a busy CI machine takes more than the default.
+  }, 120_000);
 
   it('reads secrets from *_FILE, takes a leaked token as it is, and never prints a secret or a hash', async () => {
     const pepperFile = join(temp.dir, 'pepper');
