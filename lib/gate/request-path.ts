@@ -2,20 +2,20 @@ import type { RequestHandler } from 'express';
 import type { EventListener } from '../events.js';
 import type { GroupResolver } from '../groups/group-resolver.js';
 import { requestPath } from '../http/respond.js';
-import { compose } from '../internal/compose.js';
-import { authenticateToken } from '../middleware/authenticate-token.js';
-import { blockPasswordAuth } from '../middleware/block-password-auth.js';
-import { type ClientIpOptions, clientIp } from '../middleware/client-ip.js';
-import { extractCredentials } from '../middleware/extract-credentials.js';
-import { ipAllowlist } from '../middleware/ip-allowlist.js';
-import { requireGroups } from '../middleware/require-groups.js';
-import { requireScope } from '../middleware/require-scope.js';
-import { tokenRestrictions } from '../middleware/token-restrictions.js';
+import { authenticateTokenStep } from '../middleware/authenticate-token.js';
+import { blockPasswordAuthStep } from '../middleware/block-password-auth.js';
+import { type ClientIpOptions, clientIpStep } from '../middleware/client-ip.js';
+import { extractCredentialsStep } from '../middleware/extract-credentials.js';
+import { ipAllowlistStep } from '../middleware/ip-allowlist.js';
+import { requireGroupsStep } from '../middleware/require-groups.js';
+import { requireScopeStep } from '../middleware/require-scope.js';
+import { tokenRestrictionsStep } from '../middleware/token-restrictions.js';
 import type { Tallies } from '../ops/tallies.js';
 import { verifiedRecord } from '../request/credential-slot.js';
+import { composeSteps, type Step } from '../request/step.js';
 import type { TokenService } from '../tokens/service.js';
 import type { TokenVerifier } from '../tokens/verifier.js';
-import { forwardIdentity } from '../upstream/forward-identity.js';
+import { forwardIdentityStep } from '../upstream/forward-identity.js';
 import type { TokenGateOptions } from './options.js';
 
 /** What the request path is built from, besides the options. */
@@ -29,13 +29,13 @@ export interface RequestPathParts {
   /** With metrics: counts refusals (through the steps' listener) and passes (one last step). */
   tallies?: Tallies | undefined;
   /** Access-token mode: the step that puts the Bitbucket token in place of the identity header. */
-  upstreamStep?: RequestHandler;
+  upstreamStep?: Step;
 }
 
 /**
- * `gate.protect()`: the middlewares of the request path composed from the gate's options, in
- * the order of the design — the address is judged before the token, and a use is recorded only
- * for a request every step let through.
+ * `gate.protect()`: the steps of the request path (the public middlewares' own) composed from
+ * the gate's options into one middleware, in the order of the design — the address is judged
+ * before the token, and a use is recorded only for a request every step let through.
  */
 export function buildRequestPath(
   options: Readonly<TokenGateOptions>,
@@ -45,17 +45,17 @@ export function buildRequestPath(
   const listener = tallies === undefined ? onEvent : tallies.requestPathListener(onEvent);
   const withEvents = listener === undefined ? {} : { onEvent: listener };
   const tokenPrefix = tokens.tokenPrefix;
-  const steps: RequestHandler[] = [
-    clientIp(parts.ipOptions),
-    extractCredentials({ tokenPrefix, anonymous: options.anonymous ?? 'pass', ...withEvents }),
+  const steps: Step[] = [
+    clientIpStep(parts.ipOptions),
+    extractCredentialsStep({ tokenPrefix, anonymous: options.anonymous ?? 'pass', ...withEvents }),
   ];
   if (options.blockPasswordAuth) {
     const message = options.passwordMessage === undefined ? {} : { message: options.passwordMessage };
-    steps.push(blockPasswordAuth({ ...message, ...withEvents }));
+    steps.push(blockPasswordAuthStep({ ...message, ...withEvents }));
   }
   if (options.ipAllowlist !== undefined) {
     steps.push(
-      ipAllowlist({
+      ipAllowlistStep({
         allow: options.ipAllowlist,
         forPasswords: options.ipAllowlistForPasswords ?? false,
         ...parts.ipOptions,
@@ -64,13 +64,13 @@ export function buildRequestPath(
     );
   }
   steps.push(
-    authenticateToken({
+    authenticateTokenStep({
       tokens,
       ...(options.throttle === undefined ? {} : { throttle: options.throttle }),
       recordUse: false,
       ...withEvents,
     }),
-    tokenRestrictions({
+    tokenRestrictionsStep({
       ...(options.gitPrefixes === undefined ? {} : { gitPrefixes: options.gitPrefixes }),
       ...(options.restPrefixes === undefined ? {} : { restPrefixes: options.restPrefixes }),
       ...(options.unrestrictedPaths === undefined ? {} : { unrestrictedPaths: options.unrestrictedPaths }),
@@ -79,20 +79,20 @@ export function buildRequestPath(
   );
   const useTokens = options.permissions?.useTokens;
   if (useTokens !== undefined)
-    steps.push(requireGroups({ groups: useTokens, resolver: parts.groups, ...withEvents }));
+    steps.push(requireGroupsStep({ groups: useTokens, resolver: parts.groups, ...withEvents }));
   steps.push(
-    requireScope({
+    requireScopeStep({
       ...(options.extraMethods === undefined ? {} : { extraMethods: options.extraMethods }),
       ...(options.gitPrefixes === undefined ? {} : { gitPrefixes: options.gitPrefixes }),
       ...withEvents,
     }),
-    parts.upstreamStep ?? forwardIdentity(options.identity ?? {}),
+    parts.upstreamStep ?? forwardIdentityStep(options.identity ?? {}),
   );
   const audit = options.auditSuccess === true ? onEvent : undefined;
-  steps.push(function recordUse(req, _res, next) {
-    const record = verifiedRecord(req);
+  steps.push(function recordUse(req, _res, auth, next) {
+    const record = verifiedRecord(auth);
     if (record !== undefined) {
-      const ip = req.auth?.clientIp ?? null;
+      const ip = auth.clientIp ?? null;
       verifier.noteUse(record, ip);
       audit?.({
         type: 'auth.succeeded',
@@ -108,5 +108,5 @@ export function buildRequestPath(
     next();
   });
   if (tallies !== undefined) steps.push(tallies.countPassed);
-  return compose(steps);
+  return composeSteps(steps);
 }

@@ -305,7 +305,7 @@ function restrictionFields(body: Record<string, unknown>): RestrictionFields {
 function tokensMayOnlyRevokeThemselves(context: ManagementContext) {
   const { tokens } = context;
   return (req: Request, res: Response, next: NextFunction): void => {
-    const record = verifiedRecord(req);
+    const record = verifiedRecord(req.auth);
     const credentials = record === undefined ? parseAuthorization(req, tokens.tokenPrefix) : undefined;
     if (record === undefined && credentials?.kind !== 'token') {
       next();

@@ -1,12 +1,13 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { AuthenticationError, TooManyAttemptsError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { any, boolean, func, validateOptions, withMethods } from '../internal/options.js';
 import { sameUser } from '../internal/validate.js';
-import { authOf } from '../request/auth-context.js';
+import type { AuthContext } from '../request/auth-context.js';
 import { peerAddress } from '../request/client-address.js';
 import { setVerified, takePendingToken } from '../request/credential-slot.js';
+import { middlewareOf, type Step } from '../request/step.js';
 import { FailureThrottle, THROTTLE_OPTIONS, type ThrottleOptions, type Ticket } from '../request/throttle.js';
 import { parseToken } from '../tokens/format.js';
 import { type TokenService, verifierOf } from '../tokens/service.js';
@@ -45,6 +46,11 @@ const invalid = () =>
  * @example app.use(extractCredentials(), authenticateToken({ tokens: gate.tokens }))
  */
 export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): RequestHandler {
+  return middlewareOf(authenticateTokenStep(options));
+}
+
+/** `authenticateToken` as a step of `protect()`. */
+export function authenticateTokenStep(options: Readonly<AuthenticateTokenOptions>): Step {
   validateOptions<AuthenticateTokenOptions>(options, {
     tokens: withMethods(['verify', 'create'], 'a TokenService (gate.tokens)'),
     throttle: any,
@@ -65,7 +71,8 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
   const decide = (
     req: Request,
     res: Response,
-    next: (err?: unknown) => void,
+    auth: AuthContext,
+    next: NextFunction,
     outcome: VerifyOutcome,
     claimedUser: string | undefined,
     ticket: Ticket | undefined,
@@ -94,28 +101,27 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
       });
       return;
     }
-    const auth = authOf(req);
     auth.kind = 'token';
     auth.user = record.user;
     auth.token = outcome.info;
-    setVerified(req, outcome);
+    setVerified(auth, outcome);
     if (recordUse) verifier.noteUse(record, clientIp);
     next();
   };
 
-  return function authenticateTokenMiddleware(req, res, next) {
-    const pending = takePendingToken(req);
+  return function authenticateTokenStep(req, res, auth, next) {
+    const pending = takePendingToken(auth);
     if (pending === undefined) {
       next();
       return;
     }
-    const resolved = req.auth?.clientIp;
+    const resolved = auth.clientIp;
     const clientIp = resolved !== undefined ? resolved : (peerAddress(req)?.text ?? null);
     const { token, claimedUser } = pending;
     // A cached verification answers at once, whatever the client's failures.
     const cached = verifier.checkCached(token);
     if (cached !== undefined) {
-      decide(req, res, next, cached, claimedUser, undefined, clientIp);
+      decide(req, res, auth, next, cached, claimedUser, undefined, clientIp);
       return;
     }
     // Malformed and tampered tokens cost no lookup and no throttle bookkeeping.
@@ -129,7 +135,7 @@ export function authenticateToken(options: Readonly<AuthenticateTokenOptions>): 
       verifier
         .check(token, ticket === undefined ? undefined : { client: ticket.client, slowWork: !ticket.over })
         .then(
-          (outcome) => decide(req, res, next, outcome, claimedUser, ticket, clientIp),
+          (outcome) => decide(req, res, auth, next, outcome, claimedUser, ticket, clientIp),
           (err: unknown) => {
             ticket?.done(false);
             fail(err);

@@ -3,6 +3,7 @@ import { AuthenticationError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
 import { func, string, validateOptions } from '../internal/options.js';
+import { middlewareOf, type Step } from '../request/step.js';
 
 /**
  * Options of `blockPasswordAuth`.
@@ -31,11 +32,16 @@ export const DEFAULT_PASSWORD_MESSAGE =
  * @example app.use(extractCredentials(), blockPasswordAuth({ message: 'Create a token at https://git.example.com/tokens' }))
  */
 export function blockPasswordAuth(options: Readonly<BlockPasswordAuthOptions> = {}): RequestHandler {
+  return middlewareOf(blockPasswordAuthStep(options));
+}
+
+/** `blockPasswordAuth` as a step of `protect()`. */
+export function blockPasswordAuthStep(options: Readonly<BlockPasswordAuthOptions>): Step {
   validateOptions<BlockPasswordAuthOptions>(options, { message: string(), onEvent: func });
   const message = options.message ?? DEFAULT_PASSWORD_MESSAGE;
   const emit = safeEmitter(options.onEvent);
-  return function blockPasswordAuthMiddleware(req, res, next) {
-    if (req.auth?.kind !== 'password') {
+  return function blockPasswordAuthStep(req, res, auth, next) {
+    if (auth.kind !== 'password') {
       next();
       return;
     }

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
-import { authOf } from '../request/auth-context.js';
 import { type ClientIpOptions, createClientIpResolver } from '../request/client-address.js';
+import { middlewareOf, type Step } from '../request/step.js';
 
 export type { ClientIpOptions } from '../request/client-address.js';
 
@@ -10,9 +10,14 @@ export type { ClientIpOptions } from '../request/client-address.js';
  * @example app.use(clientIp({ trustedProxies: ['10.0.0.0/8'], clientIpHeader: 'x-forwarded-for' }))
  */
 export function clientIp(options: Readonly<ClientIpOptions> = {}): RequestHandler {
+  return middlewareOf(clientIpStep(options));
+}
+
+/** `clientIp` as a step of `protect()`. */
+export function clientIpStep(options: Readonly<ClientIpOptions>): Step {
   const resolve = createClientIpResolver(options);
-  return function clientIpMiddleware(req, _res, next) {
-    authOf(req).clientIp = resolve(req)?.text ?? null;
+  return function clientIpStep(req, _res, auth, next) {
+    auth.clientIp = resolve(req)?.text ?? null;
     next();
   };
 }

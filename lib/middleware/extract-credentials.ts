@@ -3,9 +3,9 @@ import { AuthenticationError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
 import { any, func, oneOf, validateOptions } from '../internal/options.js';
-import { authOf } from '../request/auth-context.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { setPendingToken } from '../request/credential-slot.js';
+import { middlewareOf, type Step } from '../request/step.js';
 import { assertTokenPrefix } from '../tokens/format.js';
 
 /**
@@ -29,6 +29,11 @@ export interface ExtractCredentialsOptions {
  * @example app.use(extractCredentials({ anonymous: 'deny' }))
  */
 export function extractCredentials(options: Readonly<ExtractCredentialsOptions> = {}): RequestHandler {
+  return middlewareOf(extractCredentialsStep(options));
+}
+
+/** `extractCredentials` as a step of `protect()`. */
+export function extractCredentialsStep(options: Readonly<ExtractCredentialsOptions>): Step {
   validateOptions<ExtractCredentialsOptions>(options, {
     tokenPrefix: any,
     anonymous: oneOf(['pass', 'deny']),
@@ -39,9 +44,8 @@ export function extractCredentials(options: Readonly<ExtractCredentialsOptions> 
   const anonymous = options.anonymous ?? 'pass';
   const emit = safeEmitter(options.onEvent);
 
-  return function extractCredentialsMiddleware(req, res, next) {
+  return function extractCredentialsStep(req, res, auth, next) {
     // Keeps what `clientIp` resolved; without it, later steps resolve the socket address themselves.
-    const auth = authOf(req);
     auth.kind = 'anonymous';
     const credentials = parseAuthorization(req, prefix);
     switch (credentials.kind) {
@@ -61,7 +65,7 @@ export function extractCredentials(options: Readonly<ExtractCredentialsOptions> 
         break;
       case 'token':
         // Not a token request until verified: `anonymous`, with the token parked aside.
-        setPendingToken(req, credentials);
+        setPendingToken(auth, credentials);
         break;
     }
     next();

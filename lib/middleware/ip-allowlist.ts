@@ -11,6 +11,7 @@ import {
   createClientIpResolver,
 } from '../request/client-address.js';
 import { isTokenRequest } from '../request/credential-slot.js';
+import { middlewareOf, type Step } from '../request/step.js';
 
 /**
  * Options of `ipAllowlist`, with those of `clientIp` (used when no `clientIp` ran before it).
@@ -47,6 +48,11 @@ export function ipNotAllowed(address: string | null): ForbiddenError {
  * @example app.use(ipAllowlist({ allow: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.10-192.0.2.20'] }))
  */
 export function ipAllowlist(options: Readonly<IpAllowlistOptions>): RequestHandler {
+  return middlewareOf(ipAllowlistStep(options));
+}
+
+/** `ipAllowlist` as a step of `protect()`. */
+export function ipAllowlistStep(options: Readonly<IpAllowlistOptions>): Step {
   validateOptions<IpAllowlistOptions>(options, OPTIONS);
   const allowed = compileIpList(options.allow, 'ipAllowlist');
   const resolve = createClientIpResolver({
@@ -56,14 +62,14 @@ export function ipAllowlist(options: Readonly<IpAllowlistOptions>): RequestHandl
   const forPasswords = options.forPasswords ?? false;
   const emit = safeEmitter(options.onEvent);
 
-  return function ipAllowlistMiddleware(req, res, next) {
-    const kind = req.auth?.kind ?? 'anonymous';
-    const judged = kind === 'token' || isTokenRequest(req) || (kind === 'password' && forPasswords);
+  return function ipAllowlistStep(req, res, auth, next) {
+    const kind = auth.kind;
+    const judged = kind === 'token' || isTokenRequest(auth) || (kind === 'password' && forPasswords);
     if (!judged) {
       next();
       return;
     }
-    const known = req.auth?.clientIp;
+    const known = auth.clientIp;
     const address = known === undefined ? resolve(req) : known === null ? null : parseIpCached(known);
     if (address !== null && allowed(address)) {
       next();

@@ -4,6 +4,8 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { compilePermission, type GroupsOption, groupsOf, toGroupResolver } from '../groups/group-resolver.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { any, array, either, func, oneOf, record, string, validateOptions } from '../internal/options.js';
+import type { AuthContext } from '../request/auth-context.js';
+import { middlewareOf, type Step } from '../request/step.js';
 
 /**
  * Options of `requireGroups`.
@@ -36,6 +38,11 @@ export interface RequireGroupsOptions {
  * @example app.use(requireGroups({ groups: ['api-users'], resolver: staticGroups({ alice: ['api-users'] }) }))
  */
 export function requireGroups(options: Readonly<RequireGroupsOptions>): RequestHandler {
+  return middlewareOf(requireGroupsStep(options));
+}
+
+/** `requireGroups` as a step of `protect()`. */
+export function requireGroupsStep(options: Readonly<RequireGroupsOptions>): Step {
   validateOptions<RequireGroupsOptions>(options, {
     groups: any,
     resolver: either(func, record(array(string()))),
@@ -47,12 +54,17 @@ export function requireGroups(options: Readonly<RequireGroupsOptions>): RequestH
   const kinds = new Set(options.kinds ?? ['token']);
   const emit = safeEmitter(options.onEvent);
 
-  const decide = (req: Request, res: Response, next: NextFunction, groups: readonly string[]): void => {
+  const decide = (
+    req: Request,
+    res: Response,
+    auth: AuthContext,
+    next: NextFunction,
+    groups: readonly string[],
+  ): void => {
     if (permission.allows(groups)) {
       next();
       return;
     }
-    const auth = req.auth!;
     const error = new ForbiddenError('GROUP_REQUIRED', 'You are not in a group that may use API tokens.');
     refuse(req, res, error, emit, {
       ...(auth.token ? { tokenId: auth.token.id } : {}),
@@ -60,9 +72,8 @@ export function requireGroups(options: Readonly<RequireGroupsOptions>): RequestH
     });
   };
 
-  return function requireGroupsMiddleware(req, res, next) {
-    const auth = req.auth;
-    if (permission.everyone || auth === undefined || auth.kind === 'anonymous' || !kinds.has(auth.kind)) {
+  return function requireGroupsStep(req, res, auth, next) {
+    if (permission.everyone || auth.kind === 'anonymous' || !kinds.has(auth.kind)) {
       next();
       return;
     }
@@ -74,10 +85,10 @@ export function requireGroups(options: Readonly<RequireGroupsOptions>): RequestH
       return;
     }
     // A synchronous resolver (a static map) answers on the spot: no promise, no closure.
-    if (Array.isArray(groups)) decide(req, res, next, groups);
+    if (Array.isArray(groups)) decide(req, res, auth, next, groups);
     else
       (groups as Promise<readonly string[]>).then(
-        (resolved) => decide(req, res, next, resolved),
+        (resolved) => decide(req, res, auth, next, resolved),
         refuseOrFail(req, res, next, emit),
       );
   };

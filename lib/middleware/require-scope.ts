@@ -4,7 +4,9 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { array, func, oneOf, record, string, validateOptions } from '../internal/options.js';
 import { SCOPES, type Scope } from '../model.js';
+import type { AuthContext } from '../request/auth-context.js';
 import { compileScopeRules, requiredScope, type ScopeNeed } from '../request/scope-rules.js';
+import { middlewareOf, type Step } from '../request/step.js';
 
 /**
  * Options of `requireScope`.
@@ -45,6 +47,11 @@ export const REQUIRE_SCOPE_OPTIONS = {
  * @example app.use(requireScope({ extraMethods: { PROPFIND: 'read' } }))
  */
 export function requireScope(options: Readonly<RequireScopeOptions> = {}): RequestHandler {
+  return middlewareOf(requireScopeStep(options));
+}
+
+/** `requireScope` as a step of `protect()`. */
+export function requireScopeStep(options: Readonly<RequireScopeOptions>): Step {
   validateOptions<RequireScopeOptions>(options, REQUIRE_SCOPE_OPTIONS);
   const extra = new Map<string, Scope>();
   for (const [method, scope] of Object.entries(options.extraMethods ?? {})) {
@@ -55,8 +62,13 @@ export function requireScope(options: Readonly<RequireScopeOptions> = {}): Reque
   const rules = compileScopeRules(extra, options.gitPrefixes);
   const emit = safeEmitter(options.onEvent);
 
-  const decide = (req: Request, res: Response, next: NextFunction, need: ScopeNeed): void => {
-    const auth = req.auth!;
+  const decide = (
+    req: Request,
+    res: Response,
+    auth: AuthContext,
+    next: NextFunction,
+    need: ScopeNeed,
+  ): void => {
     const token = auth.token!;
     if ('unknownMethod' in need) {
       refuse(req, res, new MethodNotAllowedError(), emit, { tokenId: token.id, user: token.user });
@@ -74,16 +86,15 @@ export function requireScope(options: Readonly<RequireScopeOptions> = {}): Reque
     next();
   };
 
-  return function requireScopeMiddleware(req, res, next) {
-    const auth = req.auth;
-    if (auth?.kind !== 'token' || auth.token === undefined) {
+  return function requireScopeStep(req, res, auth, next) {
+    if (auth.kind !== 'token' || auth.token === undefined) {
       next();
       return;
     }
     const need = requiredScope(req, rules);
     // Only a Git LFS batch request waits for its body; everything else is judged on the spot.
     if ('then' in need)
-      need.then((judged) => decide(req, res, next, judged), refuseOrFail(req, res, next, emit));
-    else decide(req, res, next, need);
+      need.then((judged) => decide(req, res, auth, next, judged), refuseOrFail(req, res, next, emit));
+    else decide(req, res, auth, next, need);
   };
 }

@@ -19,6 +19,7 @@ import {
   prefixSegments,
   type ResourcePathRules,
 } from '../request/resource-path.js';
+import { middlewareOf, type Step } from '../request/step.js';
 import { ipNotAllowed } from './ip-allowlist.js';
 
 /**
@@ -88,6 +89,11 @@ function compile(token: TokenInfo): Compiled {
  * @example app.use(clientIp(), extractCredentials(), authenticateToken({ tokens }), tokenRestrictions())
  */
 export function tokenRestrictions(options: Readonly<TokenRestrictionsOptions> = {}): RequestHandler {
+  return middlewareOf(tokenRestrictionsStep(options));
+}
+
+/** `tokenRestrictions` as a step of `protect()`. */
+export function tokenRestrictionsStep(options: Readonly<TokenRestrictionsOptions>): Step {
   validateOptions<TokenRestrictionsOptions>(options, TOKEN_RESTRICTIONS_OPTIONS);
   const paths: ResourcePathRules = {
     git: (options.gitPrefixes ?? ['/scm/']).map(prefixSegments),
@@ -103,8 +109,8 @@ export function tokenRestrictions(options: Readonly<TokenRestrictionsOptions> = 
   // Compiled once per token info (one per cached record), so a restricted token pays microseconds.
   const compiled = new WeakMap<TokenInfo, Compiled>();
 
-  return function tokenRestrictionsMiddleware(req, res, next) {
-    const token = req.auth?.kind === 'token' ? req.auth.token : undefined;
+  return function tokenRestrictionsStep(req, res, auth, next) {
+    const token = auth.kind === 'token' ? auth.token : undefined;
     if (
       token === undefined ||
       (token.allowedIps === null && token.requiredHeaders === null && token.resources === null)
@@ -119,7 +125,7 @@ export function tokenRestrictions(options: Readonly<TokenRestrictionsOptions> = 
     }
     const known = { tokenId: token.id, user: token.user };
     if (rules.ips !== null) {
-      const resolved = req.auth?.clientIp;
+      const resolved = auth.clientIp;
       const address =
         resolved === undefined ? resolve(req) : resolved === null ? null : parseIpCached(resolved);
       if (address === null || !rules.ips(address)) {

@@ -1,5 +1,5 @@
-import type { RequestHandler } from 'express';
 import type { AuditEvent, EventListener } from '../events.js';
+import type { Step } from '../request/step.js';
 
 /**
  * Plain counters the request path and the event streams bump; the metrics read them when
@@ -17,8 +17,8 @@ export class Tallies {
   readonly tokenEvents = new Map<string, number>();
 
   /** The last step of `protect()` when metrics are on: counts the pass by credential kind. */
-  readonly countPassed: RequestHandler = (req, _res, next) => {
-    const kind = req.auth?.kind;
+  readonly countPassed: Step = (_req, _res, auth, next) => {
+    const kind = auth.kind;
     if (kind === 'token') this.passed.token++;
     else if (kind === 'password') this.passed.password++;
     else this.passed.anonymous++;

@@ -43,11 +43,13 @@ class RequestAuth implements AuthContext {
  * field stays out of `JSON.stringify(req.auth)` and of every listing of its keys.
  */
 export function authOf(req: Request): AuthContext {
-  let auth = req.auth;
-  if (auth === undefined) {
-    auth = new RequestAuth();
-    req.auth = auth;
-  }
+  return req.auth ?? newAuth(req);
+}
+
+/** A new `req.auth` for the request, whatever it had (`protect()` judges every request afresh). */
+export function newAuth(req: Request): AuthContext {
+  const auth = new RequestAuth();
+  req.auth = auth;
   return auth;
 }
 

@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import { AuthenticationError, BadRequestError, type TokenGateError } from '../errors.js';
 import { looksLikeToken } from '../tokens/format.js';
+import { spellingsOf } from './header-rewrite.js';
 
 /** What an `Authorization` header holds. */
 export type Credentials =
@@ -19,14 +20,13 @@ const NONE: Credentials = Object.freeze({ kind: 'none' });
 
 const malformed = (message: string) => new BadRequestError('CREDENTIALS_MALFORMED', message);
 
+const isAuthorization = spellingsOf(['authorization']);
+
 /** Counts `Authorization` lines: Node keeps only the first in `req.headers`. */
 function authorizationLines(req: Request): number {
   let count = 0;
   const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 13 && name.toLowerCase() === 'authorization') count++;
-  }
+  for (let i = 0; i < raw.length; i += 2) if (isAuthorization(raw[i]!)) count++;
   return count;
 }
 

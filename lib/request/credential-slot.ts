@@ -1,6 +1,5 @@
-import type { Request } from 'express';
 import type { TokenRecord } from '../model.js';
-import { authOf, CREDENTIAL } from './auth-context.js';
+import { type AuthContext, CREDENTIAL } from './auth-context.js';
 
 /**
  * A token credential on its way through the request path, under a symbol on `req.auth` rather
@@ -23,32 +22,33 @@ interface Verified {
 type Slot = PendingToken | Verified | null;
 type WithSlot = { [CREDENTIAL]?: Slot };
 
-const slotOf = (req: Request): Slot | undefined => (req.auth as WithSlot | undefined)?.[CREDENTIAL];
+const slotOf = (auth: AuthContext | undefined): Slot | undefined =>
+  (auth as WithSlot | undefined)?.[CREDENTIAL];
 
-export function setPendingToken(req: Request, value: PendingToken): void {
-  (authOf(req) as unknown as WithSlot)[CREDENTIAL] = value;
+export function setPendingToken(auth: AuthContext, value: PendingToken): void {
+  (auth as WithSlot)[CREDENTIAL] = value;
 }
 
 /** The pending token, once; afterwards the request only remembers that it carried one. */
-export function takePendingToken(req: Request): PendingToken | undefined {
-  const value = slotOf(req);
+export function takePendingToken(auth: AuthContext): PendingToken | undefined {
+  const value = slotOf(auth);
   if (value === undefined || value === null || 'record' in value) return undefined;
-  (authOf(req) as unknown as WithSlot)[CREDENTIAL] = null;
+  (auth as WithSlot)[CREDENTIAL] = null;
   return value;
 }
 
 /** Keeps the verification (the verifier's own object, so nothing is allocated) for the steps after it. */
-export function setVerified(req: Request, verified: Verified): void {
-  (authOf(req) as unknown as WithSlot)[CREDENTIAL] = verified;
+export function setVerified(auth: AuthContext, verified: Verified): void {
+  (auth as WithSlot)[CREDENTIAL] = verified;
 }
 
 /** The verified record, when `authenticateToken` passed this request. */
-export function verifiedRecord(req: Request): TokenRecord | undefined {
-  const value = slotOf(req);
+export function verifiedRecord(auth: AuthContext | undefined): TokenRecord | undefined {
+  const value = slotOf(auth);
   return value !== undefined && value !== null && 'record' in value ? value.record : undefined;
 }
 
 /** True when the request carried a token credential (verified or not). */
-export function isTokenRequest(req: Request): boolean {
-  return slotOf(req) !== undefined;
+export function isTokenRequest(auth: AuthContext | undefined): boolean {
+  return slotOf(auth) !== undefined;
 }

@@ -4,38 +4,53 @@ import type { Request } from 'express';
 /** A test on header names. */
 export type HeaderMatcher = (name: string) => boolean;
 
+/** A header name as an upstream may read it: ASCII letters in lower case, `_` as `-`. */
+const fold = (name: string) => name.toLowerCase().replaceAll('_', '-');
+
 /**
  * A test for header names that mean one of `names` to some upstream: any letter case, and `_`
  * for `-` (CGI-style servers and proxies that fold `_` into `-` would read `X_Forwarded_User`
- * as `x-forwarded-user`). Names of other lengths are passed over without allocating.
+ * as `x-forwarded-user`). Compares character by character, allocating nothing: header names
+ * are ASCII (Node refuses others).
  */
 export function spellingsOf(names: readonly string[]): HeaderMatcher {
-  const lowered = names.map((n) => n.toLowerCase());
-  const lengths = new Set(lowered.map((n) => n.length));
-  return (name) => lengths.has(name.length) && lowered.includes(name.toLowerCase().replaceAll('_', '-'));
+  const folded = names.map(fold);
+  return (name) => {
+    for (const candidate of folded) {
+      if (candidate.length !== name.length) continue;
+      let i = 0;
+      for (; i < name.length; i++) {
+        let code = name.charCodeAt(i);
+        if (code >= 65 && code <= 90) code += 32;
+        else if (code === 95) code = 45;
+        if (code !== candidate.charCodeAt(i)) break;
+      }
+      if (i === name.length) return true;
+    }
+    return false;
+  };
 }
 
 /**
  * Removes every header `remove` matches from both `req.headers` and `req.rawHeaders`, so
- * whatever forwards the request sees one consistent set. When something is removed, both are
- * rebuilt once: deleting a property would turn V8's fast headers object into a slow dictionary
- * for every later read. The usual case, one header to drop (the token's `Authorization`),
- * copies the rest in one step.
+ * whatever forwards the request sees one consistent set. `rawHeaders` is changed in place;
+ * `headers` is rebuilt once when something is removed: deleting a property would turn V8's
+ * fast headers object into a slow dictionary for every later read. The usual case, one header
+ * to drop (the token's `Authorization`), copies the rest in one step.
  */
 export function removeHeaders(req: Request, remove: HeaderMatcher): void {
   const raw = req.rawHeaders;
   let first: string | undefined;
   let several = false;
-  for (let i = 0; i < raw.length; i += 2) {
+  // From the end, so the indexes still to visit do not move.
+  for (let i = raw.length - 2; i >= 0; i -= 2) {
     if (!remove(raw[i]!)) continue;
     const name = raw[i]!.toLowerCase();
+    raw.splice(i, 2);
     if (first === undefined) first = name;
     else if (name !== first) several = true;
   }
   if (first === undefined) return;
-  const kept: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) if (!remove(raw[i]!)) kept.push(raw[i]!, raw[i + 1]!);
-  req.rawHeaders = kept;
   if (several) {
     const old = req.headers;
     const headers: IncomingHttpHeaders = {};

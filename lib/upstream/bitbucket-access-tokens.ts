@@ -1,4 +1,3 @@
-import type { RequestHandler } from 'express';
 import { AuthenticationError, ConflictError, ForbiddenError, ValidationError } from '../errors.js';
 import type { EventListener } from '../events.js';
 import { bitbucketBaseUrl } from '../internal/bitbucket-client.js';
@@ -14,6 +13,7 @@ import {
 } from '../internal/options.js';
 import { sameUser } from '../internal/validate.js';
 import type { Scope, TokenRecord } from '../model.js';
+import type { Step } from '../request/step.js';
 import type { TokenStore } from '../stores/token-store.js';
 import type {
   UpstreamCredentials,
@@ -133,7 +133,7 @@ export interface UpstreamMode {
 export interface AttachedUpstream {
   hook: UpstreamHook;
   /** The request-path step that replaces `forwardIdentity`. */
-  requestStep: RequestHandler;
+  requestStep: Step;
   close(): void;
 }
 

@@ -14,6 +14,7 @@ import {
 } from '../internal/options.js';
 import { isTokenRequest } from '../request/credential-slot.js';
 import { addHeader, removeHeaders, spellingsOf } from '../request/header-rewrite.js';
+import { middlewareOf, type Step } from '../request/step.js';
 
 /**
  * A short-lived signed statement of who the request is, for upstreams that verify it: claims
@@ -132,6 +133,11 @@ function createSigner(options: IdentityJwtOptions): Signer {
  * @example app.use(forwardIdentity({ header: 'x-forwarded-user', jwt: { key: process.env.JWT_SECRET! } }))
  */
 export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}): RequestHandler {
+  return middlewareOf(forwardIdentityStep(options));
+}
+
+/** `forwardIdentity` as a step of `protect()`. */
+export function forwardIdentityStep(options: Readonly<ForwardIdentityOptions>): Step {
   validateOptions<ForwardIdentityOptions>(options, FORWARD_IDENTITY_OPTIONS);
   const header = headerName(options.header, DEFAULT_IDENTITY_HEADER, 'header');
   const jwtHeader = options.jwt
@@ -143,12 +149,11 @@ export function forwardIdentity(options: Readonly<ForwardIdentityOptions> = {}):
   const spoofable = spellingsOf(names);
   const withAuthorization = spellingsOf([...names, 'authorization']);
 
-  return function forwardIdentityMiddleware(req, _res, next) {
-    const auth = req.auth;
-    const tokenRequest = auth?.kind === 'token' || isTokenRequest(req);
+  return function forwardIdentityStep(req, _res, auth, next) {
+    const tokenRequest = auth.kind === 'token' || isTokenRequest(auth);
     const remove = tokenRequest ? withAuthorization : spoofable;
     removeHeaders(req, remove);
-    if (auth?.kind !== 'token' || auth.user === undefined || auth.token === undefined) {
+    if (auth.kind !== 'token' || auth.user === undefined || auth.token === undefined) {
       next();
       return;
     }

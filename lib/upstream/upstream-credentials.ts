@@ -1,4 +1,4 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, Response } from 'express';
 import { AuthenticationError, ConflictError, TokenGateError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
@@ -6,6 +6,7 @@ import { BoundedCache } from '../internal/bounded-cache.js';
 import type { TokenRecord } from '../model.js';
 import { isTokenRequest, verifiedRecord } from '../request/credential-slot.js';
 import { addHeader, removeHeaders, spellingsOf } from '../request/header-rewrite.js';
+import type { Step } from '../request/step.js';
 import { type BitbucketTokenApi, bearerAuthorization, refusalOf } from './bitbucket-token-api.js';
 import type { CredentialBox } from './credential-box.js';
 import { DEFAULT_IDENTITY_HEADER, DEFAULT_JWT_HEADER } from './forward-identity.js';
@@ -47,7 +48,7 @@ function parseJson(body: Buffer): unknown {
  * when the Bitbucket token itself no longer authenticates (revoked or expired in Bitbucket),
  * the client gets 401 `UPSTREAM_TOKEN_REVOKED` instead; a "not permitted" 401 passes unchanged.
  */
-export function upstreamCredentials(parts: UpstreamCredentialsParts): RequestHandler {
+export function upstreamCredentials(parts: UpstreamCredentialsParts): Step {
   const { box, api } = parts;
   const emit = safeEmitter(parts.onEvent);
   const identity = spellingsOf([DEFAULT_IDENTITY_HEADER, DEFAULT_JWT_HEADER]);
@@ -122,11 +123,11 @@ export function upstreamCredentials(parts: UpstreamCredentialsParts): RequestHan
     next();
   }
 
-  return function upstreamCredentialsMiddleware(req, res, next) {
-    const record = verifiedRecord(req);
+  return function upstreamCredentialsStep(req, res, auth, next) {
+    const record = verifiedRecord(auth);
     if (record === undefined) {
       // Passwords and anonymous requests pass with their own credentials, never with identity headers.
-      removeHeaders(req, isTokenRequest(req) ? identityAndAuthorization : identity);
+      removeHeaders(req, isTokenRequest(auth) ? identityAndAuthorization : identity);
       next();
       return;
     }

@@ -11,6 +11,7 @@ import { createTokenGate, type TokenGate } from '../../lib/gate.js';
 import { authenticateToken } from '../../lib/middleware/authenticate-token.js';
 import { extractCredentials } from '../../lib/middleware/extract-credentials.js';
 import type { TokenRecord } from '../../lib/model.js';
+import { middlewareOf } from '../../lib/request/step.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { sha256Hasher } from '../../lib/tokens/hashers.js';
 import { TokenService } from '../../lib/tokens/service.js';
@@ -226,7 +227,7 @@ describe('upstreamCredentials (the request step)', () => {
       express,
       extractCredentials(),
       authenticateToken({ tokens }),
-      upstreamCredentials({ box, api, onEvent: undefined }),
+      middlewareOf(upstreamCredentials({ box, api, onEvent: undefined })),
     );
 
   it('replaces our token by the Bitbucket token and strips identity headers on every request', async () => {
