@@ -94,7 +94,12 @@ export class TokenVerifier {
   readonly #cache: BoundedCache<string, Verified>;
   readonly #keyById: BoundedCache<string, string>;
   readonly #wrongSecrets: BoundedCache<string, true>;
-  readonly #verifiedHashes: BoundedCache<string, string>;
+  /**
+   * Stored hashes a slow hasher already matched, by cache key: a token checked before skips
+   * bcrypt while its record keeps that hash. Not part of the verified cache (each check still
+   * reads the record, so revocation is seen), so it stays on when that cache is switched off.
+   */
+  readonly #verifiedHashes = new BoundedCache<string, string>(10_000);
   readonly #lastTouch = new BoundedCache<string, number>(100_000);
   readonly #inFlight = new Map<string, Promise<VerifyOutcome>>();
   readonly #slow: FairQueue | undefined;
@@ -121,7 +126,6 @@ export class TokenVerifier {
     this.#cache = new BoundedCache(maxEntries, cache.ttlMs ?? 5_000);
     this.#keyById = new BoundedCache(maxEntries);
     this.#wrongSecrets = new BoundedCache(maxEntries, cache.failureTtlMs ?? 60_000);
-    this.#verifiedHashes = new BoundedCache(maxEntries);
     this.#slow = this.#hasher.slow ? new FairQueue(options.maxConcurrentSlowChecks ?? 4, 256) : undefined;
   }
 

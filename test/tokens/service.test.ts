@@ -288,4 +288,16 @@ describe('TokenService with a slow hasher', () => {
     now += 5_000;
     expect(await tokens.verify(token)).toBeNull();
   });
+
+  it('runs bcrypt once per token with the verified cache switched off too', async () => {
+    const { target: counted, count } = countCalls(bcryptHasher({ cost: 4 }));
+    const store = new MemoryTokenStore();
+    const tokens = new TokenService({ store, hasher: counted, tokenPrefix: 'bbt', cache: { maxEntries: 0 } });
+    const { token, info } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
+    for (let i = 0; i < 3; i++) expect(await tokens.verify(token)).not.toBeNull();
+    expect(count('verify')).toBe(1);
+    // Every check still reads the record: a revocation is seen at once.
+    await tokens.revoke(info.id);
+    expect(await tokens.verify(token)).toBeNull();
+  });
 });
