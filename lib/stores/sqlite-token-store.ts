@@ -94,8 +94,10 @@ type Statements = Record<
 >;
 
 /**
- * Refuses better-sqlite3 13 (or newer) on Node.js before 22, where it crashes the process
- * instead of failing: 12 supports Node 20, 22 and 24; 13 needs 22.
+ * Refuses the better-sqlite3 majors that crash the process on this Node.js instead of failing:
+ * 13 needs Node.js 22 (on 20 it crashes at load); 12 aborts Node.js 24 whenever the garbage
+ * collector frees one of its statements (Node 24 checks cleanup hooks that 12's native objects
+ * remove too late). So: 12 on Node.js 20, 12 or 13 on 22, 13 on 24 and later.
  */
 export function assertSupportedBetterSqlite3(version: string | undefined, nodeVersion: string): void {
   if (version === undefined) return;
@@ -104,7 +106,13 @@ export function assertSupportedBetterSqlite3(version: string | undefined, nodeVe
   if (major >= 13 && node < 22) {
     throw new Error(
       `better-sqlite3 ${version} needs Node.js 22 or newer and crashes on Node.js ${nodeVersion}: ` +
-        'npm install better-sqlite3@12 (it supports Node.js 20, 22 and 24)',
+        'npm install better-sqlite3@12',
+    );
+  }
+  if (major < 13 && node >= 24) {
+    throw new Error(
+      `better-sqlite3 ${version} aborts Node.js ${nodeVersion} when it frees a statement: ` +
+        'npm install better-sqlite3@13',
     );
   }
 }
@@ -119,8 +127,8 @@ function loadBetterSqlite3(): BetterSqlite3 {
  * them reach the others' subscribers within `pollIntervalMs`, and failure counts and claims
  * are shared. The schema is created, or upgraded, when the file is opened.
  *
- * better-sqlite3 is an optional peer dependency (`npm install better-sqlite3`; version 12 on
- * Node.js 20). Its calls are synchronous and short; every one that fails rejects with a
+ * better-sqlite3 is an optional peer dependency (`npm install better-sqlite3`: version 12 on
+ * Node.js 20, 13 on Node.js 24; either on 22). Its calls are synchronous and short; every one that fails rejects with a
  * `StoreError`.
  * @example
  * const store = new SqliteTokenStore({ path: './data/tokens.db' });

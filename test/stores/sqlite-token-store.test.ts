@@ -180,11 +180,15 @@ describe('SqliteTokenStore', () => {
     );
   });
 
-  it('refuses better-sqlite3 13 on Node.js 20, where it would crash the process', () => {
+  it('refuses the better-sqlite3 majors that would crash the process: 13 on Node.js 20, 12 on 24', () => {
     expect(() => assertSupportedBetterSqlite3('13.0.0', '20.19.0')).toThrow(
       /better-sqlite3 13\.0\.0 needs Node\.js 22.*npm install better-sqlite3@12/,
     );
+    expect(() => assertSupportedBetterSqlite3('12.11.1', '24.21.0')).toThrow(
+      /better-sqlite3 12\.11\.1 aborts Node\.js 24\.21\.0.*npm install better-sqlite3@13/,
+    );
     expect(() => assertSupportedBetterSqlite3('12.11.1', '20.19.0')).not.toThrow();
+    expect(() => assertSupportedBetterSqlite3('12.11.1', '22.12.0')).not.toThrow();
     expect(() => assertSupportedBetterSqlite3('13.2.0', '22.12.0')).not.toThrow();
     expect(() => assertSupportedBetterSqlite3('13.2.0', '24.0.0')).not.toThrow();
   });
