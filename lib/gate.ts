@@ -6,12 +6,12 @@ import { compilePermission, toGroupResolver } from './groups/group-resolver.js';
 import { LoginThrottle } from './http/login-throttle.js';
 import type { ManagementContext } from './http/management-context.js';
 import { createRouter, type RouterOptions } from './http/router.js';
+import { lazyRouter } from './internal/lazy-router.js';
 import { validateOptions } from './internal/options.js';
 import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/health.js';
 import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
 import { GateMetrics } from './ops/metrics.js';
-import type { PagesOptions } from './pages/options.js';
-import { createPagesRouter } from './pages/router.js';
+import { checkPagesOptions, type PagesOptions } from './pages/options.js';
 import { type ClientIpOptions, createClientIpResolver } from './request/client-address.js';
 import { MemoryTokenStore } from './stores/memory-token-store.js';
 import type { TokenStore } from './stores/token-store.js';
@@ -208,7 +208,12 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     }),
     health: () => health.check(),
     healthHandlers: called('healthHandlers', () => health.handlers()),
-    pages: called('pages', (pagesOptions?: PagesOptions) => createPagesRouter(management, pagesOptions!)),
+    pages: called('pages', (pagesOptions?: PagesOptions) => {
+      checkPagesOptions(pagesOptions!);
+      return lazyRouter(async () =>
+        (await import('./pages/router.js')).createPagesRouter(management, pagesOptions!),
+      );
+    }),
     async close() {
       open = false;
       metrics?.close();

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { fail, func, object, type Shape, string } from '../internal/options.js';
+import { fail, func, object, type Shape, string, validateOptions } from '../internal/options.js';
 import type { OidcLogin } from './logins/oidc-login.js';
 import type { PasswordLogin } from './logins/password-login.js';
 import { SESSION_OPTIONS, type SessionOptions } from './session.js';
@@ -85,3 +85,16 @@ export const PAGES_OPTIONS: Shape<PagesOptions> = {
   curlExample: relativePath,
   title: string({ maxLength: 60 }),
 };
+
+/** Throws at startup, naming the option, when `gate.pages()` options are not usable. */
+export function checkPagesOptions(options: Readonly<PagesOptions>): void {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('gate.pages() takes an options object: { login | principal, session: { secret } }');
+  validateOptions<PagesOptions>(options, PAGES_OPTIONS);
+  if ((options.login === undefined) === (options.principal === undefined))
+    throw new TypeError(
+      'gate.pages() needs exactly one of `login` (passwordLogin or oidcLogin) and `principal`',
+    );
+  if (options.session?.secret === undefined)
+    throw new TypeError('`session.secret` is required: at least 32 random bytes, the same on every instance');
+}

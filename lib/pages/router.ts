@@ -1,11 +1,10 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { NotFoundError, PayloadTooLargeError, TokenGateError, ValidationError } from '../errors.js';
 import type { ManagementContext } from '../http/management-context.js';
-import { validateOptions } from '../internal/options.js';
 import { serveAsset } from './assets/assets.js';
 import { loginRoutes } from './login-routes.js';
 import { managerRoutes } from './manager-routes.js';
-import { PAGES_OPTIONS, type PagesOptions } from './options.js';
+import { checkPagesOptions, type PagesOptions } from './options.js';
 import { fallbackPage, PageKit } from './page-kit.js';
 import { newNonce, setPageHeaders } from './security-headers.js';
 import { tokenRoutes } from './token-routes.js';
@@ -16,15 +15,7 @@ import { tokenRoutes } from './token-routes.js';
  * through the management context (the token service and the gate's permissions).
  */
 export function createPagesRouter(context: ManagementContext, options: Readonly<PagesOptions>): Router {
-  if (typeof options !== 'object' || options === null)
-    throw new TypeError('gate.pages() takes an options object: { login | principal, session: { secret } }');
-  validateOptions<PagesOptions>(options, PAGES_OPTIONS);
-  if ((options.login === undefined) === (options.principal === undefined))
-    throw new TypeError(
-      'gate.pages() needs exactly one of `login` (passwordLogin or oidcLogin) and `principal`',
-    );
-  if (options.session?.secret === undefined)
-    throw new TypeError('`session.secret` is required: at least 32 random bytes, the same on every instance');
+  checkPagesOptions(options);
 
   const kit = new PageKit(context, options);
   const router = express.Router();

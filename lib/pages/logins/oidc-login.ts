@@ -1,4 +1,4 @@
-import * as client from 'openid-client';
+import type * as OpenIdClient from 'openid-client';
 import { AuthenticationError, TokenGateError, UnavailableError } from '../../errors.js';
 import {
   array,
@@ -170,30 +170,36 @@ export function oidcLogin(options: Readonly<OidcLoginOptions>): OidcLogin {
   const groupsClaim = options.groupsClaim;
   const scope = (options.scopes ?? ['openid', 'profile']).join(' ');
   const secret = options.clientSecret;
-  const auth =
-    secret === undefined
-      ? client.None()
-      : options.tokenEndpointAuthMethod === 'client_secret_post'
-        ? client.ClientSecretPost(secret)
-        : client.ClientSecretBasic(secret);
   const timeout = Math.ceil((options.timeoutMs ?? 10_000) / 1000);
 
-  // Discovered once; a failed discovery is retried by the next login instead of sticking.
-  let configuration: Promise<client.Configuration> | undefined;
-  const config = (): Promise<client.Configuration> => {
-    configuration ??= client
-      .discovery(issuer, options.clientId, undefined, auth, {
-        timeout,
-        ...(allowHttp ? { execute: [client.allowInsecureRequests] } : {}),
-      })
-      .catch((err: unknown) => {
+  // openid-client is imported with the first login, not with the package. The provider is
+  // discovered once; a failed discovery is retried by the next login instead of sticking.
+  let configuration:
+    | Promise<{ client: typeof OpenIdClient; settings: OpenIdClient.Configuration }>
+    | undefined;
+  const config = () => {
+    configuration ??= import('openid-client').then(async (client) => {
+      const auth =
+        secret === undefined
+          ? client.None()
+          : options.tokenEndpointAuthMethod === 'client_secret_post'
+            ? client.ClientSecretPost(secret)
+            : client.ClientSecretBasic(secret);
+      try {
+        const settings = await client.discovery(issuer, options.clientId, undefined, auth, {
+          timeout,
+          ...(allowHttp ? { execute: [client.allowInsecureRequests] } : {}),
+        });
+        return { client, settings };
+      } catch (err) {
         configuration = undefined;
         throw new UnavailableError(
           'UPSTREAM_UNAVAILABLE',
           'The single sign-on provider cannot be reached. Try again later.',
           { cause: err },
         );
-      });
+      }
+    });
     return configuration;
   };
 
@@ -203,7 +209,7 @@ export function oidcLogin(options: Readonly<OidcLoginOptions>): OidcLogin {
     redirectUri,
 
     async begin() {
-      const settings = await config();
+      const { client, settings } = await config();
       const verifier = client.randomPKCECodeVerifier();
       const state = client.randomState();
       const nonce = client.randomNonce();
@@ -224,7 +230,7 @@ export function oidcLogin(options: Readonly<OidcLoginOptions>): OidcLogin {
       if (refused !== undefined) throw failed(`The single sign-on provider refused the login (${refused}).`);
       if (pending.state === undefined || pending.nonce === undefined || pending.verifier === undefined)
         throw failed('This login was not started here. Log in again.');
-      const settings = await config();
+      const { client, settings } = await config();
       const current = new URL(redirectUri);
       current.search = params.toString();
       let claims: Record<string, unknown>;

@@ -1,0 +1,32 @@
+import express, { type RequestHandler, type Router } from 'express';
+
+/**
+ * A router whose routes are imported when it is made, not when the package is: the token
+ * pages (Preact views) and the OAuth pages cost nothing to an app that never mounts them.
+ * Loading starts at once, so the first request rarely waits; one that does, waits for it, and
+ * a failed load reaches Express's error handling (and is tried again on the next request).
+ */
+export function lazyRouter(load: () => Promise<RequestHandler>): Router {
+  let loaded: RequestHandler | undefined;
+  let loading: Promise<RequestHandler> | undefined;
+  const start = (): Promise<RequestHandler> => {
+    loading ??= load().then(
+      (handler) => (loaded = handler),
+      (err: unknown) => {
+        loading = undefined;
+        throw err;
+      },
+    );
+    return loading;
+  };
+  start().catch(() => {}); // reported to the first request that needs it
+  const router = express.Router();
+  router.use(function lazyRoutes(req, res, next) {
+    if (loaded !== undefined) {
+      loaded(req, res, next);
+      return;
+    }
+    start().then((handler) => handler(req, res, next), next);
+  });
+  return router;
+}
