@@ -1,8 +1,4 @@
 import { BoundedCache } from '../internal/bounded-cache.js';
-import { MemoryTokenStore } from '../stores/memory-token-store.js';
-import { PostgresTokenStore } from '../stores/postgres-token-store.js';
-import { RedisTokenStore } from '../stores/redis-token-store.js';
-import { SqliteTokenStore } from '../stores/sqlite-token-store.js';
 import type { RevocationListener, TokenStore } from '../stores/token-store.js';
 
 /** How a store call ended: `ok`, an `error`, or a `timeout` (it settled after the gate's deadline, or never before it). */
@@ -21,11 +17,8 @@ export interface StoreObserver {
 
 /** The bounded label value for a store: its kind, never its address. */
 export function storeKind(store: TokenStore): string {
-  if (store instanceof MemoryTokenStore) return 'memory';
-  if (store instanceof RedisTokenStore) return 'redis';
-  if (store instanceof SqliteTokenStore) return 'sqlite';
-  if (store instanceof PostgresTokenStore) return 'postgres';
-  return 'custom';
+  const kind = store.kind;
+  return typeof kind === 'string' && /^[a-z0-9-]{1,32}$/.test(kind) ? kind : 'custom';
 }
 
 const TIMED = [

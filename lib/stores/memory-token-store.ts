@@ -29,6 +29,7 @@ export interface MemoryTokenStoreOptions {
  * const gate = createTokenGate({ store: new MemoryTokenStore() });
  */
 export class MemoryTokenStore implements TokenStore {
+  readonly kind = 'memory';
   private readonly records = new Map<string, TokenRecord>();
   private readonly byUser = new Map<string, Set<string>>();
   private readonly failures = new FixedWindowCounter();

@@ -89,6 +89,7 @@ const placeholders = (from: number, count: number) =>
  * const store = new PostgresTokenStore({ pool, schema: 'tokens' });
  */
 export class PostgresTokenStore implements TokenStore {
+  readonly kind = 'postgres';
   /**
    * The SQL that creates the store's tables and indexes, for DBAs who run it themselves.
    * @example

@@ -70,6 +70,7 @@ const SUBSCRIBE_TIMEOUT_MS = 5_000;
  * const store = new RedisTokenStore({ redis });
  */
 export class RedisTokenStore implements TokenStore {
+  readonly kind = 'redis';
   private readonly redis: RedisClientLike;
   private readonly prefix: string;
   private readonly scanLimit: number;

@@ -135,6 +135,7 @@ function loadBetterSqlite3(): BetterSqlite3 {
  * const gate = createTokenGate({ store });
  */
 export class SqliteTokenStore implements TokenStore {
+  readonly kind = 'sqlite';
   private readonly db: SqliteDatabaseLike;
   private readonly ownsDatabase: boolean;
   private readonly full: boolean;

@@ -92,6 +92,12 @@ export const EXPIRED_RETENTION_MS = 86_400_000;
  * const gate = createTokenGate({ store: new LoggingStore({ path: './data/tokens.db' }) });
  */
 export interface TokenStore {
+  /**
+   * Optional. What kind of store this is (`'memory'`, `'sqlite'`, `'postgres'`, `'redis'`): the
+   * `store` label of the metrics and the health report. Lower-case letters, digits and `-`, at
+   * most 32; anything else (or none) reads as `'custom'`.
+   */
+  readonly kind?: string;
   /** Required. Stores a new token. The id is fresh; an existing id may be overwritten. */
   put(record: TokenRecord): Promise<void>;
   /** Required. The live record, or null when unknown, revoked or expired. */

@@ -147,3 +147,17 @@ describe('gate.health()', () => {
     expect((await request(app).get('/healthz')).text).toMatch(/Mount `gate.healthHandlers\(\)`/);
   });
 });
+
+describe('the store kind in health and metrics', () => {
+  it("is what the store declares: a subclass keeps its parent's, a custom store names itself", async () => {
+    class LoggingStore extends MemoryTokenStore {}
+    const custom: TokenStore = Object.assign(new MemoryTokenStore(), { kind: 'dynamo' });
+    const odd: TokenStore = Object.assign(new MemoryTokenStore(), { kind: 'Not A Label!' });
+    const kinds: string[] = [];
+    for (const store of [new LoggingStore(), custom, odd]) {
+      const { gate } = healthApp(store);
+      kinds.push((await gate.health()).checks.store.kind);
+    }
+    expect(kinds).toEqual(['memory', 'dynamo', 'custom']);
+  });
+});
