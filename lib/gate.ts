@@ -1,4 +1,5 @@
 import type { RequestHandler, Router } from 'express';
+import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from './defaults.js';
 import { type EventListener, safeEmitter } from './events.js';
 import { GATE_OPTIONS, type TokenGateOptions } from './gate/options.js';
 import { buildRequestPath } from './gate/request-path.js';
@@ -103,7 +104,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
   if (typeof options !== 'object' || options === null)
     throw new TypeError('createTokenGate() takes an options object');
   validateOptions<TokenGateOptions>(options, GATE_OPTIONS);
-  const tokenPrefix = options.tokenPrefix ?? 'bbt';
+  const tokenPrefix = options.tokenPrefix ?? DEFAULT_TOKEN_PREFIX;
   assertTokenPrefix(tokenPrefix);
   const expiry = options.expiry ?? {};
   checkExpiryPolicy(expiry);
@@ -111,7 +112,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
   const givenStore: TokenStore = options.store ?? new MemoryTokenStore();
   const ownsStore = options.store === undefined;
   const kind = storeKind(givenStore);
-  const storeTimeoutMs = options.storeTimeoutMs ?? 2_000;
+  const storeTimeoutMs = options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
   // Metrics off: nothing below is wrapped or counted, and prom-client is never loaded.
   const metrics =
     options.metrics === undefined || options.metrics === false
@@ -138,7 +139,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
       ? undefined
       : attachUpstream(options.upstream, {
           store,
-          storeTimeoutMs: options.storeTimeoutMs ?? 2_000,
+          storeTimeoutMs,
           emit,
           // Its refusals are the request path's: counted with them when metrics are on.
           onEvent: metrics === undefined ? onEvent : metrics.tallies.requestPathListener(onEvent),

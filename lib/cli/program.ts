@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import type { Scope, TokenInfo } from '../model.js';
 import type { TokenQuery } from '../stores/token-store.js';
 import { isTokenId, parseToken } from '../tokens/format.js';
@@ -116,7 +117,7 @@ export function createProgram(io: CliIo, version: string): Command {
       const tokens = new TokenService({
         store: opened.store,
         hasher,
-        tokenPrefix: env['TOKEN_PREFIX'] || 'bbt',
+        tokenPrefix: env['TOKEN_PREFIX'] || DEFAULT_TOKEN_PREFIX,
         expiry: expiryFrom(env),
         cache: { maxEntries: 0 },
         onEvent,

@@ -1,5 +1,6 @@
 import bcrypt from 'bcryptjs';
 import type { RequestHandler } from 'express';
+import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { AuthenticationError, ForbiddenError, TokenGateError, UnavailableError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
@@ -206,7 +207,7 @@ export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): Reques
     ...(bcryptCost === undefined ? {} : { bcryptCost }),
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
   });
-  const prefix = options.tokenPrefix ?? 'bbt';
+  const prefix = options.tokenPrefix ?? DEFAULT_TOKEN_PREFIX;
   assertTokenPrefix(prefix);
   const resolveIp = createClientIpResolver({
     ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),

@@ -1,4 +1,5 @@
 import type { RequestHandler } from 'express';
+import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { AuthenticationError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
@@ -39,7 +40,7 @@ export function extractCredentialsStep(options: Readonly<ExtractCredentialsOptio
     anonymous: oneOf(['pass', 'deny']),
     onEvent: func,
   });
-  const prefix = options.tokenPrefix ?? 'bbt';
+  const prefix = options.tokenPrefix ?? DEFAULT_TOKEN_PREFIX;
   assertTokenPrefix(prefix);
   const anonymous = options.anonymous ?? 'pass';
   const emit = safeEmitter(options.onEvent);

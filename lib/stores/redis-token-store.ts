@@ -1,3 +1,4 @@
+import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { StoreError, TokenGateError } from '../errors.js';
 import { sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
@@ -80,7 +81,7 @@ export class RedisTokenStore implements TokenStore {
     if (typeof options !== 'object' || options === null || typeof options.redis?.evalsha !== 'function') {
       throw new TypeError('`redis` must be an ioredis Redis or Cluster instance');
     }
-    const prefix = options.keyPrefix ?? 'bbt';
+    const prefix = options.keyPrefix ?? DEFAULT_TOKEN_PREFIX;
     if (!KEY_PREFIX.test(prefix)) {
       throw new TypeError(
         `\`keyPrefix\` must be 1 to 64 letters, digits or _ . : -, got ${JSON.stringify(prefix)}`,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import type { TokenRecord } from '../model.js';
 import { EXPIRED_RETENTION_MS, type TokenQuery, type TokenStore } from '../stores/token-store.js';
 import { generateToken } from '../tokens/format.js';
@@ -57,7 +58,7 @@ let clock = Date.now();
 export function makeRecord(overrides: Partial<TokenRecord> = {}): TokenRecord {
   clock = Math.max(clock + 1, Date.now());
   return {
-    id: generateToken('bbt').id,
+    id: generateToken(DEFAULT_TOKEN_PREFIX).id,
     user: `user-${randomBytes(4).toString('hex')}`,
     name: 'laptop',
     scope: 'read',

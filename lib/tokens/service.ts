@@ -1,3 +1,4 @@
+import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { BadRequestError, NotFoundError, ValidationError } from '../errors.js';
 import type { EventListener, TokenChangedEvent } from '../events.js';
 import { any, func, integer, object, type Shape, validateOptions, withMethods } from '../internal/options.js';
@@ -228,11 +229,11 @@ export class TokenService {
   constructor(options: TokenServiceOptions) {
     validateOptions<TokenServiceOptions>(options, TOKEN_SERVICE_OPTIONS);
     checkExpiryPolicy(options.expiry ?? {});
-    this.tokenPrefix = options.tokenPrefix ?? 'bbt';
+    this.tokenPrefix = options.tokenPrefix ?? DEFAULT_TOKEN_PREFIX;
     this.#store = options.store;
     this.#hasher = options.hasher;
     this.#expiry = options.expiry ?? {};
-    this.#timeoutMs = options.storeTimeoutMs ?? 2_000;
+    this.#timeoutMs = options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     this.#maxPerUser = options.maxTokensPerUser ?? 100;
     this.#emit = options.onEvent ?? (() => {});
     this.#upstream = options.upstream;

@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { DEFAULT_STORE_TIMEOUT_MS } from '../defaults.js';
 import { StoreError } from '../errors.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { FairQueue } from '../internal/fair-queue.js';
@@ -118,7 +119,7 @@ export class TokenVerifier {
     this.#store = options.store;
     this.#hasher = options.hasher;
     this.#prefix = options.tokenPrefix;
-    this.#timeoutMs = options.storeTimeoutMs ?? 2_000;
+    this.#timeoutMs = options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     this.#touchIntervalMs = options.touchIntervalMs ?? 60_000;
     this.#now = options.now ?? Date.now;
     const cache = options.cache ?? {};
