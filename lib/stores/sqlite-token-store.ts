@@ -2,6 +2,7 @@ import { StoreError, TokenGateError } from '../errors.js';
 import { installedVersion, requireOptional } from '../internal/optional-module.js';
 import { fail, integer, object, oneOf, type Shape, string, withMethods } from '../internal/options.js';
 import type { TokenChanges, TokenRecord } from '../model.js';
+import { createPrivateFile } from './private-files.js';
 import {
   changedColumns,
   fromRow,
@@ -30,7 +31,10 @@ export type { SqliteDatabaseLike, SqliteStatementLike } from './sqlite-types.js'
  * const store = new SqliteTokenStore(options);
  */
 export interface SqliteTokenStoreOptions {
-  /** Path of the database file, created when missing (its directory must exist). Give `path` or `database`. */
+  /**
+   * Path of the database file, created when missing with mode 0600, whatever the umask (its
+   * directory must exist). Give `path` or `database`.
+   */
   path?: string;
   /** An open better-sqlite3 `Database` you own; `close()` leaves it open. Give `path` or `database`. */
   database?: SqliteDatabaseLike;
@@ -160,7 +164,13 @@ export class SqliteTokenStore implements TokenStore {
     this.ownsDatabase = options.database === undefined;
     const file = options.path ?? options.database!.name;
     try {
-      this.db = options.database ?? new (loadBetterSqlite3())(options.path!);
+      if (options.database !== undefined) this.db = options.database;
+      else {
+        const Database = loadBetterSqlite3();
+        // Created 0600 before SQLite opens it; its -wal and -shm files take the same mode.
+        if (options.path !== '' && options.path !== ':memory:') createPrivateFile(options.path!);
+        this.db = new Database(options.path!);
+      }
     } catch (err) {
       if (err instanceof Error && /npm install/.test(err.message)) throw err;
       throw new StoreError(`Cannot open the token database ${file}.`, { cause: err });
