@@ -3,6 +3,7 @@ import { installedVersion, requireOptional } from '../internal/optional-module.j
 import { fail, integer, object, oneOf, type Shape, string, withMethods } from '../internal/options.js';
 import type { TokenChanges, TokenRecord } from '../model.js';
 import { createPrivateFile } from './private-files.js';
+import { revokedIdOf } from './revocation-message.js';
 import {
   changedColumns,
   fromRow,
@@ -395,7 +396,8 @@ export class SqliteTokenStore implements TokenStore {
     this.feedFailing = false;
     for (const { seq, id } of revoked) {
       this.cursor = seq;
-      this.emit(id);
+      const named = revokedIdOf(id); // a log row only ever names one token
+      if (named !== undefined) this.emit(named);
     }
   }
 
