@@ -27,6 +27,8 @@ const STATUS = {
   PERMISSION_DENIED: 403,
   CSRF_REJECTED: 403,
   LOGIN_CAPTCHA_REQUIRED: 403,
+  CREDENTIAL_ENDPOINT_REFUSED: 403,
+  RESOURCE_BODY_UNREADABLE: 403,
   TOKEN_NOT_FOUND: 404,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
@@ -167,7 +169,9 @@ export class AuthenticationError extends TokenGateError {
 /**
  * 403: the caller is known but may not do this. Codes: `IP_NOT_ALLOWED`, `GROUP_REQUIRED`,
  * `SCOPE_INSUFFICIENT`, `HEADER_REQUIRED`, `RESOURCE_NOT_ALLOWED`, `TOKEN_CANNOT_MINT`,
- * `TOKEN_CANNOT_MANAGE`, `PERMISSION_DENIED`, `CSRF_REJECTED`, `LOGIN_CAPTCHA_REQUIRED`.
+ * `TOKEN_CANNOT_MANAGE`, `PERMISSION_DENIED`, `CSRF_REJECTED`, `LOGIN_CAPTCHA_REQUIRED`,
+ * `CREDENTIAL_ENDPOINT_REFUSED` (a token may not create SSH/GPG keys, access tokens or passwords),
+ * `RESOURCE_BODY_UNREADABLE` (a `resources`-restricted write whose body the gate cannot judge).
  * @example
  * sendError(req, res, new ForbiddenError('PERMISSION_DENIED', 'Only release managers may push tags.'));
  */

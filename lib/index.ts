@@ -56,6 +56,10 @@ export type { RouterOptions } from './http/router.js';
 export { type AuthenticateTokenOptions, authenticateToken } from './middleware/authenticate-token.js';
 export { type BlockPasswordAuthOptions, blockPasswordAuth } from './middleware/block-password-auth.js';
 export { type ClientIpOptions, clientIp } from './middleware/client-ip.js';
+export {
+  type CredentialEndpointsOptions,
+  refuseCredentialEndpoints,
+} from './middleware/credential-endpoints.js';
 export { type ExtractCredentialsOptions, extractCredentials } from './middleware/extract-credentials.js';
 export { type IpAllowlistOptions, ipAllowlist } from './middleware/ip-allowlist.js';
 export { type RequireGroupsOptions, requireGroups } from './middleware/require-groups.js';

@@ -13,7 +13,15 @@ export type Env = Readonly<Record<string, string | undefined>>;
  * Variables that may hold a secret, read from `NAME` or from the file named by `NAME_FILE`
  * (Docker and Kubernetes secrets), never from the command line.
  */
-const SECRETS = ['TOKEN_STORE', 'TOKEN_PEPPER', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'PGPASSWORD'];
+const SECRETS = [
+  'TOKEN_STORE',
+  'TOKEN_PEPPER',
+  'REDIS_PASSWORD',
+  'REDIS_SENTINEL_PASSWORD',
+  'PGPASSWORD',
+  'ENCRYPTION_KEYS',
+  'BITBUCKET_ADMIN_TOKEN',
+];
 
 /** The environment with every `NAME_FILE` read into `NAME`. */
 export function resolveEnv(env: Env): Record<string, string | undefined> {

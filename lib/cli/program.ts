@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
+import type { EventListener } from '../events.js';
 import type { Scope, TokenInfo } from '../model.js';
 import type { TokenQuery } from '../stores/token-store.js';
 import { isTokenId, parseToken } from '../tokens/format.js';
@@ -18,6 +19,7 @@ import { CliError, EXIT } from './exit-codes.js';
 import { parseExpiry } from './expires.js';
 import { lineWriter, table, tokenDetails, tokenTable } from './output.js';
 import { type StatCounts, tokenStats } from './stats.js';
+import { type CliUpstream, cliUpstream } from './upstream.js';
 
 /** Where a run reads its environment and writes its output (the process's, or a test's). */
 export interface CliIo {
@@ -75,6 +77,9 @@ Environment (secrets come from here or from NAME_FILE, never from arguments):
   TOKEN_PREFIX        token prefix (default bbt); TOKEN_MAX_DAYS, TOKEN_DEFAULT_DAYS: expiry policy
   REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD, PGPASSWORD: store passwords
   TOKEN_AUDIT_LOG     file that receives every change as a JSON line (like --audit-log)
+  ENCRYPTION_KEYS, BITBUCKET_URL, BITBUCKET_ADMIN_TOKEN: access-token mode, as the proxies have
+                      them; revoke then deletes the Bitbucket access token behind each token
+                      at once (without them the proxies delete it within a minute)
 
 Exit codes: 0 done, 1 internal error, 2 usage error, 3 not found, 4 store unavailable,
 5 configuration error, 6 refused by policy.`;
@@ -103,7 +108,10 @@ export function createProgram(io: CliIo, version: string): Command {
 
   /** An action that opens the store, runs `work` with the command's options and arguments, and always closes what it opened. */
   const session =
-    <O>(needs: { hasher?: boolean }, work: (s: Session, options: O, args: string[]) => Promise<void>) =>
+    <O>(
+      needs: { hasher?: boolean; upstream?: boolean },
+      work: (s: Session, options: O, args: string[]) => Promise<void>,
+    ) =>
     async (...args: unknown[]) => {
       const command = args[args.length - 1] as Command;
       const options = args[args.length - 2] as O;
@@ -112,8 +120,26 @@ export function createProgram(io: CliIo, version: string): Command {
       const env = resolveEnv(io.env);
       const url = storeUrl(global.store, env);
       const hasher = hasherFrom(env, needs.hasher === true && global.pepper !== false);
-      const onEvent = auditLog(global.auditLog ?? env['TOKEN_AUDIT_LOG']);
+      const log = auditLog(global.auditLog ?? env['TOKEN_AUDIT_LOG']);
+      const note = (text: string) => void io.stderr.write(`${text}\n`);
+      // What happened to Bitbucket access tokens is said on stderr too, not only in the log.
+      const onEvent: EventListener = (event) => {
+        log(event);
+        if (event.type === 'upstream.deleted')
+          note(`deleted Bitbucket access token ${event.upstreamTokenId} behind ${event.tokenId}`);
+        else if (event.type === 'upstream.delete-failed')
+          note(
+            `Bitbucket access token behind ${event.tokenId} not deleted yet (${event.error}); the proxies retry`,
+          );
+      };
       const opened = await openStore(url, env);
+      let upstream: CliUpstream | undefined;
+      try {
+        if (needs.upstream === true) upstream = cliUpstream(env, opened.store, onEvent, note);
+      } catch (err) {
+        await opened.close();
+        throw err;
+      }
       const tokens = new TokenService({
         store: opened.store,
         hasher,
@@ -121,6 +147,7 @@ export function createProgram(io: CliIo, version: string): Command {
         expiry: expiryFrom(env),
         cache: { maxEntries: 0 },
         onEvent,
+        ...(upstream === undefined ? {} : { upstream: upstream.hook }),
       });
       try {
         await work(
@@ -128,12 +155,13 @@ export function createProgram(io: CliIo, version: string): Command {
             tokens,
             change: { actor: cliActor(io.env), clientIp: null },
             out: lineWriter(io.stdout),
-            note: (text) => io.stderr.write(`${text}\n`),
+            note,
           },
           options,
           positional,
         );
       } finally {
+        upstream?.close();
         await hasher.close?.();
         await opened.close();
       }
@@ -234,7 +262,7 @@ export function createProgram(io: CliIo, version: string): Command {
     .description('revoke tokens at once, on every proxy sharing the store')
     .argument('<id...>', 'token ids, or whole tokens (a leaked one as found)')
     .action(
-      session({}, async (s, _options, args) => {
+      session({ upstream: true }, async (s, _options, args) => {
         const ids = args.map((argument) => idOf(argument, s.tokens.tokenPrefix));
         const missing: string[] = [];
         for (const id of ids) {
@@ -250,7 +278,7 @@ export function createProgram(io: CliIo, version: string): Command {
     .description('revoke every token of a user (offboarding); 0 tokens is not an error')
     .argument('<user>', 'the user whose tokens go')
     .action(
-      session({}, async (s, _options, [user = '']) => {
+      session({ upstream: true }, async (s, _options, [user = '']) => {
         const count = await s.tokens.revokeAll({ user }, s.change);
         await s.out(`revoked ${count} token${count === 1 ? '' : 's'} of ${user}`);
       }),

@@ -135,6 +135,13 @@ export interface TokenGateOptions {
   reminders?: ReminderOptions | false;
   /** Also report `auth.succeeded` events. Default false. */
   auditSuccess?: boolean;
+  /**
+   * Let tokens reach Bitbucket's credential endpoints: adding SSH or GPG keys and access keys,
+   * creating HTTP access tokens, OAuth 2.0 grants, setting passwords. Default false: those are
+   * refused (403 `CREDENTIAL_ENDPOINT_REFUSED`), as Bitbucket refuses its own access tokens,
+   * because what they create outlives a revoked token.
+   */
+  allowCredentialEndpoints?: boolean;
   /** Audit events; never receives a secret. Default: none. */
   onEvent?: EventListener;
   /**
@@ -200,6 +207,7 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
   unrestrictedPaths: TOKEN_RESTRICTIONS_OPTIONS.unrestrictedPaths,
   reminders: orFalse(object(REMINDER_OPTIONS)),
   auditSuccess: boolean,
+  allowCredentialEndpoints: boolean,
   onEvent: func,
   metrics: metricsOption,
 };

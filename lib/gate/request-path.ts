@@ -5,6 +5,7 @@ import { requestPath } from '../http/respond.js';
 import { authenticateTokenStep } from '../middleware/authenticate-token.js';
 import { blockPasswordAuthStep } from '../middleware/block-password-auth.js';
 import { type ClientIpOptions, clientIpStep } from '../middleware/client-ip.js';
+import { credentialEndpointsStep } from '../middleware/credential-endpoints.js';
 import { extractCredentialsStep } from '../middleware/extract-credentials.js';
 import { ipAllowlistStep } from '../middleware/ip-allowlist.js';
 import { requireGroupsStep } from '../middleware/require-groups.js';
@@ -77,6 +78,7 @@ export function buildRequestPath(
       ...withEvents,
     }),
   );
+  if (options.allowCredentialEndpoints !== true) steps.push(credentialEndpointsStep(withEvents));
   const useTokens = options.permissions?.useTokens;
   if (useTokens !== undefined)
     steps.push(requireGroupsStep({ groups: useTokens, resolver: parts.groups, ...withEvents }));

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Pool } from 'pg';
@@ -6,6 +5,7 @@ import { StoreError } from '../errors.js';
 import { requireOptional } from '../internal/optional-module.js';
 import { MemoryTokenStore } from './memory-token-store.js';
 import { PostgresTokenStore } from './postgres-token-store.js';
+import { makePrivateDir } from './private-files.js';
 import { RedisTokenStore } from './redis-token-store.js';
 import { SqliteTokenStore } from './sqlite-token-store.js';
 import type { TokenStore } from './token-store.js';
@@ -118,7 +118,7 @@ function openSqlite(url: string): OpenedTokenStore {
   if (path.startsWith('//')) path = path.slice(2); // sqlite:///abs/path
   if (path === '') throw new TypeError('A sqlite: URL needs a file path, e.g. sqlite:./data/tokens.db');
   const file = resolve(path);
-  mkdirSync(dirname(file), { recursive: true });
+  makePrivateDir(dirname(file)); // 0700: only the proxy's user may list or read it
   const store = new SqliteTokenStore({ path: file });
   return { store, close: () => store.close() };
 }

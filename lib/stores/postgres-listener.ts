@@ -1,5 +1,6 @@
 import { withTimeout } from '../internal/with-timeout.js';
 import type { PgPoolClientLike, PgPoolLike } from './postgres-types.js';
+import { revokedIdOf } from './revocation-message.js';
 import { quote } from './sql-record.js';
 import type { RevocationListener } from './token-store.js';
 
@@ -46,7 +47,9 @@ export class PgRevocationListener {
       throw err;
     }
     const onNotification = (message: { channel: string; payload?: string }) => {
-      if (message.channel === this.channel && message.payload) this.onRevoked(message.payload);
+      // Any role that may connect may NOTIFY this channel: only a token id is taken from it.
+      const id = message.channel === this.channel ? revokedIdOf(message.payload) : undefined;
+      if (id !== undefined) this.onRevoked(id);
     };
     const onLost = () => this.lost(client);
     client.on('notification', onNotification);

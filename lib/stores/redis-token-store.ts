@@ -17,6 +17,7 @@ import {
   PUT_TOKEN,
   UPDATE_LIVE,
 } from './redis-scripts.js';
+import { revokedIdOf } from './revocation-message.js';
 import { isLive, matchesQuery } from './token-query.js';
 import {
   EXPIRED_RETENTION_MS,
@@ -306,8 +307,10 @@ export class RedisTokenStore implements TokenStore {
       ? this.redis.duplicate([], { enableOfflineQueue: true })
       : this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
     subscriber.on('error', () => {}); // reported through 'close' below; never crash the process
-    subscriber.on('message', (channel: string, id: string) => {
-      if (channel === this.channel) onRevoked(id);
+    subscriber.on('message', (channel: string, message: string) => {
+      // Any client that may PUBLISH can write here: only a token id is taken from a message.
+      const id = channel === this.channel ? revokedIdOf(message) : undefined;
+      if (id !== undefined) onRevoked(id);
     });
     let ready = false;
     subscriber.on('ready', () => {

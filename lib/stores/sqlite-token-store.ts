@@ -2,6 +2,8 @@ import { StoreError, TokenGateError } from '../errors.js';
 import { installedVersion, requireOptional } from '../internal/optional-module.js';
 import { fail, integer, object, oneOf, type Shape, string, withMethods } from '../internal/options.js';
 import type { TokenChanges, TokenRecord } from '../model.js';
+import { createPrivateFile } from './private-files.js';
+import { revokedIdOf } from './revocation-message.js';
 import {
   changedColumns,
   fromRow,
@@ -30,7 +32,10 @@ export type { SqliteDatabaseLike, SqliteStatementLike } from './sqlite-types.js'
  * const store = new SqliteTokenStore(options);
  */
 export interface SqliteTokenStoreOptions {
-  /** Path of the database file, created when missing (its directory must exist). Give `path` or `database`. */
+  /**
+   * Path of the database file, created when missing with mode 0600, whatever the umask (its
+   * directory must exist). Give `path` or `database`.
+   */
   path?: string;
   /** An open better-sqlite3 `Database` you own; `close()` leaves it open. Give `path` or `database`. */
   database?: SqliteDatabaseLike;
@@ -161,7 +166,13 @@ export class SqliteTokenStore implements TokenStore {
     this.ownsDatabase = options.database === undefined;
     const file = options.path ?? options.database!.name;
     try {
-      this.db = options.database ?? new (loadBetterSqlite3())(options.path!);
+      if (options.database !== undefined) this.db = options.database;
+      else {
+        const Database = loadBetterSqlite3();
+        // Created 0600 before SQLite opens it; its -wal and -shm files take the same mode.
+        if (options.path !== '' && options.path !== ':memory:') createPrivateFile(options.path!);
+        this.db = new Database(options.path!);
+      }
     } catch (err) {
       if (err instanceof Error && /npm install/.test(err.message)) throw err;
       throw new StoreError(`Cannot open the token database ${file}.`, { cause: err });
@@ -386,7 +397,8 @@ export class SqliteTokenStore implements TokenStore {
     this.feedFailing = false;
     for (const { seq, id } of revoked) {
       this.cursor = seq;
-      this.emit(id);
+      const named = revokedIdOf(id); // a log row only ever names one token
+      if (named !== undefined) this.emit(named);
     }
   }
 

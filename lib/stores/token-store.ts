@@ -56,6 +56,8 @@ export interface TokenSearchPage {
 
 /**
  * Called with a revoked (or changed) token id; `'*'` means "drop everything cached" (e.g. after a reconnect).
+ * Only the store itself may say `'*'`, about its own connection: a message read from a shared
+ * channel (NOTIFY, PUBLISH), which others may write, is passed on only when it is a token id.
  * @example
  * const onRevoked: RevocationListener = (id) =>
  *   console.log(id === '*' ? 'drop every cached token' : `revoked ${id}`);

@@ -108,7 +108,12 @@ export class TokenVerifier {
   /** Revocation bookkeeping: every forget() advances the epoch. */
   #epoch = 0;
   #everythingChangedAt = -1;
-  readonly #changedAt = new BoundedCache<string, number>(100_000, 300_000);
+  /**
+   * Ids with a lookup in flight, and the epoch of the last change announced for each. Only these
+   * ids are tracked, so a flood of announced ids (random or not) costs nothing and can never push
+   * out the entry of a lookup that needs it.
+   */
+  readonly #watched = new Map<string, { lookups: number; changedAt: number }>();
   #trusted = true;
   /** Counters for metrics: cache hits and misses, and keys the request path's throttle blocked. */
   readonly stats = { hits: 0, misses: 0, throttleBlocks: { address: 0, token: 0 } };
@@ -222,13 +227,45 @@ export class TokenVerifier {
     if (parsed === null) return { ok: false, reason: 'malformed' };
     const { id, secret } = parsed;
     if (this.#slow !== undefined && this.#wrongSecrets.has(key)) return { ok: false, reason: 'mismatch', id };
-    // Read, judge, and read again if the token was revoked or changed meanwhile.
-    for (let attempt = 0; attempt < 2; attempt++) {
+    let watch = this.#watched.get(id);
+    if (watch === undefined) {
+      watch = { lookups: 0, changedAt: -1 };
+      this.#watched.set(id, watch);
+    }
+    watch.lookups++;
+    try {
+      return await this.#readAndJudge(id, secret, key, limits, work, watch);
+    } finally {
+      if (--watch.lookups === 0) this.#watched.delete(id);
+    }
+  }
+
+  /**
+   * Reads, judges, and reads again when a revocation or change of this token was announced
+   * meanwhile. An announcement alone proves nothing (anyone who can write to the feed's channel
+   * can send one), so a read that finds exactly what the previous read found is served, though
+   * not cached; only a record that keeps changing fails closed.
+   */
+  async #readAndJudge(
+    id: string,
+    secret: string,
+    key: string,
+    limits: CheckLimits,
+    work: { slowHash: boolean } | undefined,
+    watch: { changedAt: number },
+  ): Promise<VerifyOutcome> {
+    let previous: TokenRecord | undefined;
+    for (let attempt = 0; attempt < 3; attempt++) {
       const started = this.#epoch;
       const record = await storeCall(() => this.#store.get(id), this.#timeoutMs);
       if (record === null || record.id !== id) return { ok: false, reason: 'unknown', id };
       const matches = await this.#matches(id, id + secret, record, key, limits, work);
-      if (this.#changedSince(id, started)) continue;
+      const settled = this.#everythingChangedAt <= started && watch.changedAt <= started;
+      if (!settled) {
+        const unchanged = previous !== undefined && sameRecord(previous, record);
+        previous = record;
+        if (!unchanged) continue;
+      }
       if (matches === 'throttled') return { ok: false, reason: 'throttled', id };
       if (!matches) {
         if (this.#slow !== undefined) this.#wrongSecrets.set(key, true);
@@ -238,13 +275,13 @@ export class TokenVerifier {
       if (record.expiresAt !== null && record.expiresAt <= now) return { ok: false, reason: 'expired', id };
       if (this.#slow !== undefined) this.#verifiedHashes.set(key, record.hash);
       const verified: Verified = Object.freeze({ ok: true, record, info: toTokenInfo(record) });
-      if (this.#trusted) {
+      if (settled && this.#trusted) {
         this.#cache.set(key, verified, undefined, now);
         this.#keyById.set(id, key);
       }
       return verified;
     }
-    // Revoked or changed twice while we looked: fail closed rather than guess.
+    // Changed every time we looked: fail closed rather than guess.
     throw new StoreError('The token changed while it was being checked. Try again.');
   }
 
@@ -280,10 +317,6 @@ export class TokenVerifier {
     }
   }
 
-  #changedSince(id: string, started: number): boolean {
-    return this.#everythingChangedAt > started || (this.#changedAt.get(id) ?? -1) > started;
-  }
-
   /**
    * A token was revoked or changed (`'*'`: anything may have been). Drops it from the cache, and
    * makes every lookup that started before now read again.
@@ -295,7 +328,8 @@ export class TokenVerifier {
       this.#cache.clear();
       return;
     }
-    this.#changedAt.set(id, this.#epoch);
+    const watch = this.#watched.get(id);
+    if (watch !== undefined) watch.changedAt = this.#epoch;
     const key = this.#keyById.get(id);
     if (key !== undefined && this.#cache.get(key)?.record.id === id) this.#cache.delete(key);
     this.#lastTouch.delete(id);
@@ -319,4 +353,19 @@ export class TokenVerifier {
   async close(): Promise<void> {
     await this.#hasher.close?.();
   }
+}
+
+/**
+ * Whether two reads of a record say the same (its last use aside, which `touch` changes without
+ * an announcement). Runs only when a change was announced during a lookup.
+ */
+function sameRecord(a: TokenRecord, b: TokenRecord): boolean {
+  const fields = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const field of fields) {
+    if (field === 'lastUsedAt' || field === 'lastUsedIp') continue;
+    const x = (a as unknown as Record<string, unknown>)[field];
+    const y = (b as unknown as Record<string, unknown>)[field];
+    if (x !== y && JSON.stringify(x) !== JSON.stringify(y)) return false;
+  }
+  return true;
 }

@@ -144,6 +144,8 @@ interface AttachContext {
   /** The user's listener, or undefined (request steps then skip building events). */
   onEvent: EventListener | undefined;
   now?: () => number;
+  /** Run the expiry sweep (default true); the command line revokes without sweeping. */
+  sweep?: boolean;
 }
 
 const modes = new WeakMap<UpstreamMode, (context: AttachContext) => AttachedUpstream>();
@@ -238,7 +240,8 @@ export function bitbucketAccessTokens(options: Readonly<BitbucketAccessTokensOpt
       retry,
       now,
     });
-    const sweep = new ExpirySweep(context.store, deletions, sweepIntervalMs);
+    const sweep =
+      context.sweep === false ? undefined : new ExpirySweep(context.store, deletions, sweepIntervalMs);
     const grants = new Grants(api, box, permissions, adminAuthorization, deletions);
     return {
       hook: {
@@ -247,7 +250,7 @@ export function bitbucketAccessTokens(options: Readonly<BitbucketAccessTokensOpt
       },
       requestStep: upstreamCredentials({ box, api, onEvent: context.onEvent }),
       close() {
-        sweep.stop();
+        sweep?.stop();
         deletions.close();
       },
     };
