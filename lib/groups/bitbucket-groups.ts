@@ -2,6 +2,7 @@ import { UnavailableError } from '../errors.js';
 import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, integer, string, validateOptions } from '../internal/options.js';
+import { foldName } from '../internal/validate.js';
 import type { GroupResolver } from './group-resolver.js';
 
 /**
@@ -92,7 +93,7 @@ export function bitbucketGroups(options: Readonly<BitbucketGroupsOptions>): Grou
   }
 
   return async function bitbucketGroupResolver(user) {
-    const key = user.toLowerCase();
+    const key = foldName(user);
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
     const pending = inFlight.get(key);
