@@ -34,6 +34,7 @@ const STATUS = {
   METHOD_NOT_ALLOWED: 405,
   UPSTREAM_TOKEN_REQUIRED: 409,
   BODY_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
   TOO_MANY_ATTEMPTS: 429,
   UPSTREAM_UNREACHABLE: 502,
   STORE_UNAVAILABLE: 503,
@@ -236,6 +237,20 @@ export class PayloadTooLargeError extends TokenGateError {
   override readonly name = 'PayloadTooLargeError';
   constructor(message = 'The request body is too large.') {
     super('BODY_TOO_LARGE', message);
+  }
+}
+
+/**
+ * 415 `UNSUPPORTED_MEDIA_TYPE`: a body that is not the JSON the management API takes (a form
+ * or `text/plain` body, what a cross-site HTML form sends).
+ * @example
+ * if (err instanceof UnsupportedMediaTypeError) console.log('send Content-Type: application/json');
+ */
+export class UnsupportedMediaTypeError extends TokenGateError {
+  /** `'UnsupportedMediaTypeError'`. */
+  override readonly name = 'UnsupportedMediaTypeError';
+  constructor(message = 'Send a JSON object with Content-Type: application/json.') {
+    super('UNSUPPORTED_MEDIA_TYPE', message);
   }
 }
 

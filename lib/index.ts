@@ -19,6 +19,7 @@ export {
   TooManyAttemptsError,
   type UnavailableCode,
   UnavailableError,
+  UnsupportedMediaTypeError,
   ValidationError,
 } from './errors.js';
 export type {

@@ -1,3 +1,4 @@
+import { foldName } from '../internal/validate.js';
 import type { Scope, TokenInfo } from '../model.js';
 
 const DAY_MS = 86_400_000;
@@ -42,7 +43,7 @@ export async function tokenStats(
   const soon = options.now + options.expiringDays * DAY_MS;
   const idleSince = options.now - options.idleDays * DAY_MS;
   for await (const token of tokens) {
-    users.add(token.user.toLowerCase());
+    users.add(foldName(token.user));
     const expiresAt = ms(token.expiresAt);
     const lastUsedAt = ms(token.lastUsedAt);
     const facts: Array<keyof StatCounts> = ['live'];

@@ -2,6 +2,7 @@ import { UnavailableError } from '../errors.js';
 import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, integer, string, validateOptions } from '../internal/options.js';
+import { foldName, isUserName } from '../internal/validate.js';
 import type { GroupResolver } from './group-resolver.js';
 
 /**
@@ -92,7 +93,10 @@ export function bitbucketGroups(options: Readonly<BitbucketGroupsOptions>): Grou
   }
 
   return async function bitbucketGroupResolver(user) {
-    const key = user.toLowerCase();
+    // Bitbucket lower-cases as Java does (`\u212Aate` is kate there): a name outside the naming
+    // rule is in no group rather than in someone else's.
+    if (!isUserName(user)) return [];
+    const key = foldName(user);
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
     const pending = inFlight.get(key);

@@ -1,4 +1,5 @@
 import { TokenGateError, UnavailableError } from '../errors.js';
+import { foldName, groupNameProblem, validateUser } from '../internal/validate.js';
 
 /**
  * The groups a user is in. May be async (a directory, Bitbucket). Throwing fails closed (503).
@@ -29,13 +30,26 @@ export function staticGroups(map: Readonly<Record<string, readonly string[]>>): 
     if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) {
       throw new TypeError(`\`groups[${JSON.stringify(user)}]\` must be an array of group names`);
     }
-    byUser.set(user.toLowerCase(), Object.freeze([...(byUser.get(user.toLowerCase()) ?? []), ...groups]));
+    try {
+      validateUser(user);
+    } catch (err) {
+      throw new TypeError(`\`groups\` names a user that cannot log in: ${(err as Error).message}`);
+    }
+    for (const [i, g] of groups.entries()) assertGroupName(g, `groups[${JSON.stringify(user)}][${i}]`);
+    const key = foldName(user);
+    byUser.set(key, Object.freeze([...(byUser.get(key) ?? []), ...groups]));
   }
-  // Most lookups name a user exactly as the map does: only a miss pays for lower-casing.
-  return (user) => byUser.get(user) ?? byUser.get(user.toLowerCase()) ?? NO_GROUPS;
+  // Most lookups name a user exactly as the map does: only a miss pays for folding.
+  return (user) => byUser.get(user) ?? byUser.get(foldName(user)) ?? NO_GROUPS;
 }
 
 const NO_GROUPS: readonly string[] = Object.freeze([]);
+
+/** Group names given in options follow the naming rule of user names (see `validateUser`). */
+function assertGroupName(group: string, option: string): void {
+  const problem = groupNameProblem(group);
+  if (problem !== undefined) throw new TypeError(`\`${option}\` ${problem}: ${JSON.stringify(group)}`);
+}
 
 /** Resolves the `groups` option. Default: nobody is in any group. */
 export function toGroupResolver(option: GroupsOption | undefined): GroupResolver {
@@ -85,7 +99,8 @@ export function compilePermission(groups: readonly string[] | undefined, option:
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string' && g.length > 0)) {
     throw new TypeError(`\`${option}\` must be an array of group names`);
   }
-  const wanted = new Set(groups.map((g) => g.toLowerCase()));
+  for (const [i, g] of groups.entries()) assertGroupName(g, `${option}[${i}]`);
+  const wanted = new Set(groups.map(foldName));
   // Resolvers hand out the same (frozen) arrays again and again: judge each array once.
   const judged = new WeakMap<readonly string[], boolean>();
   return {
@@ -93,7 +108,7 @@ export function compilePermission(groups: readonly string[] | undefined, option:
     allows(held) {
       let allowed = judged.get(held);
       if (allowed === undefined) {
-        allowed = held.some((g) => wanted.has(g.toLowerCase()));
+        allowed = held.some((g) => typeof g === 'string' && wanted.has(foldName(g)));
         if (Object.isFrozen(held)) judged.set(held, allowed);
       }
       return allowed;

@@ -6,6 +6,7 @@ import { type EventListener, safeEmitter } from '../events.js';
 import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
+import { foldName, isUserName, sameUser } from '../internal/validate.js';
 import { authOf } from '../request/auth-context.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import {
@@ -113,7 +114,7 @@ export function bitbucketPasswordVerifier(
   );
 
   return async function verifyBitbucketPassword(user, password) {
-    const key = user.toLowerCase();
+    const key = foldName(user);
     const hit = remembered.get(key);
     if (hit !== undefined && (await bcrypt.compare(password, hit.hash))) return hit.user;
     const authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -140,11 +141,11 @@ export function bitbucketPasswordVerifier(
     }
     const authenticated = response.headers.get('x-ausername');
     const body = (await bitbucketJson(response)) as { values?: Array<{ name?: unknown; slug?: unknown }> };
-    const wanted = (authenticated ?? user).toLowerCase();
-    const match = body?.values?.find((v) => typeof v?.name === 'string' && v.name.toLowerCase() === wanted);
+    const wanted = authenticated ?? user;
+    const match = body?.values?.find((v) => typeof v?.name === 'string' && sameUser(v.name, wanted));
     // Bitbucket names the authenticated user (X-AUSERNAME) or lists it: an answer with neither
     // proves nothing about who logged in, so it is refused.
-    if (match === undefined && (authenticated === null || authenticated.toLowerCase() !== key)) return null;
+    if (match === undefined && (authenticated === null || !sameUser(authenticated, user))) return null;
     const account: BitbucketUser = {
       name: typeof match?.name === 'string' ? match.name : (authenticated ?? user),
       slug: typeof match?.slug === 'string' ? match.slug : (authenticated ?? user).toLowerCase(),
@@ -246,7 +247,9 @@ export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): Reques
       deny(err as TokenGateError, user);
       return;
     }
-    const attempt = user === '' || password === '' ? Promise.resolve(null) : verify(user, password);
+    // A name outside the naming rule (see `validateUser`) never reaches Bitbucket: it fails as a wrong login.
+    const attempt =
+      user === '' || password === '' || !isUserName(user) ? Promise.resolve(null) : verify(user, password);
     attempt.then(
       (account) => {
         if (account === null) {

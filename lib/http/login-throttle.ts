@@ -3,6 +3,7 @@ import { BoundedCache } from '../internal/bounded-cache.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { addressKey } from '../internal/ip.js';
 import { integer, type Shape } from '../internal/options.js';
+import { foldName } from '../internal/validate.js';
 import type { TokenStore } from '../stores/token-store.js';
 
 /**
@@ -61,8 +62,11 @@ export class LoginThrottle {
     this.#blocked = new BoundedCache(MAX_BLOCKS, this.#windowMs);
   }
 
-  /** Throws TooManyAttemptsError when the address, or this user from this address, is blocked. */
-  assertAllowed(clientIp: string | null, user: string): void {
+  /**
+   * Throws TooManyAttemptsError when the address, or this user from this address, is blocked.
+   * Without a user (single sign-on names none until it succeeds) only the address is judged.
+   */
+  assertAllowed(clientIp: string | null, user?: string): void {
     const now = Date.now();
     for (const key of this.#keys(clientIp, user)) {
       const until = this.#blocked.expiresAt(key, now);
@@ -74,12 +78,12 @@ export class LoginThrottle {
     }
   }
 
-  /** Counts a failed login; never fails the (already refused) login itself. */
-  async recordFailure(clientIp: string | null, user: string): Promise<void> {
+  /** Counts a failed login (for the address alone without a user); never fails the (already refused) login itself. */
+  async recordFailure(clientIp: string | null, user?: string): Promise<void> {
     const [ipKey, userKey] = this.#keys(clientIp, user);
     await Promise.all([
       this.#count(ipKey, this.#perIp, 'address'),
-      this.#count(userKey, this.#perUser, 'user'),
+      userKey === undefined ? undefined : this.#count(userKey, this.#perUser, 'user'),
     ]);
   }
 
@@ -97,8 +101,10 @@ export class LoginThrottle {
     }
   }
 
-  #keys(clientIp: string | null, user: string): [string, string] {
+  #keys(clientIp: string | null, user: string | undefined): [string, string] | [string] {
     const address = addressKey(clientIp);
-    return [`login:${address}`, `login:${address}:${user.toLowerCase()}`];
+    return user === undefined
+      ? [`login:${address}`]
+      : [`login:${address}`, `login:${address}:${foldName(user)}`];
   }
 }

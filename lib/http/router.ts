@@ -5,10 +5,12 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   TokenGateError,
+  UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors.js';
 import { sameUser, validateName, validateScope, validateUser } from '../internal/validate.js';
 import type { TokenInfo } from '../model.js';
+import { fromOwnPages } from '../pages/origin-check.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { verifiedRecord } from '../request/credential-slot.js';
 import { passwordLoginOf } from '../request/login-password.js';
@@ -38,6 +40,11 @@ export interface RouterOptions {
    * `req.user` as a string or its `name`, `username` or `slug` (what `bitbucketLogin` sets).
    */
   principal?: (req: Request) => string | undefined;
+  /**
+   * The API's public URL (e.g. `https://git.example.com/tokens/api`) when a proxy in front
+   * changes the `Host` header: a browser's `Origin` must name it. Default: the request's `Host`.
+   */
+  publicUrl?: string;
 }
 
 const CREATE_FIELDS = new Set([
@@ -74,8 +81,10 @@ type Handler = (req: Request, res: Response, caller: Caller, change: ChangeConte
 export function createRouter(context: ManagementContext, options: Readonly<RouterOptions> = {}): Router {
   const principalOf = options.principal ?? defaultPrincipal;
   if (typeof principalOf !== 'function') throw new TypeError('`principal` must be a function of the request');
+  const expectedOrigin = publicOrigin(options.publicUrl);
   const { tokens } = context;
   const router = express.Router();
+  router.use(sameSiteChangesOnly(context, expectedOrigin));
   router.use(express.json({ limit: '16kb', strict: true }));
   router.use(tokensMayOnlyRevokeThemselves(context));
 
@@ -278,6 +287,52 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
   });
 
   return router;
+}
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** No `Content-Type` at all (no body), or `application/json` with any parameters. */
+function jsonOrNothing(contentType: string | undefined): boolean {
+  if (contentType === undefined) return true;
+  return contentType.split(';', 1)[0]!.trim().toLowerCase() === 'application/json';
+}
+
+function publicOrigin(publicUrl: unknown): string | undefined {
+  if (publicUrl === undefined) return undefined;
+  try {
+    const url = new URL(publicUrl as string);
+    if (url.protocol === 'https:' || url.protocol === 'http:') return url.origin;
+  } catch {
+    // Reported below.
+  }
+  throw new TypeError(`\`publicUrl\` must be an absolute http(s) URL: ${JSON.stringify(publicUrl)}`);
+}
+
+/**
+ * Browsers may send cached Basic credentials or cookies with a cross-site form: a change is
+ * refused when the browser says it comes from another site (`Sec-Fetch-Site`, `Origin`: the
+ * pages' check), and a body must be JSON, which no HTML form can send (415 for a form or text
+ * body). curl and scripts send neither header and no body where none is needed: unaffected.
+ */
+function sameSiteChangesOnly(context: ManagementContext, expectedOrigin: string | undefined) {
+  return function sameSiteChangesOnlyMiddleware(req: Request, res: Response, next: NextFunction): void {
+    if (!STATE_CHANGING.has(req.method)) {
+      next();
+      return;
+    }
+    let error: TokenGateError | undefined;
+    if (!fromOwnPages(req, expectedOrigin))
+      error = new ForbiddenError(
+        'CSRF_REJECTED',
+        'Changes through the management API cannot come from another site.',
+      );
+    else if (!jsonOrNothing(req.headers['content-type'])) error = new UnsupportedMediaTypeError();
+    if (error === undefined) next();
+    else {
+      res.setHeader('Cache-Control', 'no-store');
+      refuse(req, res, error, context.emit, {}, 'basic');
+    }
+  };
 }
 
 function safePrincipal(principalOf: (req: Request) => string | undefined, req: Request): string | undefined {

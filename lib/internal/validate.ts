@@ -4,6 +4,7 @@ import { SCOPES, type Scope } from '../model.js';
 const CONTROL = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
 export const MAX_NAME_LENGTH = 100;
 const MAX_USER_LENGTH = 255;
+const MAX_GROUP_LENGTH = 256;
 const DAY_MS = 86_400_000;
 
 /** A token name: 1 to 100 characters, no control or bidi-override characters. */
@@ -18,9 +19,56 @@ export function validateName(value: unknown, field = 'name'): string {
   return value;
 }
 
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+function hasAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) < 0x80) return true;
+  return false;
+}
+
+/**
+ * True for a character outside ASCII that some case mapping turns into ASCII (U+212A KELVIN
+ * SIGN → `k`, U+017F long s → `S`, U+0131 dotless i → `I`, U+0130 → `i̇`, `ß` → `SS`, the
+ * `ﬁ` ligatures, …): the characters that let one name pass for another once folded. Both
+ * directions and their round trips are tried, so `ẞ` (→ `ß` → `SS`) counts too.
+ */
+function foldsIntoAscii(char: string): boolean {
+  const lower = char.toLowerCase();
+  const upper = char.toUpperCase();
+  return hasAscii(lower) || hasAscii(upper) || hasAscii(lower.toUpperCase()) || hasAscii(upper.toLowerCase());
+}
+
+/**
+ * Why `value` cannot be a user or group name under the one naming rule, or undefined when it
+ * can. The rule: Unicode NFC, and no character outside ASCII whose case mapping lands in ASCII.
+ * Then two names are one exactly when `foldName` says so, and an ASCII name (`kate`,
+ * `bitbucket-admins`) can never be reached by a spelling with other characters.
+ */
+function nameProblem(value: string): string | undefined {
+  if (PRINTABLE_ASCII.test(value)) return undefined;
+  if (!value.isWellFormed()) return 'must be valid Unicode';
+  if (value.normalize('NFC') !== value) return 'must be in Unicode normalization form C (NFC)';
+  for (const char of value) {
+    if (char.charCodeAt(0) >= 0x80 && foldsIntoAscii(char))
+      return `must not contain U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}, which changes case into ASCII`;
+  }
+  return undefined;
+}
+
+/**
+ * The one case folding of user and group names, used by every comparison and store key: the
+ * name lower-cased as Bitbucket does (Unicode lower case). A name that breaks the naming rule
+ * is never folded, so no stored or cached key of a valid name can be reached through it.
+ */
+export function foldName(name: string): string {
+  if (PRINTABLE_ASCII.test(name)) return name.toLowerCase();
+  return nameProblem(name) === undefined ? name.toLowerCase() : name;
+}
+
 /**
  * A user name as Bitbucket knows it. A colon cannot travel in Basic auth, control characters
- * and surrounding spaces are never meant; everything else is kept and stored safely.
+ * and surrounding spaces are never meant; the naming rule (NFC, no character that changes case
+ * into ASCII: see `nameProblem`) keeps one user to one spelling. Everything else is kept.
  */
 export function validateUser(value: unknown, field = 'user'): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_USER_LENGTH) {
@@ -35,12 +83,35 @@ export function validateUser(value: unknown, field = 'user'): string {
       `\`${field}\` must not contain a colon, control characters or surrounding spaces.`,
     );
   }
+  const problem = nameProblem(value);
+  if (problem !== undefined) throw new ValidationError(field, `\`${field}\` ${problem}.`);
   return value;
+}
+
+/** True when `value` passes `validateUser`. */
+export function isUserName(value: unknown): value is string {
+  try {
+    validateUser(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A group name (from a groups claim, a resolver, the `groups` map or a `permissions` list):
+ * 1 to 256 characters, no control characters, and the naming rule of user names.
+ */
+export function groupNameProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_GROUP_LENGTH)
+    return `must be a group name of 1 to ${MAX_GROUP_LENGTH} characters`;
+  if (CONTROL.test(value)) return 'must not contain control characters';
+  return nameProblem(value);
 }
 
 /** Bitbucket user names are case-insensitive: the one comparison every part of the library uses. */
 export function sameUser(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
+  return a === b || foldName(a) === foldName(b);
 }
 
 export function validateScope(value: unknown, field = 'scope'): Scope {

@@ -3,7 +3,7 @@ import { AuthenticationError, TooManyAttemptsError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { any, boolean, func, validateOptions, withMethods } from '../internal/options.js';
-import { sameUser } from '../internal/validate.js';
+import { foldName, sameUser } from '../internal/validate.js';
 import type { AuthContext } from '../request/auth-context.js';
 import { peerAddress } from '../request/client-address.js';
 import { setVerified, takePendingToken } from '../request/credential-slot.js';
@@ -91,7 +91,7 @@ export function authenticateTokenStep(options: Readonly<AuthenticateTokenOptions
     const { record } = outcome;
     if (
       claimedUser !== undefined &&
-      !ANY_USER.has(claimedUser.toLowerCase()) &&
+      !ANY_USER.has(foldName(claimedUser)) &&
       !sameUser(claimedUser, record.user)
     ) {
       const message = 'The user name does not match the API token’s owner.';

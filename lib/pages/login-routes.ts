@@ -8,9 +8,6 @@ import { type PageKit, type PageRequest, pageRoute } from './page-kit.js';
 import { randomId } from './session.js';
 import { continuePage, loginPage } from './views/login-page.js';
 
-/** The throttle's user key for single sign-on attempts (they name no user until they succeed). */
-const SSO_USER = '(single sign-on)';
-
 /** Login and logout: the password form, the single sign-on redirect and callback. */
 export function loginRoutes(router: Router, kit: PageKit): void {
   const { login } = kit;
@@ -138,7 +135,7 @@ export function loginRoutes(router: Router, kit: PageKit): void {
     '/login/sso',
     pageRoute(kit, async (page) => {
       if (login?.kind !== 'oidc') throw new NotFoundError('No such page.', 'NOT_FOUND');
-      throttle.assertAllowed(page.clientIp, SSO_USER);
+      throttle.assertAllowed(page.clientIp);
       const { url, pending } = await login.begin();
       await kit.writePending(page.req, page.res, { id: randomId(), ...pending });
       page.res.redirect(303, url.href);
@@ -153,16 +150,24 @@ export function loginRoutes(router: Router, kit: PageKit): void {
     }),
   );
 
+  /**
+   * Single sign-on failures name no user, so they count against the client address alone, and
+   * only when the callback carries this browser's login cookie: a cookie-less callback (an
+   * `<img>` on another site) proves nothing and must not lock anyone out.
+   */
   async function ssoCallback(page: PageRequest, provider: OidcLogin) {
     const pending = await kit.readPending(page.req);
     kit.clearPending(page.req, page.res);
+    if (pending === null) {
+      const stale = new AuthenticationError(
+        'LOGIN_FAILED',
+        'The login took too long or was started in another browser. Log in again.',
+      );
+      await refuseLogin(page, stale);
+      return;
+    }
     try {
-      throttle.assertAllowed(page.clientIp, SSO_USER);
-      if (pending === null)
-        throw new AuthenticationError(
-          'LOGIN_FAILED',
-          'The login took too long or was started in another browser. Log in again.',
-        );
+      throttle.assertAllowed(page.clientIp);
       const query = page.req.originalUrl.includes('?')
         ? page.req.originalUrl.slice(page.req.originalUrl.indexOf('?') + 1)
         : '';
@@ -170,7 +175,7 @@ export function loginRoutes(router: Router, kit: PageKit): void {
       await startSession(page, user, 'oidc', groups);
     } catch (err) {
       if (!(err instanceof TokenGateError)) throw err;
-      if (err.code === 'LOGIN_FAILED') await throttle.recordFailure(page.clientIp, SSO_USER);
+      if (err.code === 'LOGIN_FAILED') await throttle.recordFailure(page.clientIp);
       await refuseLogin(page, err);
     }
   }

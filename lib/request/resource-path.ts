@@ -1,4 +1,5 @@
 import type { ResourceTarget } from '../internal/resource-pattern.js';
+import { sameUser } from '../internal/validate.js';
 
 /**
  * Which Bitbucket project or repository a request path names, for `resources` restrictions.
@@ -103,7 +104,7 @@ export function compileExemptPaths(
         pattern.every((part, i) => {
           const segment = segments[i]!;
           if (part === '*') return true;
-          if (part === '{user}') return segment.toLowerCase() === user.toLowerCase();
+          if (part === '{user}') return sameUser(segment, user);
           return segment.toLowerCase() === part.toLowerCase();
         }),
     );

@@ -1,4 +1,5 @@
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
+import { foldName } from '../internal/validate.js';
 import { isLive, matchesQuery } from './token-query.js';
 import {
   EXPIRED_RETENTION_MS,
@@ -49,7 +50,7 @@ export class MemoryTokenStore implements TokenStore {
   async put(record: TokenRecord): Promise<void> {
     this.remove(record.id);
     this.records.set(record.id, copy(record));
-    const key = record.user.toLowerCase();
+    const key = foldName(record.user);
     const ids = this.byUser.get(key) ?? new Set<string>();
     this.byUser.set(key, ids.add(record.id));
   }
@@ -62,7 +63,7 @@ export class MemoryTokenStore implements TokenStore {
   async listByUser(user: string): Promise<TokenRecord[]> {
     const now = Date.now();
     const out: TokenRecord[] = [];
-    for (const id of this.byUser.get(user.toLowerCase()) ?? []) {
+    for (const id of this.byUser.get(foldName(user)) ?? []) {
       const record = this.live(id, now);
       if (record) out.push(copy(record));
     }
@@ -164,7 +165,7 @@ export class MemoryTokenStore implements TokenStore {
     const record = this.records.get(id);
     if (record === undefined) return;
     this.records.delete(id);
-    const key = record.user.toLowerCase();
+    const key = foldName(record.user);
     const ids = this.byUser.get(key);
     ids?.delete(id);
     if (ids?.size === 0) this.byUser.delete(key);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { StoreError, TokenGateError } from '../errors.js';
 import { boolean, fail, object, type Shape, string, withMethods } from '../internal/options.js';
+import { foldName } from '../internal/validate.js';
 import type { TokenChanges, TokenRecord } from '../model.js';
 import { PgRevocationListener } from './postgres-listener.js';
 import {
@@ -182,7 +183,7 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   async listByUser(user: string): Promise<TokenRecord[]> {
-    const { rows } = await this.query(this.sql.list, [user.toLowerCase(), Date.now()]);
+    const { rows } = await this.query(this.sql.list, [foldName(user), Date.now()]);
     return rows.map(fromRow);
   }
 

@@ -1,6 +1,6 @@
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { StoreError, TokenGateError } from '../errors.js';
-import { sameUser } from '../internal/validate.js';
+import { foldName, sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
 import { SCOPES, type Scope } from '../model.js';
 import type { RedisClientLike } from './redis-client.js';
@@ -102,7 +102,7 @@ export class RedisTokenStore implements TokenStore {
   }
 
   private userKey(user: string): string {
-    return `${this.prefix}:u:{${Buffer.from(user.toLowerCase()).toString('base64url')}}`;
+    return `${this.prefix}:u:{${Buffer.from(foldName(user)).toString('base64url')}}`;
   }
 
   private get createdKey(): string {

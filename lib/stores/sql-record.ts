@@ -1,4 +1,5 @@
 import { StoreError } from '../errors.js';
+import { foldName } from '../internal/validate.js';
 import { SCOPES, type Scope, type TokenChanges, type TokenRecord } from '../model.js';
 import type { TokenQuery } from './token-store.js';
 
@@ -35,7 +36,7 @@ export function toRow(record: TokenRecord): SqlValue[] {
   return [
     record.id,
     record.user,
-    record.user.toLowerCase(),
+    foldName(record.user),
     record.name,
     record.name.toLowerCase(),
     record.scope,
@@ -126,7 +127,7 @@ export function searchWhere(
     return dialect.placeholder(params.length);
   };
   const clauses = [`(expires_at IS NULL OR expires_at > ${param(now)})`];
-  if (query.user !== undefined) clauses.push(`user_key = ${param(query.user.toLowerCase())}`);
+  if (query.user !== undefined) clauses.push(`user_key = ${param(foldName(query.user))}`);
   if (query.name !== undefined) clauses.push(dialect.contains('name_key', param(query.name.toLowerCase())));
   if (query.scope !== undefined) clauses.push(`scope = ${param(query.scope)}`);
   if (query.createdAfter !== undefined) clauses.push(`created_at > ${param(query.createdAfter)}`);

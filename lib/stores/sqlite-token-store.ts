@@ -1,6 +1,7 @@
 import { StoreError, TokenGateError } from '../errors.js';
 import { installedVersion, requireOptional } from '../internal/optional-module.js';
 import { fail, integer, object, oneOf, type Shape, string, withMethods } from '../internal/options.js';
+import { foldName } from '../internal/validate.js';
 import type { TokenChanges, TokenRecord } from '../model.js';
 import { createPrivateFile } from './private-files.js';
 import { revokedIdOf } from './revocation-message.js';
@@ -240,7 +241,7 @@ export class SqliteTokenStore implements TokenStore {
 
   async listByUser(user: string): Promise<TokenRecord[]> {
     return this.guard(() =>
-      (this.sql.list.all(user.toLowerCase(), Date.now()) as Array<Record<string, unknown>>).map(fromRow),
+      (this.sql.list.all(foldName(user), Date.now()) as Array<Record<string, unknown>>).map(fromRow),
     );
   }
 

@@ -387,6 +387,7 @@ export class TokenService {
    * const page = await gate.tokens.search({ scope: 'write', restricted: false, start: 0, limit: 25 });
    */
   async search(query: TokenQuery): Promise<TokenPage> {
+    if (query?.user !== undefined) validateUser(query.user);
     const page = await this.#call(() => this.#store.search(query));
     const values = page.values.filter((r) => !this.#expired(r)).map(toTokenInfo);
     return page.nextStart === undefined

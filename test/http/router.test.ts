@@ -138,12 +138,12 @@ describe.each(STORES)('gate.router() on the %s', (_storeName, openStore) => {
       expect(res.body.errors[0].message).toContain(field);
     });
 
-    it('answers 400 for bodies that are not a JSON object, and 413 for a huge one', async () => {
+    it('answers 400 for bodies that are not a JSON object, 415 for non-JSON ones, and 413 for a huge one', async () => {
       const post = await as('alice');
       expect((await post('post', '/').set('Content-Type', 'application/json').send('{"name":')).status).toBe(
         400,
       );
-      expect((await post('post', '/').set('Content-Type', 'text/plain').send('name=x')).status).toBe(400);
+      expect((await post('post', '/').set('Content-Type', 'text/plain').send('name=x')).status).toBe(415);
       expect((await post('post', '/').send([{ name: 'x' }])).status).toBe(400);
       expect((await post('post', '/').send({ name: 'x'.repeat(20_000), scope: 'read' })).status).toBe(413);
     });

@@ -17,6 +17,10 @@ export interface TestOidcProvider {
 export async function startOidcProvider(options: {
   redirectUris: string[];
   groups?: Record<string, string[]>;
+  /** More claims for a login name (`email`, `email_verified`, …), released with the `email` scope. */
+  extraClaims?: (id: string) => Record<string, unknown>;
+  /** Rewrites each ID token the token endpoint hands out (a forged signature, for instance). */
+  rewriteIdToken?: (idToken: string) => Promise<string>;
 }): Promise<TestOidcProvider> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -44,13 +48,22 @@ export async function startOidcProvider(options: {
       IdToken: 600,
       AuthorizationCode: 60,
     },
-    claims: { openid: ['sub'], profile: ['preferred_username', 'groups'] },
+    claims: {
+      openid: ['sub'],
+      profile: ['preferred_username', 'groups'],
+      email: ['email', 'email_verified'],
+    },
     pkce: { required: () => true },
     async findAccount(_ctx, id) {
       return {
         accountId: id,
         async claims() {
-          return { sub: id, preferred_username: id, groups: options.groups?.[id] ?? [] };
+          return {
+            sub: id,
+            preferred_username: id,
+            groups: options.groups?.[id] ?? [],
+            ...options.extraClaims?.(id),
+          };
         },
       };
     },
@@ -60,12 +73,21 @@ export async function startOidcProvider(options: {
         clientId: ctx.oidc.client!.clientId,
         accountId: ctx.oidc.session!.accountId!,
       });
-      grant.addOIDCScope('openid profile');
-      grant.addOIDCClaims(['preferred_username', 'groups']);
+      grant.addOIDCScope('openid profile email');
+      grant.addOIDCClaims(['preferred_username', 'groups', 'email', 'email_verified']);
       await grant.save();
       return grant;
     },
   });
+  const rewrite = options.rewriteIdToken;
+  if (rewrite !== undefined) {
+    provider.use(async (ctx, next) => {
+      await next();
+      const body = ctx.body as { id_token?: unknown } | undefined;
+      if (ctx.path === '/token' && typeof body?.id_token === 'string')
+        ctx.body = { ...body, id_token: await rewrite(body.id_token) };
+    });
+  }
   server.on('request', provider.callback());
   return {
     issuer,

@@ -10,7 +10,7 @@ import {
   string,
   validateOptions,
 } from '../../internal/options.js';
-import { validateUser } from '../../internal/validate.js';
+import { groupNameProblem, validateUser } from '../../internal/validate.js';
 import type { PendingLogin } from '../session.js';
 
 /**
@@ -37,7 +37,10 @@ export interface OidcLoginOptions {
    * `https://git.example.com/tokens/login/callback`. Register exactly this URL at the provider.
    */
   redirectUri: string;
-  /** The ID-token (or userinfo) claim holding the Bitbucket user name. Default `'preferred_username'`. */
+  /**
+   * The ID-token (or userinfo) claim holding the Bitbucket user name. Default
+   * `'preferred_username'`. With `'email'`, the provider must also say `email_verified: true`.
+   */
   userClaim?: string;
   /**
    * A claim listing the user's groups (`groups`, `roles`, …). Groups from it count for the
@@ -138,7 +141,7 @@ const failed = (message: string, cause?: unknown) =>
 /**
  * Single sign-on for the token pages with OpenID Connect (Azure AD / Entra ID, Okta, Keycloak,
  * ADFS, …), built on `openid-client`: authorization code flow with PKCE (S256), `state` and
- * `nonce` checked, the ID token verified. The user name comes from `userClaim` (the userinfo
+ * `nonce` checked, the ID token verified, its signature against the provider's published keys. The user name comes from `userClaim` (the userinfo
  * endpoint is asked when the ID token lacks it); groups optionally from `groupsClaim`.
  * @example
  * gate.pages({
@@ -188,7 +191,9 @@ export function oidcLogin(options: Readonly<OidcLoginOptions>): OidcLogin {
       try {
         const settings = await client.discovery(issuer, options.clientId, undefined, auth, {
           timeout,
-          ...(allowHttp ? { execute: [client.allowInsecureRequests] } : {}),
+          // openid-client checks the ID token's claims but not its signature unless told to:
+          // verify it against the provider's published keys (jwks_uri), as certification asks.
+          execute: [client.enableNonRepudiationChecks, ...(allowHttp ? [client.allowInsecureRequests] : [])],
         });
         return { client, settings };
       } catch (err) {
@@ -245,7 +250,12 @@ export function oidcLogin(options: Readonly<OidcLoginOptions>): OidcLogin {
         const missing =
           claims[userClaim] === undefined || (groupsClaim !== undefined && !(groupsClaim in claims));
         if (missing && settings.serverMetadata().userinfo_endpoint !== undefined) {
-          const info = await client.fetchUserInfo(settings, tokens.access_token, String(claims['sub']));
+          const info: Record<string, unknown> = {
+            ...(await client.fetchUserInfo(settings, tokens.access_token, String(claims['sub']))),
+          };
+          // `email_verified` speaks for the `email` beside it: never mix one source's address with the other's flag.
+          if (claims[userClaim] === undefined) delete claims['email_verified'];
+          else delete info['email_verified'];
           claims = { ...info, ...claims };
         }
       } catch (err) {
@@ -258,6 +268,9 @@ export function oidcLogin(options: Readonly<OidcLoginOptions>): OidcLogin {
           );
         throw failed('The single sign-on login could not be completed. Log in again.', err);
       }
+      // An address the provider has not verified is anyone's to type in: not a user name.
+      if (userClaim === 'email' && claims['email_verified'] !== true)
+        throw failed('The single sign-on provider has not verified this e-mail address (`email_verified`).');
       let user: string;
       try {
         user = validateUser(claims[userClaim], userClaim);
@@ -265,11 +278,9 @@ export function oidcLogin(options: Readonly<OidcLoginOptions>): OidcLogin {
         throw failed(`The single sign-on provider did not give a user name (claim \`${userClaim}\`).`);
       }
       const listed = groupsClaim === undefined ? undefined : claims[groupsClaim];
-      const groups = Array.isArray(listed)
-        ? listed.filter((g): g is string => typeof g === 'string' && g.length > 0 && g.length <= 256)
-        : typeof listed === 'string' && listed.length > 0
-          ? [listed]
-          : [];
+      // A group outside the naming rule (`bitbuc\u212Aet-admins`) is dropped: it grants nothing.
+      const named = Array.isArray(listed) ? listed : typeof listed === 'string' ? [listed] : [];
+      const groups = named.filter((g): g is string => groupNameProblem(g) === undefined);
       return { user, groups };
     },
   });

@@ -1,3 +1,4 @@
+import { sameUser } from '../../internal/validate.js';
 import type { TokenInfo } from '../../model.js';
 import { Csrf, type Frame, renderPage } from './layout.js';
 import { Alert, Expires, LastUsed, Restrictions, ScopeBadge, Status, Time, type Tone } from './parts.js';
@@ -80,9 +81,7 @@ export function TokenTable(props: {
               </td>
               <td>
                 <Time iso={info.createdAt} />
-                {info.createdBy.toLowerCase() !== info.user.toLowerCase() && (
-                  <span class="sub">by {info.createdBy}</span>
-                )}
+                {!sameUser(info.createdBy, info.user) && <span class="sub">by {info.createdBy}</span>}
               </td>
               <td>
                 <Expires info={info} now={now} />
