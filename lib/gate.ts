@@ -191,6 +191,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     feed,
     timeoutMs: storeTimeoutMs,
     isOpen: () => open,
+    intervalMs: options.healthProbeIntervalMs ?? 5_000,
   });
   const reminders =
     options.reminders === false || onEvent === undefined || store.expiringBetween === undefined
@@ -211,6 +212,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     pages: called('pages', (pagesOptions?: PagesOptions) => createPagesRouter(management, pagesOptions!)),
     async close() {
       open = false;
+      health.stop();
       metrics?.close();
       reminders?.stop();
       upstream?.close();
