@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Scope, TokenInfo } from '../model.js';
+import { redactUrl } from '../stores/open-token-store.js';
 import type { TokenQuery } from '../stores/token-store.js';
 import { isTokenId, parseToken } from '../tokens/format.js';
 import { type ChangeContext, TokenService } from '../tokens/service.js';
@@ -36,6 +37,8 @@ interface Session {
   change: ChangeContext;
   out: (text: string) => Promise<void>;
   note: (text: string) => void;
+  /** The store URL, password hidden. */
+  storeUrl: string;
 }
 
 const PAGE = 1_000;
@@ -102,7 +105,10 @@ export function createProgram(io: CliIo, version: string): Command {
 
   /** An action that opens the store, runs `work` with the command's options and arguments, and always closes what it opened. */
   const session =
-    <O>(needs: { hasher?: boolean }, work: (s: Session, options: O, args: string[]) => Promise<void>) =>
+    <O>(
+      needs: { hasher?: boolean; createStore?: boolean },
+      work: (s: Session, options: O, args: string[]) => Promise<void>,
+    ) =>
     async (...args: unknown[]) => {
       const command = args[args.length - 1] as Command;
       const options = args[args.length - 2] as O;
@@ -112,7 +118,7 @@ export function createProgram(io: CliIo, version: string): Command {
       const url = storeUrl(global.store, env);
       const hasher = hasherFrom(env, needs.hasher === true && global.pepper !== false);
       const onEvent = auditLog(global.auditLog ?? env['TOKEN_AUDIT_LOG']);
-      const opened = await openStore(url, env);
+      const opened = await openStore(url, env, needs.createStore === true);
       const tokens = new TokenService({
         store: opened.store,
         hasher,
@@ -128,6 +134,7 @@ export function createProgram(io: CliIo, version: string): Command {
             change: { actor: cliActor(io.env), clientIp: null },
             out: lineWriter(io.stdout),
             note: (text) => io.stderr.write(`${text}\n`),
+            storeUrl: redactUrl(url),
           },
           options,
           positional,
@@ -137,6 +144,19 @@ export function createProgram(io: CliIo, version: string): Command {
         await opened.close();
       }
     };
+
+  program
+    .command('init')
+    .description(
+      'make a new, empty token store at the URL (the SQLite file, or the PostgreSQL tables); ' +
+        'every other command refuses a store that does not exist',
+    )
+    .action(
+      session({ createStore: true }, async (s) => {
+        await s.tokens.search({ start: 0, limit: 1 }); // the store answers: it is there and usable
+        await s.out(`token store ready at ${s.storeUrl}`);
+      }),
+    );
 
   program
     .command('create')
