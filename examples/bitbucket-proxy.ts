@@ -278,9 +278,8 @@ export function demoInstructions(proxy: RunningProxy): string {
       : [
           `The demo tokens printed by an earlier start still work (ids ${keptIds.join(', ')}), and so do the`,
           'commands it printed and the clones they made. Their secrets are not stored, so they are not shown',
-          `again. New tokens: the token page below, the management API, or DEMO_NEW_TOKENS=1 npm start`,
+          'again. New tokens: the token page or the management API (both below), or DEMO_NEW_TOKENS=1 npm start',
           '(which revokes the kept demo tokens). Replace <read token> and <write token> below with yours.',
-          newToken,
         ];
   return [
     `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in ${proxy.storeUrl}; ${
