@@ -1,7 +1,8 @@
 /**
  * A complete Bitbucket-facing reverse proxy built with express-api-tokens.
  *
- *   npm start                      # self-contained demo (local git repository, tokens in ./data/tokens.db)
+ *   npm start                      # self-contained demo (local git repository, tokens in ./data/tokens.db;
+ *                                  # restarts keep its repository, tokens and secrets under ./data/)
  *   BITBUCKET_URL=https://bitbucket.example.com TOKEN_STORE=postgres://proxy@db/tokens npm start
  *
  * Every environment variable is documented in docs/connecting-to-bitbucket.md ("The example proxy").
@@ -29,6 +30,7 @@ import {
   type TokenGateOptions,
   type UpstreamMode,
 } from '../lib/index.js';
+import { type DemoState, demoTokens, openDemoState } from './demo-state.js';
 import { DEMO_PASSWORD, DEMO_USER, type DemoUpstream, startDemoUpstream } from './demo-upstream.js';
 
 type Env = Record<string, string | undefined>;
@@ -57,10 +59,10 @@ function days(env: Env, name: string): number | undefined {
 
 /**
  * `BITBUCKET_UPSTREAM_MODE=access-token`: each token is backed by a Bitbucket HTTP access token,
- * encrypted with `ENCRYPTION_KEYS` (`id:base64key,…`, the first encrypts). The demo makes up a
- * key when none is given (its tokens live in memory anyway).
+ * encrypted with `ENCRYPTION_KEYS` (`id:base64key,…`, the first encrypts). The demo uses its
+ * own kept key (examples/demo-state.ts) when none is given.
  */
-function upstreamMode(env: Env, bitbucketUrl: URL, demo: boolean): UpstreamMode | undefined {
+function upstreamMode(env: Env, bitbucketUrl: URL, demo: DemoState | undefined): UpstreamMode | undefined {
   const mode = env['BITBUCKET_UPSTREAM_MODE'] || 'header';
   if (mode === 'header') return undefined;
   if (mode !== 'access-token') throw new Error('BITBUCKET_UPSTREAM_MODE must be header or access-token');
@@ -73,7 +75,7 @@ function upstreamMode(env: Env, bitbucketUrl: URL, demo: boolean): UpstreamMode 
     throw new Error('BITBUCKET_UPSTREAM_MODE=access-token needs ENCRYPTION_KEYS');
   return bitbucketAccessTokens({
     baseUrl: bitbucketUrl.href,
-    encryptionKeys: keys ?? [{ id: 'demo', key: randomBytes(32) }],
+    encryptionKeys: keys ?? [{ id: 'demo', key: Buffer.from(demo!.secrets.encryptionKey, 'base64') }],
     ...(env['BITBUCKET_ADMIN_TOKEN'] ? { adminToken: env['BITBUCKET_ADMIN_TOKEN'] } : {}),
   });
 }
@@ -84,7 +86,17 @@ export interface RunningProxy {
   gate: TokenGate;
   /** Where tokens live (the store URL, password hidden). */
   storeUrl: string;
-  demo?: { upstream: DemoUpstream; readToken: string; writeToken: string };
+  /**
+   * The demo: its upstream and tokens. A token is undefined when an earlier start made it (it
+   * still works; its secret is not stored): `keptIds` lists those.
+   */
+  demo?: {
+    upstream: DemoUpstream;
+    readToken: string | undefined;
+    writeToken: string | undefined;
+    keptIds: string[];
+    state: DemoState;
+  };
   close(): Promise<void>;
 }
 
@@ -92,14 +104,16 @@ export interface RunningProxy {
 export async function startProxy(env: Env = process.env): Promise<RunningProxy> {
   const demo = env['BITBUCKET_URL'] === undefined || env['BITBUCKET_URL'] === '';
   const accessTokenMode = env['BITBUCKET_UPSTREAM_MODE'] === 'access-token';
-  const upstream = demo
-    ? await startDemoUpstream({ mode: accessTokenMode ? 'access-token' : 'header' })
-    : undefined;
-  const bitbucketUrl = upstream ? upstream.url : new URL(env['BITBUCKET_URL']!);
-  const upstreamOption = upstreamMode(env, bitbucketUrl, demo);
-
   // Tokens live where TOKEN_STORE says (REDIS_URL still works); by default in a SQLite file.
   const storeUrl = env['TOKEN_STORE'] || env['REDIS_URL'] || 'sqlite:./data/tokens.db';
+  // The demo's repository, stand-in tokens and made-up secrets survive restarts (demo-state.ts).
+  const state = demo ? openDemoState(env, storeUrl) : undefined;
+  const upstream = state
+    ? await startDemoUpstream({ mode: accessTokenMode ? 'access-token' : 'header', root: state.upstreamRoot })
+    : undefined;
+  const bitbucketUrl = upstream ? upstream.url : new URL(env['BITBUCKET_URL']!);
+  const upstreamOption = upstreamMode(env, bitbucketUrl, state);
+
   const opened = await openTokenStore(storeUrl, {
     env,
     onError: (err) => console.error(`token store: ${err.message}`),
@@ -141,7 +155,11 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     permissions,
     ...(list(env['IP_ALLOWLIST']) ? { ipAllowlist: list(env['IP_ALLOWLIST'])! } : {}),
     ...ipOptions,
-    ...(env['TOKEN_PEPPER'] ? { pepper: env['TOKEN_PEPPER'] } : {}),
+    ...(env['TOKEN_PEPPER']
+      ? { pepper: env['TOKEN_PEPPER'] }
+      : state?.kept
+        ? { pepper: state.secrets.pepper }
+        : {}),
     ...(env['JWT_SECRET'] && !upstreamOption ? { identity: { jwt: { key: env['JWT_SECRET'] } } } : {}),
     ...(upstreamOption ? { upstream: upstreamOption } : {}),
     ...(maxDays !== undefined || defaultDays !== undefined
@@ -183,7 +201,9 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
         usernameLabel: 'Bitbucket username',
       }),
       session: {
-        secret: env['SESSION_SECRET'] || randomBytes(32),
+        secret:
+          env['SESSION_SECRET'] ||
+          (state ? Buffer.from(state.secrets.sessionSecret, 'base64') : randomBytes(32)),
         // The demo runs on plain http://127.0.0.1; anything else must be served over HTTPS.
         secure: flag(env, 'SECURE_COOKIES', !demo),
       },
@@ -204,6 +224,7 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     await gate.close();
     await opened.close();
     await upstream?.close();
+    state?.close();
     throw err;
   }
   // git pushes can take a while; the defaults would cut long uploads off.
@@ -213,26 +234,13 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${port}`;
 
-  let demoTokens: RunningProxy['demo'];
-  if (upstream) {
-    // Each start prints fresh demo tokens; the previous run's demo tokens are revoked.
-    for (const old of await gate.tokens.list(DEMO_USER))
-      if (old.name === 'demo read token' || old.name === 'demo write token') await gate.tokens.revoke(old.id);
+  let demoInfo: RunningProxy['demo'];
+  if (upstream && state) {
+    // The first start makes the demo tokens and prints them; later ones keep them (DEMO_NEW_TOKENS=1 renews).
     // Access-token mode mints a Bitbucket token for each, with the demo user's password.
     const credentials = upstreamOption ? { upstream: { password: DEMO_PASSWORD, slug: DEMO_USER } } : {};
-    const read = await gate.tokens.create({
-      user: DEMO_USER,
-      name: 'demo read token',
-      scope: 'read',
-      ...credentials,
-    });
-    const write = await gate.tokens.create({
-      user: DEMO_USER,
-      name: 'demo write token',
-      scope: 'write',
-      ...credentials,
-    });
-    demoTokens = { upstream, readToken: read.token, writeToken: write.token };
+    const made = await demoTokens(gate.tokens, DEMO_USER, flag(env, 'DEMO_NEW_TOKENS', false), credentials);
+    demoInfo = { upstream, state, ...made };
   }
 
   return {
@@ -240,42 +248,63 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     url,
     gate,
     storeUrl: redactUrl(storeUrl),
-    ...(demoTokens ? { demo: demoTokens } : {}),
+    ...(demoInfo ? { demo: demoInfo } : {}),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await gate.close();
       await opened.close();
       await upstream?.close();
+      state?.close();
     },
   };
 }
 
-/** The demo's welcome text: tokens and commands that work as printed. */
+/** The demo's welcome text: tokens and commands that work as printed (and after a restart). */
 export function demoInstructions(proxy: RunningProxy): string {
   const { url } = proxy;
-  const { readToken, writeToken } = proxy.demo!;
+  const { readToken, writeToken, keptIds, state } = proxy.demo!;
   const host = url.replace('http://', '');
+  const read = readToken ?? '<read token>';
+  const write = writeToken ?? '<write token>';
+  const newToken = `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens/api`;
+  const made = [
+    ...(readToken ? [`Read token for "${DEMO_USER}":  ${readToken}`] : []),
+    ...(writeToken ? [`Write token for "${DEMO_USER}": ${writeToken}`] : []),
+  ];
+  const kept =
+    keptIds.length === 0
+      ? []
+      : [
+          `The demo tokens printed by an earlier start still work (ids ${keptIds.join(', ')}), and so do the`,
+          'commands it printed and the clones they made. Their secrets are not stored, so they are not shown',
+          'again. New tokens: the token page or the management API (both below), or DEMO_NEW_TOKENS=1 npm start',
+          '(which revokes the kept demo tokens). Replace <read token> and <write token> below with yours.',
+        ];
   return [
     `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in ${proxy.storeUrl}; ${
       proxy.demo!.upstream.mode === 'access-token'
         ? 'each token backed by a Bitbucket access token'
         : 'identity forwarded in X-Forwarded-User'
     })`,
+    state.kept
+      ? `The demo keeps its repository and secrets in ${state.dir} (delete it to start over).`
+      : `The demo's repository and secrets are gone when it stops (set DATA_DIR to keep them).`,
     '',
-    `Read token for "${DEMO_USER}":  ${readToken}`,
-    `Write token for "${DEMO_USER}": ${writeToken}`,
+    ...made,
+    ...(made.length > 0 && kept.length > 0 ? [''] : []),
+    ...kept,
     '',
     'Clone with the read token as the password, or as a Bearer header:',
-    `  $ git clone http://${DEMO_USER}:${readToken}@${host}/scm/demo/repo.git demo-repo`,
-    `  $ git -c http.extraHeader="Authorization: Bearer ${readToken}" clone ${url}/scm/demo/repo.git demo-repo-2`,
+    `  $ git clone http://${DEMO_USER}:${read}@${host}/scm/demo/repo.git demo-repo`,
+    `  $ git -c http.extraHeader="Authorization: Bearer ${read}" clone ${url}/scm/demo/repo.git demo-repo-2`,
     'Push with the write token (the read token is refused):',
     `  $ git -C demo-repo -c user.name=Demo -c user.email=demo@example.com commit --allow-empty -m "Hello through the proxy"`,
-    `  $ git -C demo-repo push http://${DEMO_USER}:${writeToken}@${host}/scm/demo/repo.git HEAD:main`,
-    'Call the REST API (the upstream echoes the identity it was given):',
-    `  $ curl -s -H "Authorization: Bearer ${readToken}" ${url}/rest/api/1.0/projects`,
+    `  $ git -C demo-repo push http://${DEMO_USER}:${write}@${host}/scm/demo/repo.git HEAD:main`,
+    'Call the REST API (the upstream echoes the identity it was given and how):',
+    `  $ curl -s -H "Authorization: Bearer ${read}" ${url}/rest/api/1.0/projects`,
     'Create and list tokens through the management API with the demo login (user demo, password demo):',
-    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens/api`,
+    newToken,
     `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens/api`,
     '',
     `Token page: ${url}/tokens/ (log in as ${DEMO_USER} / ${DEMO_PASSWORD})`,

@@ -1,4 +1,4 @@
-import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
@@ -45,13 +45,16 @@ export interface StandInToken {
   expiryDays: number | null;
   expiryDate: number | null;
   lastAuthenticated: number | null;
-  /** The raw token (what its holder sends). */
+  /** The raw token (what its holder sends); empty for a token read back from a saved file. */
   token: string;
+  /** SHA-256 of the raw token (hex): what is compared, and all that is ever saved. */
+  tokenHash: string;
 }
 
-/** Who a request authenticates as. */
+/** Who a request authenticates as (`header`: the demo's trusted `X-Forwarded-User`). */
 export type Principal =
   | { user: StandInAccount; via: 'password' }
+  | { user: StandInAccount; via: 'header' }
   | { user: StandInAccount; via: 'token'; token: StandInToken };
 
 const LEVELS = ['READ', 'WRITE', 'ADMIN'];
@@ -101,6 +104,8 @@ function level(permissions: readonly string[], kind: 'REPO' | 'PROJECT'): number
   return best;
 }
 
+const sha256 = (raw: string) => createHash('sha256').update(raw).digest('hex');
+
 function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -123,6 +128,8 @@ export class AccessTokenRegistry {
   readonly tokens = new Map<string, StandInToken>();
   /** Clock, so tests can move past expiry. */
   now: () => number;
+  /** Called after a token is created or deleted (the demo saves the registry then). */
+  onChange: (() => void) | undefined;
 
   constructor(accounts: StandInAccount[], now: () => number = Date.now) {
     this.accounts = accounts;
@@ -143,6 +150,7 @@ export class AccessTokenRegistry {
   ): StandInToken {
     const id = String(randomInt(100_000_000_000, 999_999_999_999));
     const created = this.now();
+    const raw = Buffer.concat([Buffer.from(`${id}:`), randomBytes(24)]).toString('base64');
     const token: StandInToken = {
       id,
       name,
@@ -152,15 +160,29 @@ export class AccessTokenRegistry {
       expiryDays,
       expiryDate: expiryDays === null ? null : created + expiryDays * DAY_MS,
       lastAuthenticated: null,
-      token: Buffer.concat([Buffer.from(`${id}:`), randomBytes(24)]).toString('base64'),
+      token: raw,
+      tokenHash: sha256(raw),
     };
     this.tokens.set(id, token);
+    this.onChange?.();
     return token;
   }
 
   /** Revokes a token in Bitbucket (what a user or an administrator does in Bitbucket's UI). */
   revoke(id: string): boolean {
-    return this.tokens.delete(id);
+    const gone = this.tokens.delete(id);
+    if (gone) this.onChange?.();
+    return gone;
+  }
+
+  /** The tokens as JSON to save: hashes, never a raw token (Bitbucket keeps no more either). */
+  toJSON(): Array<Omit<StandInToken, 'token'>> {
+    return [...this.tokens.values()].map(({ token: _raw, ...kept }) => kept);
+  }
+
+  /** Puts back tokens saved by `toJSON()` (their raw strings are unknown: they match by hash). */
+  restore(saved: ReadonlyArray<Omit<StandInToken, 'token'>>): void {
+    for (const token of saved) this.tokens.set(token.id, { ...token, token: '' });
   }
 
   /** The tokens of one user, oldest first. */
@@ -169,8 +191,9 @@ export class AccessTokenRegistry {
   }
 
   #live(raw: string): StandInToken | undefined {
+    const hash = sha256(raw);
     for (const token of this.tokens.values())
-      if (sameSecret(token.token, raw))
+      if (sameSecret(token.tokenHash, hash))
         return token.expiryDate !== null && token.expiryDate <= this.now() ? undefined : token;
     return undefined;
   }
@@ -203,7 +226,7 @@ export class AccessTokenRegistry {
 
   /** Whether a principal may act with `needed` (a password acts with all its user may do). */
   permits(principal: Principal, needed: Permission): boolean {
-    if (principal.via === 'password') return true;
+    if (principal.via !== 'token') return true;
     const [kind, lvl] = needed.split('_') as ['REPO' | 'PROJECT', string];
     return level(principal.token.permissions, kind) >= LEVELS.indexOf(lvl) + 1;
   }
@@ -292,7 +315,7 @@ export class AccessTokenRegistry {
     } else if (method === 'GET') {
       json(res, 200, this.#describe(token), me);
     } else if (method === 'DELETE') {
-      this.tokens.delete(token.id);
+      this.revoke(token.id);
       res.writeHead(204, { 'X-AUSERNAME': me });
       res.end();
     } else {

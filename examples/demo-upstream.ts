@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import {
   authenticationFailed,
   notPermitted,
   type Principal,
+  type StandInToken,
 } from './demo-access-tokens.js';
 
 /**
@@ -35,6 +36,15 @@ export interface DemoUpstream {
 
 export type DemoUpstreamMode = 'header' | 'access-token';
 
+export interface DemoUpstreamOptions {
+  mode?: DemoUpstreamMode;
+  /**
+   * A directory that keeps the repository and the access tokens (hashes only, 0600) across
+   * restarts; made 0700 if missing. Default: a temp directory removed by `close()`.
+   */
+  root?: string;
+}
+
 export const DEMO_USER = 'demo';
 export const DEMO_PASSWORD = 'demo';
 
@@ -49,7 +59,10 @@ const git = (args: string[], cwd: string) =>
   );
 
 function createDemoRepository(root: string): void {
+  if (existsSync(join(root, 'demo', 'repo.git', 'HEAD'))) return; // kept from an earlier start
   const work = join(root, 'seed');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(join(root, 'demo'), { recursive: true, mode: 0o700 });
   git(['init', '--bare', join(root, 'demo', 'repo.git')], root);
   git(['init', work], root);
   writeFileSync(join(work, 'README.md'), '# Demo repository\n\nServed through express-api-tokens.\n');
@@ -137,18 +150,32 @@ function askForCredentials(
 
 const DEMO_ACCOUNT = { name: DEMO_USER, slug: DEMO_USER, password: DEMO_PASSWORD };
 
-export async function startDemoUpstream(options: { mode?: DemoUpstreamMode } = {}): Promise<DemoUpstream> {
+/** The access tokens a kept root holds: read at start, written (0600, atomically) on each change. */
+function keepAccessTokens(registry: AccessTokenRegistry, root: string): void {
+  const file = join(root, 'access-tokens.json');
+  if (existsSync(file))
+    registry.restore(JSON.parse(readFileSync(file, 'utf8')) as Array<Omit<StandInToken, 'token'>>);
+  registry.onChange = () => {
+    writeFileSync(`${file}.new`, JSON.stringify(registry.toJSON()), { mode: 0o600 });
+    renameSync(`${file}.new`, file);
+  };
+}
+
+export async function startDemoUpstream(options: DemoUpstreamOptions = {}): Promise<DemoUpstream> {
   const mode = options.mode ?? 'header';
-  const root = mkdtempSync(join(tmpdir(), 'express-api-tokens-demo-'));
+  const kept = options.root !== undefined;
+  const root = options.root ?? mkdtempSync(join(tmpdir(), 'express-api-tokens-demo-'));
+  mkdirSync(root, { recursive: true, mode: 0o700 });
   createDemoRepository(root);
   const pushes: string[] = [];
   const accessTokens = mode === 'access-token' ? new AccessTokenRegistry([DEMO_ACCOUNT]) : undefined;
+  if (accessTokens !== undefined && kept) keepAccessTokens(accessTokens, root);
 
   /** Who the caller is: the trusted header (header mode), or a password or access token. */
   function callerOf(req: IncomingMessage): Principal | 'refused' | null {
     if (accessTokens !== undefined) return accessTokens.authenticate(req.headers.authorization);
     const user = req.headers['x-forwarded-user'];
-    if (typeof user === 'string') return { user: { ...DEMO_ACCOUNT, name: user }, via: 'password' };
+    if (typeof user === 'string') return { user: { ...DEMO_ACCOUNT, name: user }, via: 'header' };
     // The demo login checks the demo password.
     const basic = req.headers.authorization?.startsWith('Basic ')
       ? Buffer.from(req.headers.authorization.slice(6), 'base64').toString()
@@ -242,10 +269,13 @@ export async function startDemoUpstream(options: { mode?: DemoUpstreamMode } = {
       upstream: 'demo Bitbucket stand-in',
       mode,
       user: user ?? null,
+      // How it knew the caller: `header` (X-Forwarded-User), `password` or `token`.
       via: caller?.via ?? null,
       method: req.method,
       path: url.pathname,
       receivedAuthorization: req.headers.authorization !== undefined,
+      // The scheme of the Authorization header it got (never its value), or null.
+      authorizationScheme: req.headers.authorization?.split(' ')[0] ?? null,
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -258,7 +288,7 @@ export async function startDemoUpstream(options: { mode?: DemoUpstreamMode } = {
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      rmSync(root, { recursive: true, force: true });
+      if (!kept) rmSync(root, { recursive: true, force: true });
     },
   };
 }

@@ -192,6 +192,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     feed,
     timeoutMs: storeTimeoutMs,
     isOpen: () => open,
+    intervalMs: options.healthProbeIntervalMs ?? 5_000,
   });
   const reminders =
     options.reminders === false || onEvent === undefined || store.expiringBetween === undefined
@@ -217,6 +218,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     }),
     async close() {
       open = false;
+      health.stop();
       metrics?.close();
       reminders?.stop();
       upstream?.close();

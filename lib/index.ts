@@ -85,6 +85,7 @@ export {
   type OpenTokenStoreOptions,
   openTokenStore,
   redactUrl,
+  StoreMissingError,
 } from './stores/open-token-store.js';
 export {
   type PgPoolClientLike,

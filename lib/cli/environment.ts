@@ -2,7 +2,12 @@ import { openSync, readFileSync, writeSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { StoreError } from '../errors.js';
 import type { AuditEvent, EventListener } from '../events.js';
-import { type OpenedTokenStore, openTokenStore, redactUrl } from '../stores/open-token-store.js';
+import {
+  type OpenedTokenStore,
+  openTokenStore,
+  redactUrl,
+  StoreMissingError,
+} from '../stores/open-token-store.js';
 import type { ExpiryPolicy } from '../tokens/expiry-policy.js';
 import { resolveHasher, type TokenHasher } from '../tokens/hashers.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -60,12 +65,21 @@ export function storeUrl(option: string | undefined, env: Env): string {
   return url;
 }
 
-/** Opens the store; an unreachable store is exit 4, a bad URL or a missing driver exit 5. */
-export async function openStore(url: string, env: Env): Promise<OpenedTokenStore> {
+/**
+ * Opens the store; an unreachable store is exit 4, a bad URL, a missing driver or (unless
+ * `create`, which only `init` sets) a store that does not exist exit 5: a mistyped path must
+ * never read as "no tokens".
+ */
+export async function openStore(url: string, env: Env, create = false): Promise<OpenedTokenStore> {
   try {
-    return await openTokenStore(url, { env, connectTimeoutMs: 5_000 });
+    return await openTokenStore(url, { env, connectTimeoutMs: 5_000, mustExist: !create });
   } catch (err) {
     if (err instanceof StoreError) throw err;
+    if (err instanceof StoreMissingError)
+      throw new CliError(
+        EXIT.CONFIG,
+        `${err.message} Check the store URL; to make a new store there, run init.`,
+      );
     throw new CliError(EXIT.CONFIG, (err as Error).message);
   }
 }

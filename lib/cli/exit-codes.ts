@@ -16,7 +16,7 @@ export const EXIT = {
   NOT_FOUND: 3,
   /** The store cannot be reached or did not answer in time. */
   STORE_UNAVAILABLE: 4,
-  /** The environment is incomplete or wrong: no store URL, no pepper, an unreadable `*_FILE`, a missing driver. */
+  /** The environment is incomplete or wrong: no store URL, a store that does not exist, no pepper, an unreadable `*_FILE`, a missing driver. */
   CONFIG: 5,
   /** The store refused the change by policy (e.g. the user already holds the most tokens allowed). */
   REFUSED: 6,

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import type { EventListener } from '../events.js';
 import type { Scope, TokenInfo } from '../model.js';
+import { redactUrl } from '../stores/open-token-store.js';
 import type { TokenQuery } from '../stores/token-store.js';
 import { isTokenId, parseToken } from '../tokens/format.js';
 import { type ChangeContext, TokenService } from '../tokens/service.js';
@@ -39,6 +40,8 @@ interface Session {
   change: ChangeContext;
   out: (text: string) => Promise<void>;
   note: (text: string) => void;
+  /** The store URL, password hidden. */
+  storeUrl: string;
 }
 
 const PAGE = 1_000;
@@ -109,7 +112,7 @@ export function createProgram(io: CliIo, version: string): Command {
   /** An action that opens the store, runs `work` with the command's options and arguments, and always closes what it opened. */
   const session =
     <O>(
-      needs: { hasher?: boolean; upstream?: boolean },
+      needs: { hasher?: boolean; upstream?: boolean; createStore?: boolean },
       work: (s: Session, options: O, args: string[]) => Promise<void>,
     ) =>
     async (...args: unknown[]) => {
@@ -132,7 +135,7 @@ export function createProgram(io: CliIo, version: string): Command {
             `Bitbucket access token behind ${event.tokenId} not deleted yet (${event.error}); the proxies retry`,
           );
       };
-      const opened = await openStore(url, env);
+      const opened = await openStore(url, env, needs.createStore === true);
       let upstream: CliUpstream | undefined;
       try {
         if (needs.upstream === true) upstream = cliUpstream(env, opened.store, onEvent, note);
@@ -156,6 +159,7 @@ export function createProgram(io: CliIo, version: string): Command {
             change: { actor: cliActor(io.env), clientIp: null },
             out: lineWriter(io.stdout),
             note,
+            storeUrl: redactUrl(url),
           },
           options,
           positional,
@@ -166,6 +170,19 @@ export function createProgram(io: CliIo, version: string): Command {
         await opened.close();
       }
     };
+
+  program
+    .command('init')
+    .description(
+      'make a new, empty token store at the URL (the SQLite file, or the PostgreSQL tables); ' +
+        'every other command refuses a store that does not exist',
+    )
+    .action(
+      session({ createStore: true }, async (s) => {
+        await s.tokens.search({ start: 0, limit: 1 }); // the store answers: it is there and usable
+        await s.out(`token store ready at ${s.storeUrl}`);
+      }),
+    );
 
   program
     .command('create')

@@ -105,6 +105,12 @@ export interface TokenGateOptions {
   cache?: CacheOptions;
   /** Deadline of every store call; past it the request fails closed (503). Default 2,000 ms. */
   storeTimeoutMs?: number;
+  /**
+   * How often the store is probed in the background once `gate.healthHandlers()` is called, so
+   * that `/healthz` reports a probe at most this old (`/readyz` and `gate.health()` probe on
+   * demand). One probe at a time, each bounded by `storeTimeoutMs`; 0 turns it off. Default 5,000 ms.
+   */
+  healthProbeIntervalMs?: number;
   /** Brute-force throttling of failed token attempts, or `false` to switch it off. Default on. */
   throttle?: ThrottleOptions | false;
   /**
@@ -194,6 +200,7 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
     failureTtlMs: integer(1, 86_400_000),
   }),
   storeTimeoutMs: integer(1, 60_000),
+  healthProbeIntervalMs: integer(0, 3_600_000),
   throttle: orFalse(object(THROTTLE_OPTIONS)),
   loginThrottle: object(LOGIN_THROTTLE_OPTIONS),
   identity: object(FORWARD_IDENTITY_OPTIONS),

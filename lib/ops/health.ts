@@ -65,7 +65,10 @@ export interface GateHealth {
  * app.get('/readyz', health.ready);
  */
 export interface HealthHandlers {
-  /** 200 while the gate is open, else 503; answers at once, with the last store probe's result (never waits for the store). */
+  /**
+   * 200 while the gate is open, else 503; answers at once with the last store probe's result
+   * (never waits for the store), which the background probe keeps at most `healthProbeIntervalMs` old.
+   */
   live: RequestHandler;
   /** 200 when ready, else 503; probes the store (concurrent probes share one store call). */
   ready: RequestHandler;
@@ -80,6 +83,8 @@ export interface HealthParts {
   feed: RevocationFeed;
   timeoutMs: number;
   isOpen: () => boolean;
+  /** Background probe period once the handlers are made; 0 for none. */
+  intervalMs: number;
 }
 
 /** Probes a gate's store and reads its feed, for `gate.health()` and the handlers. */
@@ -87,6 +92,7 @@ export class HealthMonitor {
   readonly #parts: HealthParts;
   #store: StoreHealth;
   #probe: Promise<StoreHealth> | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(parts: HealthParts) {
     this.#parts = parts;
@@ -134,7 +140,27 @@ export class HealthMonitor {
     }
   }
 
+  /**
+   * Probes now and then every `intervalMs` (a probe under way is shared, never stacked), so the
+   * liveness answer is true to the moment. The timer never keeps the process up; `stop()` ends it.
+   */
+  #startProbing(): void {
+    const { intervalMs } = this.#parts;
+    if (this.#timer !== undefined || intervalMs === 0 || !this.#parts.isOpen()) return;
+    const probe = () => {
+      void this.check();
+    };
+    this.#timer = setInterval(probe, intervalMs).unref();
+    probe();
+  }
+
+  /** Stops the background probe (the gate's `close()`). */
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
   handlers(): HealthHandlers {
+    this.#startProbing();
     return {
       live: (_req, res) => send(res, this.snapshot(), 'live'),
       ready: (_req, res, next) => {

@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Pool } from 'pg';
 import { StoreError } from '../errors.js';
 import { requireOptional } from '../internal/optional-module.js';
 import { MemoryTokenStore } from './memory-token-store.js';
+import { postgresNames } from './postgres-schema.js';
 import { PostgresTokenStore } from './postgres-token-store.js';
 import { makePrivateDir } from './private-files.js';
 import { RedisTokenStore } from './redis-token-store.js';
@@ -31,6 +33,29 @@ export interface OpenTokenStoreOptions {
   onError?: (error: Error) => void;
   /** Longest wait for Redis or PostgreSQL at startup. Default 5,000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Refuse a store that does not exist yet instead of creating it: a missing SQLite file, or
+   * PostgreSQL without the store's tables, rejects with a `StoreMissingError` (code
+   * `STORE_MISSING`). For tools that read or change tokens, where a mistyped path must not pass
+   * for an empty store. Redis and `memory:` always exist. Default false (create what is missing).
+   */
+  mustExist?: boolean;
+}
+
+/**
+ * `openTokenStore(url, { mustExist: true })` found no store there: nothing was created.
+ * @example
+ * try {
+ *   await openTokenStore('sqlite:./data/tokens.db', { mustExist: true });
+ * } catch (err) {
+ *   if (err instanceof StoreMissingError) console.error(err.message); // names the URL
+ * }
+ */
+export class StoreMissingError extends Error {
+  /** `'StoreMissingError'`. */
+  override readonly name = 'StoreMissingError';
+  /** `'STORE_MISSING'`. */
+  readonly code = 'STORE_MISSING';
 }
 
 /**
@@ -99,7 +124,7 @@ export async function openTokenStore(
       return { store, close: () => store.close() };
     }
     case 'sqlite':
-      return openSqlite(url);
+      return openSqlite(url, options.mustExist === true);
     case 'redis':
     case 'rediss':
     case 'redis+sentinel':
@@ -113,11 +138,13 @@ export async function openTokenStore(
   }
 }
 
-function openSqlite(url: string): OpenedTokenStore {
+function openSqlite(url: string, mustExist: boolean): OpenedTokenStore {
   let path = url.slice('sqlite:'.length);
   if (path.startsWith('//')) path = path.slice(2); // sqlite:///abs/path
   if (path === '') throw new TypeError('A sqlite: URL needs a file path, e.g. sqlite:./data/tokens.db');
   const file = resolve(path);
+  if (mustExist && !existsSync(file))
+    throw new StoreMissingError(`No token store at ${url}: the file ${file} does not exist.`);
   makePrivateDir(dirname(file)); // 0700: only the proxy's user may list or read it
   const store = new SqliteTokenStore({ path: file });
   return { store, close: () => store.close() };
@@ -247,6 +274,7 @@ async function openPostgres(
       ...(schema ? { schema } : {}),
       ...(tablePrefix ? { tablePrefix } : {}),
     });
+    if (options.mustExist === true) await requireTables(pool, { schema, tablePrefix }, url);
     await Promise.race([
       store.ensureSchema(),
       new Promise((_, reject) =>
@@ -255,7 +283,7 @@ async function openPostgres(
     ]);
   } catch (err) {
     await pool.end().catch(() => {});
-    if (err instanceof TypeError) throw err;
+    if (err instanceof TypeError || err instanceof StoreMissingError) throw err;
     // Our own refusals (a newer schema) say it all; a driver's error is reduced to its message.
     const reason = err instanceof StoreError && err.cause !== undefined ? err.cause : err;
     throw new StoreError(
@@ -269,4 +297,21 @@ async function openPostgres(
       await pool.end();
     },
   };
+}
+
+/** Rejects unless the store's version table exists (the first thing `ensureSchema()` makes). */
+async function requireTables(
+  pool: Pool,
+  names: { schema: string | undefined; tablePrefix: string | undefined },
+  url: string,
+): Promise<void> {
+  const n = postgresNames({
+    ...(names.schema ? { schema: names.schema } : {}),
+    ...(names.tablePrefix ? { tablePrefix: names.tablePrefix } : {}),
+  });
+  const found = await pool.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [n.version]);
+  if (found.rows[0]?.t == null)
+    throw new StoreMissingError(
+      `No token store at ${redactUrl(url)}: the database has no ${n.versionName} table.`,
+    );
 }

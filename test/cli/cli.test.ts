@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import express from 'express';
@@ -185,6 +185,7 @@ describe('express-api-tokens (the built CLI)', () => {
   it('answers --help for the program and every command', async () => {
     for (const command of [
       [],
+      ['init'],
       ['create'],
       ['list'],
       ['show'],
@@ -204,6 +205,7 @@ describe('express-api-tokens (the built CLI)', () => {
 
   it('ends with a distinct exit code for each kind of failure', async () => {
     const e = env();
+    expect(await cli(['init'], e)).toMatchObject({ code: 0, stdout: `token store ready at ${url()}\n` });
     // 2: usage.
     expect((await cli(['frobnicate'], e)).code).toBe(2);
     expect((await cli(['create', '--user', 'alice', '--name', 'x'], e)).code).toBe(2);
@@ -302,6 +304,7 @@ describe('express-api-tokens (the built CLI)', () => {
 
   it('prints stats by scope, and offboards a user', async () => {
     const e = { ...env(), TOKEN_STORE: `sqlite:${join(temp.dir, 'stats.db')}` };
+    expect((await cli(['init'], e)).code).toBe(0);
     const make = (user: string, scope: string, extra: string[] = []) =>
       cli(['create', '--user', user, '--name', 'x', '--scope', scope, ...extra], e);
     await make('dave', 'read');
@@ -324,4 +327,100 @@ describe('express-api-tokens (the built CLI)', () => {
     expect((await cli(['revoke-user', 'nobody'], e)).stdout).toBe('revoked 0 tokens of nobody\n');
     expect(JSON.parse((await cli(['stats', '--json'], e)).stdout).total.live).toBe(1);
   });
+});
+
+describe('a store that does not exist', () => {
+  it('is refused by every command that reads or changes tokens (exit 5, nothing created); init makes it', async () => {
+    const file = join(temp.dir, 'nope', 'tokens.db');
+    const e = { TOKEN_STORE: `sqlite:${file}`, TOKEN_PEPPER: PEPPER };
+    for (const command of [
+      ['list', '--user', 'demo'],
+      ['list', '--all'],
+      ['show', 'nope1234567'],
+      ['rename', 'nope1234567', 'x'],
+      ['revoke', 'nope1234567'],
+      ['revoke-user', 'demo'],
+      ['stats'],
+      ['export'],
+      ['create', '--user', 'demo', '--name', 'x', '--scope', 'read'],
+    ]) {
+      const run = await cli(command, e);
+      expect([command, run.code, run.stdout]).toEqual([command, 5, '']);
+      expect(run.stderr).toBe(
+        `express-api-tokens: No token store at sqlite:${file}: the file ${file} does not exist. ` +
+          'Check the store URL; to make a new store there, run init.\n',
+      );
+    }
+    expect(existsSync(join(temp.dir, 'nope'))).toBe(false);
+
+    expect((await cli(['init'], e)).code).toBe(0);
+    expect(existsSync(file)).toBe(true);
+    const listed = await cli(['list', '--user', 'demo'], e);
+    expect(listed).toMatchObject({ code: 0, stderr: '0 tokens\n' });
+    // init on an existing store leaves its tokens alone.
+    expect((await cli(['create', '--user', 'demo', '--name', 'x', '--scope', 'read'], e)).code).toBe(0);
+    expect((await cli(['init'], e)).code).toBe(0);
+    expect((await cli(['list', '--user', 'demo'], e)).stderr).toBe('1 token\n');
+  }, 60_000);
+
+  it('is refused on PostgreSQL when the schema has no store tables, which init then creates', async () => {
+    const schema = freshSchema('clinone');
+    const pool = testPool();
+    cleanups.push(async () => {
+      await dropSchema(pool, schema);
+      await pool.end();
+    });
+    const e = { TOKEN_STORE: `${SHARED_POSTGRES_URL}?schema=${schema}`, TOKEN_PEPPER: PEPPER };
+    const refused = await cli(['list', '--all'], e);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(
+      /No token store at .*: the database has no clinone_\w+\.bbt_schema_version table/,
+    );
+    const tables = await pool.query('SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [
+      schema,
+    ]);
+    expect(tables.rowCount).toBe(0);
+    expect((await cli(['init'], e)).code).toBe(0);
+    expect((await cli(['list', '--all'], e)).code).toBe(0);
+  }, 60_000);
+
+  it('the library still creates one by default (the example proxy’s first start)', async () => {
+    const file = join(temp.dir, 'fresh', 'tokens.db');
+    const opened = await openTokenStore(`sqlite:${file}`);
+    await opened.close();
+    expect(existsSync(file)).toBe(true);
+    await expect(openTokenStore(`sqlite:${file}x`, { mustExist: true })).rejects.toMatchObject({
+      name: 'StoreMissingError',
+      code: 'STORE_MISSING',
+    });
+  });
+});
+
+describe('npm run cli (the command line from a clone, without a build)', () => {
+  it('answers --help and runs a command', async () => {
+    const run = (args: string[]) =>
+      new Promise<Run>((done) => {
+        execFile(
+          'npm',
+          ['run', '-s', 'cli', '--', ...args],
+          {
+            env: {
+              PATH: process.env['PATH'],
+              HOME: process.env['HOME'],
+              TOKEN_STORE: `sqlite:${join(temp.dir, 'npm.db')}`,
+            },
+          },
+          (err, stdout, stderr) =>
+            done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr }),
+        );
+      });
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: express-api-tokens/);
+    expect(await run(['list', '--all'])).toMatchObject({ code: 5 });
+    expect(await run(['init'])).toMatchObject({
+      code: 0,
+      stdout: `token store ready at sqlite:${join(temp.dir, 'npm.db')}\n`,
+    });
+  }, 60_000);
 });

@@ -26,7 +26,9 @@ describe('the example proxy’s operations endpoints', () => {
     });
     cleanups.push(() => proxy.close());
     const { url, gate } = proxy;
-    const { readToken, writeToken } = proxy.demo!;
+    // A fresh store: this start made (and printed) both demo tokens.
+    const readToken = proxy.demo!.readToken!;
+    const writeToken = proxy.demo!.writeToken!;
     for (let i = 0; i < 100 && !(await gate.health()).ready; i++) await new Promise((r) => setTimeout(r, 20));
     const ready = await fetch(`${url}/readyz`);
     expect(ready.status).toBe(200);

@@ -15,10 +15,11 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-function healthApp(store?: TokenStore, storeTimeoutMs?: number) {
+function healthApp(store?: TokenStore, storeTimeoutMs?: number, healthProbeIntervalMs?: number) {
   const gate = createTokenGate({
     ...(store === undefined ? {} : { store }),
     ...(storeTimeoutMs === undefined ? {} : { storeTimeoutMs }),
+    ...(healthProbeIntervalMs === undefined ? {} : { healthProbeIntervalMs }),
   });
   cleanups.push(() => gate.close());
   const app = express();
@@ -52,6 +53,7 @@ describe('gate.health()', () => {
   it('shares one store probe between concurrent checks, and probes with a read of an unknown id', async () => {
     const counted = countCalls(new MemoryTokenStore());
     const { gate } = healthApp(counted.target);
+    await gate.health(); // the background probe the handlers started, shared
     counted.calls.length = 0;
     await Promise.all([gate.health(), gate.health(), gate.health()]);
     expect(counted.calls).toEqual(['get']);
@@ -159,5 +161,68 @@ describe('the store kind in health and metrics', () => {
       kinds.push((await gate.health()).checks.store.kind);
     }
     expect(kinds).toEqual(['memory', 'dynamo', 'custom']);
+  });
+});
+
+describe('the background probe', () => {
+  const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('makes /healthz true from the start, without anyone calling /readyz', async () => {
+    const { app } = healthApp();
+    await tick(0);
+    const res = await request(app).get('/healthz');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      ready: true,
+      checks: { store: { ok: true, checkedAt: expect.any(String) } },
+    });
+  });
+
+  it('follows the store going down and coming back on /healthz alone, one probe per period, and stops on close()', async () => {
+    const server = await startRedisServer();
+    cleanups.push(() => server.stop());
+    const redis = new Redis(server.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 200,
+      retryStrategy: () => 50,
+    });
+    redis.on('error', () => {});
+    cleanups.push(async () => redis.disconnect());
+    await new Promise((resolve) => redis.once('ready', resolve));
+    const counted = countCalls(new RedisTokenStore({ redis, keyPrefix: `bg${Date.now()}` }));
+    const { gate, app } = healthApp(counted.target, 200, 100);
+    const healthz = async () => (await request(app).get('/healthz')).body as { ready: boolean };
+    const until = async (ready: boolean) => {
+      for (let i = 0; i < 100 && (await healthz()).ready !== ready; i++) await tick(20);
+      return (await healthz()).ready;
+    };
+    expect(await until(true)).toBe(true);
+
+    await server.stop(true);
+    expect(await until(false)).toBe(false);
+    const again = await startRedisServer([], server.port, server.dir);
+    cleanups.push(() => again.stop());
+    expect(await until(true)).toBe(true);
+
+    // About one store read per period: bounded, never stacked.
+    counted.calls.length = 0;
+    await tick(500);
+    expect(counted.calls.filter((c) => c === 'get').length).toBeGreaterThanOrEqual(3);
+    expect(counted.calls.filter((c) => c === 'get').length).toBeLessThanOrEqual(7);
+    await gate.close();
+    counted.calls.length = 0;
+    await tick(300);
+    expect(counted.calls).toEqual([]);
+  });
+
+  it('is off with healthProbeIntervalMs: 0 (then /healthz shows the last on-demand probe), and the option is checked', async () => {
+    const { app } = healthApp(undefined, undefined, 0);
+    await tick(20);
+    expect((await request(app).get('/healthz')).body).toMatchObject({
+      ready: false,
+      checks: { store: { checkedAt: null } },
+    });
+    expect(() => createTokenGate({ healthProbeIntervalMs: -1 })).toThrow(/healthProbeIntervalMs/);
   });
 });

@@ -127,11 +127,15 @@ describe('token pages in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await proxy?.close();
-    server?.closeAllConnections();
-    await new Promise((resolve) => server?.close(resolve));
+    // Only what beforeAll got to (a missing Chromium stops it at its first line): an unset
+    // server's close callback would never run and hold the hook for its whole timeout.
+    if (server !== undefined) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
     await gate?.close();
     await oidc?.close();
-    rmSync(work, { recursive: true, force: true });
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
     if (figures.length > 0) console.log(`token pages figures:\n  ${figures.join('\n  ')}`);
   });
 

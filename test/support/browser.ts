@@ -3,8 +3,9 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
-/** Debian's Chromium (CI installs it with apt); CHROMIUM_PATH overrides. */
-export const CHROMIUM_PATH = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+import { CHROMIUM_PATH } from './chromium-path.js';
+
+export { CHROMIUM_PATH };
 
 /** Where browser tests put their screenshots (gitignored). */
 export const SHOTS_DIR = join(process.cwd(), 'test-output', 'pages');
@@ -16,7 +17,7 @@ export const SHOTS_DIR = join(process.cwd(), 'test-output', 'pages');
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH))
     throw new Error(
-      `Chromium is missing at ${CHROMIUM_PATH}: install it (apt-get install chromium, as .ci/run does) or set CHROMIUM_PATH.`,
+      `Chromium is missing at ${CHROMIUM_PATH}: install the Debian package chromium (scripts/install-test-deps.sh) or set CHROMIUM_PATH.`,
     );
   mkdirSync(SHOTS_DIR, { recursive: true });
   return chromium.launch({

@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { CreateTokenInput, TokenGate } from '../lib/index.js';
+
+/**
+ * What the demo keeps across restarts of `npm start`, so that every command a previous start
+ * printed still works: the stand-in Bitbucket's repository and access tokens (hashes only), and
+ * the secrets the demo makes up when the environment gives none (pepper, page-session secret,
+ * access-token-mode encryption key). Never a token in clear: the demo tokens are printed once.
+ *
+ * Where: `DATA_DIR`, else the directory of a `sqlite:` token store (`./data` by default). With a
+ * memory, Redis or PostgreSQL store and no `DATA_DIR`, a temp directory removed on close.
+ * Directories are 0700, files 0600.
+ */
+export interface DemoState {
+  /** The directory that holds it all. */
+  dir: string;
+  /** False for a temp directory (nothing survives the process). */
+  kept: boolean;
+  /** True when this start made the secrets (a first start, or a wiped data directory). */
+  fresh: boolean;
+  /** Where the stand-in Bitbucket keeps its repository and access tokens. */
+  upstreamRoot: string;
+  secrets: DemoSecrets;
+  /** Removes a temp directory (a kept one stays). */
+  close(): void;
+}
+
+/** The demo's own secrets (base64), used only where the environment sets none. */
+export interface DemoSecrets {
+  pepper: string;
+  sessionSecret: string;
+  encryptionKey: string;
+}
+
+const SECRETS_FILE = 'demo-secrets.json';
+
+function stateDir(env: Readonly<Record<string, string | undefined>>, storeUrl: string): string | undefined {
+  if (env['DATA_DIR']) return resolve(env['DATA_DIR']);
+  if (!storeUrl.startsWith('sqlite:')) return undefined;
+  let path = storeUrl.slice('sqlite:'.length);
+  if (path.startsWith('//')) path = path.slice(2);
+  return dirname(resolve(path));
+}
+
+function newSecrets(): DemoSecrets {
+  const secret = () => randomBytes(32).toString('base64');
+  return { pepper: secret(), sessionSecret: secret(), encryptionKey: secret() };
+}
+
+function readSecrets(file: string): Partial<DemoSecrets> | undefined {
+  if (!existsSync(file)) return undefined;
+  chmodSync(file, 0o600); // a copied file may be wider
+  const read = JSON.parse(readFileSync(file, 'utf8')) as Partial<DemoSecrets>;
+  if (typeof read.pepper !== 'string' || typeof read.sessionSecret !== 'string')
+    throw new Error(
+      `${file} is not the demo's secrets file: remove it to start over (old demo tokens stop working).`,
+    );
+  return read;
+}
+
+/** Opens (or makes) the demo's state for a proxy whose tokens live at `storeUrl`. */
+export function openDemoState(
+  env: Readonly<Record<string, string | undefined>>,
+  storeUrl: string,
+): DemoState {
+  const wanted = stateDir(env, storeUrl);
+  const kept = wanted !== undefined;
+  const dir = wanted ?? mkdtempSync(join(tmpdir(), 'express-api-tokens-demo-'));
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700); // ./data made by an older demo was 0755
+  const file = join(dir, SECRETS_FILE);
+  const found = kept ? readSecrets(file) : undefined;
+  const secrets: DemoSecrets = { ...newSecrets(), ...found };
+  // Written when made, or when a newer demo needs one more (written atomically, 0600).
+  if (kept && Object.keys(found ?? {}).length < Object.keys(secrets).length) {
+    writeFileSync(`${file}.new`, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+    renameSync(`${file}.new`, file);
+  }
+  return {
+    dir,
+    kept,
+    fresh: found === undefined,
+    upstreamRoot: join(dir, 'demo-bitbucket'),
+    secrets,
+    close() {
+      if (!kept) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The demo's two tokens: made at the first start, kept by later ones. */
+export interface DemoTokens {
+  /** The secret, when this start made the token (printed once); undefined when an earlier start did. */
+  readToken: string | undefined;
+  writeToken: string | undefined;
+  /** Ids of the tokens an earlier start made that still work. */
+  keptIds: string[];
+}
+
+const DEMO_TOKEN_NAMES = { read: 'demo read token', write: 'demo write token' } as const;
+
+/**
+ * The demo user's read and write tokens: those of an earlier start when they still work (their
+ * secrets are not stored, so they are not printed again), a new one for each that is gone.
+ * `renew` (`DEMO_NEW_TOKENS=1`) revokes the kept ones and makes new ones.
+ */
+export async function demoTokens(
+  tokens: TokenGate['tokens'],
+  user: string,
+  renew: boolean,
+  extra: Partial<CreateTokenInput> = {},
+): Promise<DemoTokens> {
+  const live = await tokens.list(user);
+  const result: DemoTokens = { readToken: undefined, writeToken: undefined, keptIds: [] };
+  for (const scope of ['read', 'write'] as const) {
+    const name = DEMO_TOKEN_NAMES[scope];
+    const earlier = live.filter((t) => t.name === name);
+    if (renew) for (const old of earlier) await tokens.revoke(old.id);
+    if (!renew && earlier.length > 0) {
+      result.keptIds.push(...earlier.map((t) => t.id));
+      continue;
+    }
+    const made = await tokens.create({ ...extra, user, name, scope });
+    if (scope === 'read') result.readToken = made.token;
+    else result.writeToken = made.token;
+  }
+  return result;
+}
