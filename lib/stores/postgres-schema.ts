@@ -2,7 +2,7 @@ import { string } from '../internal/options.js';
 import { IDENTIFIER, quote, RESTRICTED } from './sql-record.js';
 
 /** The schema version this release writes; older ones are upgraded by `ensureSchema()`. */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 /**
  * Where `PostgresTokenStore` keeps its tables.
@@ -36,6 +36,7 @@ export function postgresNames(options: Readonly<PostgresSchemaOptions> = {}) {
     tokens: table('tokens'),
     failures: table('failures'),
     claims: table('claims'),
+    values: table('values'),
     /** Index names live in the table's schema, so they need no schema of their own. */
     index: (suffix: string) => quote(`${prefix}${suffix}`),
     /** NOTIFY channel of revocations (at most 62 bytes, under PostgreSQL's 63). */
@@ -77,6 +78,10 @@ export function postgresMigrations(n: PostgresNames): string[] {
      CREATE INDEX ${n.index('failures_until')} ON ${n.failures} (until);
      CREATE TABLE ${n.claims} (key text PRIMARY KEY, until bigint NOT NULL);
      CREATE INDEX ${n.index('claims_until')} ON ${n.claims} (until);`,
+    // 2: how a token was issued (OAuth, federation); keyed values (OAuth codes, refresh families).
+    `ALTER TABLE ${n.tokens} ADD COLUMN origin jsonb;
+     CREATE TABLE ${n.values} (key text PRIMARY KEY, value text NOT NULL, until bigint NOT NULL);
+     CREATE INDEX ${n.index('values_until')} ON ${n.values} (until);`,
   ];
 }
 

@@ -1,5 +1,5 @@
 import { StoreError } from '../errors.js';
-import { SCOPES, type Scope, type TokenChanges, type TokenRecord } from '../model.js';
+import { SCOPES, type Scope, type TokenChanges, type TokenOrigin, type TokenRecord } from '../model.js';
 import type { TokenQuery } from './token-store.js';
 
 /**
@@ -24,6 +24,7 @@ export const TOKEN_COLUMNS = [
   'required_headers',
   'resources',
   'upstream',
+  'origin',
 ] as const;
 
 export type SqlValue = string | number | null;
@@ -49,6 +50,7 @@ export function toRow(record: TokenRecord): SqlValue[] {
     json(record.requiredHeaders),
     json(record.resources),
     record.upstream,
+    json(record.origin ?? null),
   ];
 }
 
@@ -102,6 +104,7 @@ export function fromRow(row: Record<string, unknown>): TokenRecord {
     requiredHeaders: optionalJson(row['required_headers']) as Record<string, string> | null,
     resources: optionalJson(row['resources']) as string[] | null,
     upstream: (row['upstream'] as string | null) ?? null,
+    origin: optionalJson(row['origin']) as TokenOrigin | null,
   };
 }
 
