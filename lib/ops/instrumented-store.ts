@@ -32,6 +32,9 @@ const TIMED = [
   'countFailure',
   'failureCount',
   'claim',
+  'putValue',
+  'getValue',
+  'takeValue',
   'expiringBetween',
 ] as const;
 

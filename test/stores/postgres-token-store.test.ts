@@ -56,6 +56,7 @@ describe('PostgresTokenStore', () => {
       'Api_groups',
       'Api_schema_version',
       'Api_tokens',
+      'Api_values',
     ]);
     await store.close();
   });
@@ -112,6 +113,7 @@ describe('PostgresTokenStore', () => {
         expiringBetween: `SELECT * FROM ${t} WHERE expires_at > 1 AND expires_at <= 2 ORDER BY expires_at, id LIMIT 10`,
         failures: `SELECT count FROM "${schema}"."bbt_failures" WHERE key = 'k' AND until > 1`,
         claims: `SELECT * FROM "${schema}"."bbt_claims" WHERE key = 'k'`,
+        values: `SELECT value FROM "${schema}"."bbt_values" WHERE key = 'k' AND until > 1`,
       };
       for (const [name, sql] of Object.entries(queries)) {
         const { rows } = await client.query(`EXPLAIN ${sql}`);
