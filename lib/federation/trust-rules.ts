@@ -62,7 +62,7 @@ export interface FederationRule {
   resources?: readonly string[];
   /** Addresses and ranges the issued token may be used from. Default: any (the gate's allowlist still applies). */
   allowedIps?: readonly string[];
-  /** Lifetime of the issued token in seconds: 60 to 3,600. Default 900. */
+  /** Lifetime of the issued token in seconds: 10 to 3,600 (and within the gate's `expiry`). Default 900. */
   ttlSeconds?: number;
   /** Most live tokens issued by this rule at once. Default 1,000. */
   maxLiveTokens?: number;
@@ -103,6 +103,7 @@ const claimsCheck = (value: unknown, path: string) => {
     if (RESERVED_CLAIMS.has(name))
       fail(at, `cannot be a condition: the exchange checks \`${name}\` itself (use \`audience\` for aud)`);
     if (typeof condition === 'string') conditionValue(condition, at);
+    else if (!Array.isArray(condition)) fail(at, 'must be a value, a pattern with `*`, or a list of them');
     else {
       array(conditionValue, { minLength: 1 })(condition, at);
       if ((condition as unknown[]).length > MAX_CONDITION_VALUES)
@@ -138,7 +139,7 @@ const RULE_SHAPE: Shape<FederationRule> = {
   scope: oneOf(['read', 'write']),
   resources: array(string(), { minLength: 1 }),
   allowedIps: array(string(), { minLength: 1 }),
-  ttlSeconds: integer(60, 3_600),
+  ttlSeconds: integer(10, 3_600),
   maxLiveTokens: integer(1, 1_000_000),
   allowInsecureLoopback: boolean,
 };
