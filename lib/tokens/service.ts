@@ -192,25 +192,6 @@ const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resourc
 
 const engines = new WeakMap<TokenService, TokenVerifier>();
 
-/** `createdBy` of the tokens federation rules issue to CI jobs. */
-export const FEDERATION_ACTOR = 'federation';
-type Create = (input: CreateTokenInput, context: ChangeContext) => Promise<CreatedToken>;
-const outsideUserCap = new WeakMap<TokenService, Create>();
-
-/**
- * Creates a token that does not count against its owner's per-user cap (internal; not exported
- * by the package): federation bounds the tokens it issues per rule instead.
- */
-export function createOutsideUserCap(
-  service: TokenService,
-  input: CreateTokenInput,
-  context: ChangeContext,
-): Promise<CreatedToken> {
-  const create = outsideUserCap.get(service);
-  if (create === undefined) throw new TypeError('`tokens` must be a TokenService (gate.tokens)');
-  return create(input, context);
-}
-
 /** The verification engine of a service, for the request path (internal; not exported by the package). */
 export function verifierOf(service: TokenService): TokenVerifier {
   const engine = engines.get(service);
@@ -259,7 +240,6 @@ export class TokenService {
     this.#now = options.now ?? Date.now;
     this.#verifier = new TokenVerifier({ ...options, tokenPrefix: this.tokenPrefix });
     engines.set(this, this.#verifier);
-    outsideUserCap.set(this, (input, context) => this.#create(input, context, false));
   }
 
   /**
@@ -273,10 +253,6 @@ export class TokenService {
    * });
    */
   async create(input: CreateTokenInput, context: ChangeContext = {}): Promise<CreatedToken> {
-    return this.#create(input, context, true);
-  }
-
-  async #create(input: CreateTokenInput, context: ChangeContext, capped: boolean): Promise<CreatedToken> {
     if (typeof input !== 'object' || input === null)
       throw new ValidationError('input', 'A token needs a user, a name and a scope.');
     const user = validateUser(input.user);
@@ -295,7 +271,7 @@ export class TokenService {
         requiredHeaders: restrictions.requiredHeaders ?? null,
         resources: restrictions.resources ?? null,
       },
-      capped,
+      true,
       { credentials: input.upstream, actor: createdBy },
     );
     this.#report(
@@ -323,9 +299,7 @@ export class TokenService {
         'Bitbucket credentials are only taken when the gate forwards Bitbucket access tokens (`upstream: bitbucketAccessTokens(...)`).',
       );
     if (capped) {
-      const all = await this.#call(() => this.#store.listByUser(draft.user));
-      // Tokens issued to CI jobs by federation rules are bounded per rule, not by their user's cap.
-      const held = all.filter((record) => record.createdBy !== FEDERATION_ACTOR);
+      const held = await this.#call(() => this.#store.listByUser(draft.user));
       if (held.length >= this.#maxPerUser)
         throw new BadRequestError(
           'TOKEN_LIMIT_REACHED',
