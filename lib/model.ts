@@ -67,6 +67,13 @@ export interface TokenRecord extends TokenRestrictions {
    * access-token mode), or null. Stores keep it verbatim; only the gate can read it.
    */
   upstream: string | null;
+  /**
+   * MAC over the id, owner, scope, expiry, restrictions, upstream credential and hash, keyed
+   * from the server's pepper (see docs/security.md): a record changed by a direct store write
+   * fails verification. Absent on records written before 0.3.0 (`express-api-tokens seal`).
+   * Stores keep it verbatim.
+   */
+  seal?: string;
 }
 
 /**
@@ -76,7 +83,10 @@ export interface TokenRecord extends TokenRestrictions {
  * await store.update('a1B2c3D4e5F', changes);
  */
 export type TokenChanges = Partial<
-  Pick<TokenRecord, 'name' | 'expiresAt' | 'allowedIps' | 'requiredHeaders' | 'resources' | 'upstream'>
+  Pick<
+    TokenRecord,
+    'name' | 'expiresAt' | 'allowedIps' | 'requiredHeaders' | 'resources' | 'upstream' | 'seal'
+  >
 >;
 
 /**

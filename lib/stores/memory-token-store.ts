@@ -1,6 +1,7 @@
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { isLive, matchesQuery } from './token-query.js';
 import {
+  type CountLimit,
   EXPIRED_RETENTION_MS,
   type RevocationListener,
   type TokenChanges,
@@ -8,6 +9,7 @@ import {
   type TokenRecord,
   type TokenSearchPage,
   type TokenStore,
+  userGroup,
 } from './token-store.js';
 
 /**
@@ -31,6 +33,9 @@ export interface MemoryTokenStoreOptions {
 export class MemoryTokenStore implements TokenStore {
   private readonly records = new Map<string, TokenRecord>();
   private readonly byUser = new Map<string, Set<string>>();
+  /** Counting groups: group → its members' ids; and each record's group. */
+  private readonly groups = new Map<string, Set<string>>();
+  private readonly groupOf = new Map<string, string>();
   private readonly failures = new FixedWindowCounter();
   /** Claim key → when the claim lapses. Lapsed claims are swept, never evicted early. */
   private readonly claims = new Map<string, number>();
@@ -46,11 +51,44 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   async put(record: TokenRecord): Promise<void> {
+    this.store(record, userGroup(record.user));
+  }
+
+  async putCounted(record: TokenRecord, limit: CountLimit): Promise<boolean> {
+    // Synchronous from the check to the write: nothing else runs in between.
+    if (this.liveIn(limit.group, record.id, limit.max) >= limit.max) return false;
+    this.store(record, limit.group);
+    return true;
+  }
+
+  private store(record: TokenRecord, group: string): void {
     this.remove(record.id);
     this.records.set(record.id, copy(record));
     const key = record.user.toLowerCase();
     const ids = this.byUser.get(key) ?? new Set<string>();
     this.byUser.set(key, ids.add(record.id));
+    const members = this.groups.get(group) ?? new Set<string>();
+    this.groups.set(group, members.add(record.id));
+    this.groupOf.set(record.id, group);
+  }
+
+  /**
+   * Live tokens counted in `group`, not counting `except` (an id about to be overwritten).
+   * Members that expired are dropped only when the group looks full, so a create costs O(1)
+   * until then.
+   */
+  private liveIn(group: string, except: string, max: number): number {
+    const members = this.groups.get(group);
+    if (members === undefined) return 0;
+    const counted = () => members.size - (members.has(except) ? 1 : 0);
+    if (counted() < max) return counted();
+    const now = Date.now();
+    for (const id of members) {
+      if (this.live(id, now) !== undefined) continue;
+      members.delete(id);
+      this.groupOf.delete(id);
+    }
+    return counted();
   }
 
   async get(id: string): Promise<TokenRecord | null> {
@@ -167,6 +205,12 @@ export class MemoryTokenStore implements TokenStore {
     const ids = this.byUser.get(key);
     ids?.delete(id);
     if (ids?.size === 0) this.byUser.delete(key);
+    const group = this.groupOf.get(id);
+    if (group === undefined) return;
+    this.groupOf.delete(id);
+    const members = this.groups.get(group);
+    members?.delete(id);
+    if (members?.size === 0) this.groups.delete(group);
   }
 
   private sweep(now: number): void {

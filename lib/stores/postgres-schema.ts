@@ -2,7 +2,7 @@ import { string } from '../internal/options.js';
 import { IDENTIFIER, quote, RESTRICTED } from './sql-record.js';
 
 /** The schema version this release writes; older ones are upgraded by `ensureSchema()`. */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 /**
  * Where `PostgresTokenStore` keeps its tables.
@@ -36,6 +36,7 @@ export function postgresNames(options: Readonly<PostgresSchemaOptions> = {}) {
     tokens: table('tokens'),
     failures: table('failures'),
     claims: table('claims'),
+    groups: table('groups'),
     /** Index names live in the table's schema, so they need no schema of their own. */
     index: (suffix: string) => quote(`${prefix}${suffix}`),
     /** NOTIFY channel of revocations (at most 62 bytes, under PostgreSQL's 63). */
@@ -77,6 +78,16 @@ export function postgresMigrations(n: PostgresNames): string[] {
      CREATE INDEX ${n.index('failures_until')} ON ${n.failures} (until);
      CREATE TABLE ${n.claims} (key text PRIMARY KEY, until bigint NOT NULL);
      CREATE INDEX ${n.index('claims_until')} ON ${n.claims} (until);`,
+    // 2: counting groups (the per-user cap, counted atomically) and the record seal. The live
+    // rows of version 1 are counted in their owners' groups here, once.
+    `ALTER TABLE ${n.tokens} ADD COLUMN count_group text COLLATE "C";
+     ALTER TABLE ${n.tokens} ADD COLUMN seal text;
+     CREATE INDEX ${n.index('tokens_group')} ON ${n.tokens} (count_group, expires_at) WHERE count_group IS NOT NULL;
+     CREATE TABLE ${n.groups} (group_key text COLLATE "C" PRIMARY KEY, live integer NOT NULL);
+     UPDATE ${n.tokens} SET count_group = 'user:' || user_key
+       WHERE expires_at IS NULL OR expires_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+     INSERT INTO ${n.groups} (group_key, live)
+       SELECT count_group, count(*) FROM ${n.tokens} WHERE count_group IS NOT NULL GROUP BY count_group;`,
   ];
 }
 

@@ -22,11 +22,13 @@ import {
   toRow,
 } from './sql-record.js';
 import {
+  type CountLimit,
   EXPIRED_RETENTION_MS,
   type RevocationListener,
   type TokenQuery,
   type TokenSearchPage,
   type TokenStore,
+  userGroup,
 } from './token-store.js';
 
 export type { PostgresSchemaOptions } from './postgres-schema.js';
@@ -105,6 +107,7 @@ export class PostgresTokenStore implements TokenStore {
   private readonly prepared: boolean;
   private readonly sql: Record<
     | 'put'
+    | 'lockGroup'
     | 'get'
     | 'list'
     | 'exists'
@@ -132,14 +135,26 @@ export class PostgresTokenStore implements TokenStore {
     const live = (p: number) => `(expires_at IS NULL OR expires_at > $${p})`;
     const updates = TOKEN_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = EXCLUDED.${c}`);
     this.sql = {
-      put: `INSERT INTO ${t.tokens} (${TOKEN_COLUMNS.join(', ')}) VALUES (${placeholders(1, TOKEN_COLUMNS.length)})
-        ON CONFLICT (id) DO UPDATE SET ${updates.join(', ')}`,
+      // One statement: the row, and its count moved from the group it was in (if any) to its own.
+      put: `WITH prior AS (SELECT count_group FROM ${t.tokens} WHERE id = $1),
+        written AS (INSERT INTO ${t.tokens} (${TOKEN_COLUMNS.join(', ')}, count_group) VALUES (${placeholders(1, TOKEN_COLUMNS.length + 1)})
+          ON CONFLICT (id) DO UPDATE SET ${updates.join(', ')}, count_group = EXCLUDED.count_group),
+        left_group AS (UPDATE ${t.groups} SET live = live - 1
+          WHERE group_key = (SELECT count_group FROM prior) AND group_key <> $${TOKEN_COLUMNS.length + 1})
+        INSERT INTO ${t.groups} AS g (group_key, live) VALUES ($${TOKEN_COLUMNS.length + 1}, 1)
+          ON CONFLICT (group_key) DO UPDATE SET live = g.live + 1
+          WHERE NOT EXISTS (SELECT 1 FROM prior WHERE count_group = $${TOKEN_COLUMNS.length + 1})`,
+      // Locks the group's row (made at 0 when new) and reads its count and the id's current group.
+      lockGroup: `INSERT INTO ${t.groups} AS g (group_key, live) VALUES ($1, 0)
+        ON CONFLICT (group_key) DO UPDATE SET live = g.live
+        RETURNING live, (SELECT count_group FROM ${t.tokens} WHERE id = $2) AS before`,
       get: `SELECT * FROM ${t.tokens} WHERE id = $1 AND ${live(2)}`,
       list: `SELECT * FROM ${t.tokens} WHERE user_key = $1 AND ${live(2)} ORDER BY created_at DESC, id DESC`,
       exists: `SELECT 1 FROM ${t.tokens} WHERE id = $1 AND ${live(2)}`,
       touch: `UPDATE ${t.tokens} SET last_used_at = $1, last_used_ip = $2 WHERE id = $3 AND ${live(4)}`,
       // One statement: the row goes and the NOTIFY is sent when it commits, or neither happens.
-      delete: `WITH gone AS (DELETE FROM ${t.tokens} WHERE id = $1 RETURNING expires_at)
+      delete: `WITH gone AS (DELETE FROM ${t.tokens} WHERE id = $1 RETURNING expires_at, count_group),
+        uncounted AS (UPDATE ${t.groups} SET live = live - 1 WHERE group_key = (SELECT count_group FROM gone))
         SELECT pg_notify($2, $1::text), (SELECT count(*) FROM gone WHERE expires_at IS NULL OR expires_at > $3) AS live`,
       countFailure: `INSERT INTO ${t.failures} AS f (key, count, until) VALUES ($1, 1, $2)
         ON CONFLICT (key) DO UPDATE SET
@@ -151,7 +166,11 @@ export class PostgresTokenStore implements TokenStore {
         ON CONFLICT (key) DO UPDATE SET until = EXCLUDED.until WHERE c.until <= $3
         RETURNING 1 AS won`,
       expiring: `SELECT * FROM ${t.tokens} WHERE expires_at > $1 AND expires_at <= $2 ORDER BY expires_at, id LIMIT $3`,
-      purge: `WITH a AS (DELETE FROM ${t.tokens} WHERE expires_at <= $1),
+      // Purged rows stop counting in their groups in the same statement.
+      purge: `WITH a AS (DELETE FROM ${t.tokens} WHERE expires_at <= $1 RETURNING count_group),
+        released AS (UPDATE ${t.groups} AS g SET live = g.live - c.n
+          FROM (SELECT count_group, count(*) AS n FROM a WHERE count_group IS NOT NULL GROUP BY count_group) AS c
+          WHERE g.group_key = c.count_group),
         b AS (DELETE FROM ${t.failures} WHERE until <= $2)
         DELETE FROM ${t.claims} WHERE until <= $2`,
     };
@@ -171,8 +190,74 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   async put(record: TokenRecord): Promise<void> {
-    await this.query(this.sql.put, toRow(record));
+    await this.counted(record, userGroup(record.user), null);
     this.housekeep();
+  }
+
+  async putCounted(record: TokenRecord, limit: CountLimit): Promise<boolean> {
+    return this.counted(record, limit.group, limit.max);
+  }
+
+  /**
+   * Writes the record counted in `group`. Without a limit in one statement; with one in a
+   * transaction that holds the group's row lock from the check to the write, so a fleet sees one
+   * count. `live` counts the rows whose `count_group` names the group; expired rows stop counting
+   * when the group looks full.
+   */
+  private async counted(record: TokenRecord, group: string, max: number | null): Promise<boolean> {
+    const values = [...toRow(record), group];
+    if (max === null) {
+      await this.query(this.sql.put, values);
+      return true;
+    }
+    const t = this.names;
+    const now = Date.now();
+    return this.transaction(async (q) => {
+      const locked = await q(this.sql.lockGroup, [group, record.id]);
+      let live = Number(locked.rows[0]!['live']);
+      let before = (locked.rows[0]!['before'] ?? null) as string | null;
+      const held = () => live - (before === group ? 1 : 0);
+      if (held() >= max) {
+        const released = await q(
+          `WITH r AS (UPDATE ${t.tokens} SET count_group = NULL WHERE count_group = $1 AND expires_at <= $2 RETURNING id)
+           UPDATE ${t.groups} SET live = live - (SELECT count(*) FROM r) WHERE group_key = $1
+           RETURNING live, (SELECT count_group FROM ${t.tokens} WHERE id = $3 AND id NOT IN (SELECT id FROM r)) AS before`,
+          [group, now, record.id],
+        );
+        live = Number(released.rows[0]!['live']);
+        before = (released.rows[0]!['before'] ?? null) as string | null;
+        if (held() >= max) return false;
+      }
+      await q(this.sql.put, values);
+      return true;
+    });
+  }
+
+  /** Runs `work` in one transaction on a client of the pool; any failure is a StoreError. */
+  private async transaction<T>(
+    work: (q: (text: string, values: SqlValue[]) => ReturnType<PgPoolClientLike['query']>) => Promise<T>,
+  ): Promise<T> {
+    await this.ensureSchema();
+    let client: PgPoolClientLike;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw new StoreError(undefined, { cause: err });
+    }
+    let failed: unknown;
+    try {
+      await client.query('BEGIN');
+      const result = await work((text, values) => client.query(text, values));
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      failed = err;
+      await client.query('ROLLBACK').catch(() => {});
+      if (err instanceof TokenGateError) throw err;
+      throw new StoreError(undefined, { cause: err });
+    } finally {
+      client.release(failed instanceof Error && !(failed instanceof TokenGateError) ? failed : undefined);
+    }
   }
 
   async get(id: string): Promise<TokenRecord | null> {

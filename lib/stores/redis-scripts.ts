@@ -19,14 +19,15 @@ export class RedisScript {
 }
 
 /**
- * Writes the token hash and its lifetime in one step. ARGV: keepUntil (expiry plus the
- * retention; '' = never), field, value, …
+ * Writes the token hash and its lifetime in one step; returns the counting group of the record
+ * it replaced ('' when none). ARGV: keepUntil (expiry plus the retention; '' = never), field, value, …
  */
 export const PUT_TOKEN = new RedisScript(`
+local before = redis.call('HGET', KEYS[1], 'group') or ''
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 if ARGV[1] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
-return 1`);
+return before`);
 
 /** Adds an id to an index zset whose key lives as long as its longest-lived token. ARGV: score, id, expiresAt ('' = never), now. */
 export const INDEX_ADD = new RedisScript(`
@@ -69,7 +70,8 @@ return #gone`);
 
 /**
  * Changes fields of a live token, and its key's lifetime when the expiry moved. Never
- * resurrects: a missing or expired token is left alone. Returns the owner, or false.
+ * resurrects: a missing or expired token is left alone. Returns { owner, counting group ('' =
+ * the owner's) }, or false.
  * ARGV: now, keepUntil ('-' = unchanged, '' = never, else ms), field, value, …
  */
 export const UPDATE_LIVE = new RedisScript(`
@@ -80,17 +82,21 @@ if expires and expires ~= '' and tonumber(expires) <= tonumber(ARGV[1]) then ret
 if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
 if ARGV[2] == '' then redis.call('PERSIST', KEYS[1])
 elseif ARGV[2] ~= '-' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
-return user`);
+return { user, redis.call('HGET', KEYS[1], 'group') or '' }`);
 
-/** Deletes a token, returning { owner, 1 if it was live } (or false) so the indexes can be cleaned. ARGV: now. */
+/**
+ * Deletes a token, returning { owner, 1 if it was live, counting group ('' = the owner's) } (or
+ * false) so the indexes and the group can be cleaned. ARGV: now.
+ */
 export const DELETE_TOKEN = new RedisScript(`
 local user = redis.call('HGET', KEYS[1], 'user')
 if not user then return false end
 local expires = redis.call('HGET', KEYS[1], 'expiresAt')
 local live = 1
 if expires and expires ~= '' and tonumber(expires) <= tonumber(ARGV[1]) then live = 0 end
+local group = redis.call('HGET', KEYS[1], 'group') or ''
 redis.call('DEL', KEYS[1])
-return { user, live }`);
+return { user, live, group }`);
 
 /** Counts one failure in a fixed window. ARGV: window ms. */
 export const COUNT_FAILURE = new RedisScript(`
@@ -115,3 +121,56 @@ return redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])`);
 /** Ids with expiry in (min, max], soonest first. ARGV: min (exclusive), max, offset, count. */
 export const EXPIRY_RANGE = new RedisScript(`
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])`);
+
+/**
+ * Counts a token into a counting group (a zset of ids scored by expiry, '+inf' = never): 1 when
+ * counted, 0 when the group already holds `max` live tokens, -1 when the group key does not
+ * exist yet and the caller asked to be told (it then counts the group's older tokens in first).
+ * Expired members are dropped only when the group looks full, so a create is O(log n). The key
+ * lives as long as its longest-lived member. ARGV: id, expiresAt ('' = never), max ('' = no
+ * limit), now, tell-if-missing ('1' or '').
+ */
+export const GROUP_RESERVE = new RedisScript(`
+local existed = redis.call('EXISTS', KEYS[1])
+if existed == 0 and ARGV[5] == '1' then return -1 end
+if ARGV[3] ~= '' then
+  local max = tonumber(ARGV[3])
+  local held = function()
+    local n = redis.call('ZCARD', KEYS[1])
+    if redis.call('ZSCORE', KEYS[1], ARGV[1]) then n = n - 1 end
+    return n
+  end
+  if held() >= max then
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+    if held() >= max then return 0 end
+  end
+end
+if ARGV[2] == '' then
+  redis.call('ZADD', KEYS[1], '+inf', ARGV[1])
+  redis.call('PERSIST', KEYS[1])
+else
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  local wanted = tonumber(ARGV[2]) - tonumber(ARGV[4])
+  if (existed == 0 or ttl >= 0) and wanted > ttl then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+end
+return 1`);
+
+/** Counts older tokens (written before counting groups existed) into a group. ARGV: id, score, id, score, … */
+export const GROUP_SEED = new RedisScript(`
+for i = 1, #ARGV, 2 do redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i]) end
+redis.call('PERSIST', KEYS[1])
+return #ARGV / 2`);
+
+/** After a token's expiry moved: its count lasts until the new expiry. ARGV: id, expiresAt ('' = never), now. */
+export const GROUP_MOVE = new RedisScript(`
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+if ARGV[2] == '' then
+  redis.call('ZADD', KEYS[1], '+inf', ARGV[1])
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl >= 0 and tonumber(ARGV[2]) - tonumber(ARGV[3]) > ttl then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+end
+return 1`);

@@ -10,6 +10,9 @@ import {
   EXPIRY_INDEX_SET,
   EXPIRY_RANGE,
   GLOBAL_ADD,
+  GROUP_MOVE,
+  GROUP_RESERVE,
+  GROUP_SEED,
   INDEX_ADD,
   INDEX_EXTEND,
   INDEX_REMOVE,
@@ -18,6 +21,7 @@ import {
 } from './redis-scripts.js';
 import { isLive, matchesQuery } from './token-query.js';
 import {
+  type CountLimit,
   EXPIRED_RETENTION_MS,
   type RevocationListener,
   type TokenChanges,
@@ -25,6 +29,7 @@ import {
   type TokenRecord,
   type TokenSearchPage,
   type TokenStore,
+  userGroup,
 } from './token-store.js';
 
 export type { RedisClientLike, RedisSubscriberLike } from './redis-client.js';
@@ -58,7 +63,8 @@ const SUBSCRIBE_TIMEOUT_MS = 5_000;
  * Keys: `<p>:t:{<id>}` a hash per token (kept until its expiry plus `EXPIRED_RETENTION_MS`;
  * reads ignore it once expired), `<p>:u:{<user>}` a zset per user, `<p>:{all}:created` and
  * `<p>:{all}:expiring` the token manager's and the reminders' indexes, `<p>:c:{<key>}` claims,
- * `<p>:f:{<key>}` failure counters. Revocations are published on `<p>:revoked`. User names
+ * `<p>:f:{<key>}` failure counters, `<p>:g:{<group>}` counting groups (a zset of ids scored by
+ * expiry: the per-user cap and other bounds). Revocations are published on `<p>:revoked`. User names
  * and keys are base64url-encoded in key names, so no name can address another key.
  *
  * @example
@@ -110,27 +116,85 @@ export class RedisTokenStore implements TokenStore {
     return `${this.prefix}:{all}:expiring`;
   }
 
+  private groupKey(group: string): string {
+    return `${this.prefix}:g:{${Buffer.from(group).toString('base64url')}}`;
+  }
+
   put(record: TokenRecord): Promise<void> {
     return this.guard(async () => {
-      const expires = record.expiresAt ?? '';
-      const now = Date.now();
-      // Indexes first: a failure after them leaves only stale index entries, cleaned when met.
-      await INDEX_ADD.run(
-        this.redis,
-        [this.userKey(record.user)],
-        [record.createdAt, record.id, expires, now],
-      );
-      await GLOBAL_ADD.run(
-        this.redis,
-        [this.createdKey, this.expiringKey],
-        [record.createdAt, record.id, expires, now - EXPIRED_RETENTION_MS],
-      );
-      await PUT_TOKEN.run(
-        this.redis,
-        [this.tokenKey(record.id)],
-        [keepUntil(record.expiresAt), ...encode(record)],
-      );
+      await this.reserve(record, userGroup(record.user), '');
+      await this.write(record, userGroup(record.user));
     });
+  }
+
+  putCounted(record: TokenRecord, limit: CountLimit): Promise<boolean> {
+    return this.guard(async () => {
+      if (!(await this.reserve(record, limit.group, limit.max))) return false;
+      try {
+        await this.write(record, limit.group);
+      } catch (err) {
+        // Not stored: give the count back (best effort; a count left behind lapses at the expiry).
+        await INDEX_REMOVE.run(this.redis, [this.groupKey(limit.group)], [record.id]).catch(() => {});
+        throw err;
+      }
+      return true;
+    });
+  }
+
+  /**
+   * Counts the record into its group, atomically with the check (one script, one slot). A user's
+   * group that does not exist yet first counts in the user's live tokens written before counting
+   * groups existed (0.2.0), so an upgraded store keeps its cap.
+   */
+  private async reserve(record: TokenRecord, group: string, max: number | ''): Promise<boolean> {
+    const key = this.groupKey(group);
+    const args = (tell: '1' | '') => [record.id, record.expiresAt ?? '', max, Date.now(), tell];
+    const seedable = group === userGroup(record.user);
+    let counted = Number(await GROUP_RESERVE.run(this.redis, [key], args(seedable ? '1' : '')));
+    if (counted === -1) {
+      await this.seed(record.user, group);
+      counted = Number(await GROUP_RESERVE.run(this.redis, [key], args('')));
+    }
+    return counted === 1;
+  }
+
+  /** Counts a user's live tokens that carry no group (or this one) into the user's group. */
+  private async seed(user: string, group: string): Promise<void> {
+    const ids = await this.redis.zrevrange(this.userKey(user), 0, -1);
+    const members: Array<string | number> = [];
+    for (let i = 0; i < ids.length; i += BATCH) {
+      const batch = ids.slice(i, i + BATCH);
+      const hashes = await Promise.all(batch.map((id) => this.redis.hgetall(this.tokenKey(id))));
+      hashes.forEach((hash, j) => {
+        const record = decode(batch[j]!, hash);
+        const own = (hash['group'] ?? '') === '' || hash['group'] === group;
+        if (record !== null && isLive(record, Date.now()) && own && sameUser(record.user, user))
+          members.push(record.id, record.expiresAt ?? '+inf');
+      });
+    }
+    if (members.length > 0) await GROUP_SEED.run(this.redis, [this.groupKey(group)], members);
+  }
+
+  /** Writes the record and its indexes (after it was counted). */
+  private async write(record: TokenRecord, group: string): Promise<void> {
+    const expires = record.expiresAt ?? '';
+    const now = Date.now();
+    // Indexes first: a failure after them leaves only stale index entries, cleaned when met.
+    await INDEX_ADD.run(this.redis, [this.userKey(record.user)], [record.createdAt, record.id, expires, now]);
+    await GLOBAL_ADD.run(
+      this.redis,
+      [this.createdKey, this.expiringKey],
+      [record.createdAt, record.id, expires, now - EXPIRED_RETENTION_MS],
+    );
+    const before = await PUT_TOKEN.run(
+      this.redis,
+      [this.tokenKey(record.id)],
+      [keepUntil(record.expiresAt), ...encode(record), 'group', group],
+    );
+    // An overwritten record counted elsewhere leaves that group.
+    const left = before === '' ? null : String(before);
+    if (left !== null && left !== group)
+      await INDEX_REMOVE.run(this.redis, [this.groupKey(left)], [record.id]);
   }
 
   get(id: string): Promise<TokenRecord | null> {
@@ -154,12 +218,13 @@ export class RedisTokenStore implements TokenStore {
       const now = Date.now();
       const moved = changes.expiresAt !== undefined;
       const lifetime = moved ? keepUntil(changes.expiresAt ?? null) : '-';
-      const user = await UPDATE_LIVE.run(
+      const updated = (await UPDATE_LIVE.run(
         this.redis,
         [this.tokenKey(id)],
         [now, lifetime, ...encodeChanges(changes)],
-      );
-      if (typeof user !== 'string') return false;
+      )) as [string, string] | null;
+      if (!Array.isArray(updated)) return false;
+      const [user, group] = updated;
       // Other instances drop their cached copy of the old version at once.
       await this.redis.publish(this.channel, id);
       if (moved) {
@@ -167,6 +232,8 @@ export class RedisTokenStore implements TokenStore {
         const expires = changes.expiresAt ?? '';
         await EXPIRY_INDEX_SET.run(this.redis, [this.expiringKey], [id, expires]);
         await INDEX_EXTEND.run(this.redis, [this.userKey(user)], [expires, now]);
+        // The token counts in its group until its new expiry.
+        await GROUP_MOVE.run(this.redis, [this.groupKey(group || userGroup(user))], [id, expires, now]);
       }
       return true;
     });
@@ -185,12 +252,16 @@ export class RedisTokenStore implements TokenStore {
   delete(id: string): Promise<boolean> {
     return this.guard(async () => {
       const deleted = (await DELETE_TOKEN.run(this.redis, [this.tokenKey(id)], [Date.now()])) as
-        | [string, number]
+        | [string, number, string]
         | null;
       // Publish before index cleanup: other instances must drop their caches as early as possible.
       await this.redis.publish(this.channel, id);
       await Promise.all([
         deleted ? INDEX_REMOVE.run(this.redis, [this.userKey(deleted[0])], [id]) : undefined,
+        // The token no longer counts in its group ('' = its owner's, records from 0.2.0).
+        deleted
+          ? INDEX_REMOVE.run(this.redis, [this.groupKey(deleted[2] || userGroup(deleted[0]))], [id])
+          : undefined,
         INDEX_REMOVE.run(this.redis, [this.createdKey], [id]),
         INDEX_REMOVE.run(this.redis, [this.expiringKey], [id]),
       ]);
@@ -387,6 +458,7 @@ function encodeChanges(changes: TokenChanges): string[] {
   for (const key of ['allowedIps', 'requiredHeaders', 'resources'] as const)
     if (changes[key] !== undefined) fields.push(key, json(changes[key]));
   if (changes.upstream !== undefined) fields.push('upstream', changes.upstream ?? '');
+  if (changes.seal !== undefined) fields.push('seal', changes.seal);
   return fields;
 }
 
@@ -405,6 +477,7 @@ function encode(record: TokenRecord): string[] {
     'requiredHeaders', json(record.requiredHeaders),
     'resources', json(record.resources),
     'upstream', record.upstream ?? '',
+    ...(record.seal === undefined ? [] : ['seal', record.seal]),
   ]; // biome-ignore format: field/value pairs read best side by side
 }
 
@@ -442,5 +515,6 @@ function decode(id: string, hash: Record<string, string>): TokenRecord | null {
     requiredHeaders: optionalJson(hash['requiredHeaders']) as Record<string, string> | null,
     resources: optionalJson(hash['resources']) as string[] | null,
     upstream: hash['upstream'] || null,
+    ...(hash['seal'] ? { seal: hash['seal'] } : {}),
   };
 }

@@ -24,6 +24,7 @@ export const TOKEN_COLUMNS = [
   'required_headers',
   'resources',
   'upstream',
+  'seal',
 ] as const;
 
 export type SqlValue = string | number | null;
@@ -49,6 +50,7 @@ export function toRow(record: TokenRecord): SqlValue[] {
     json(record.requiredHeaders),
     json(record.resources),
     record.upstream,
+    record.seal ?? null,
   ];
 }
 
@@ -63,6 +65,7 @@ export function changedColumns(changes: TokenChanges): Array<[string, SqlValue]>
     columns.push(['required_headers', json(changes.requiredHeaders)]);
   if (changes.resources !== undefined) columns.push(['resources', json(changes.resources)]);
   if (changes.upstream !== undefined) columns.push(['upstream', changes.upstream]);
+  if (changes.seal !== undefined) columns.push(['seal', changes.seal]);
   return columns;
 }
 
@@ -102,6 +105,7 @@ export function fromRow(row: Record<string, unknown>): TokenRecord {
     requiredHeaders: optionalJson(row['required_headers']) as Record<string, string> | null,
     resources: optionalJson(row['resources']) as string[] | null,
     upstream: (row['upstream'] as string | null) ?? null,
+    ...(typeof row['seal'] === 'string' ? { seal: row['seal'] } : {}),
   };
 }
 

@@ -3,7 +3,7 @@ import { quote, RESTRICTED } from './sql-record.js';
 import type { SqliteDatabaseLike } from './sqlite-types.js';
 
 /** The schema version this release writes; files at a lower version are upgraded on open. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /** Quoted names of the store's tables and indexes under one prefix. */
 export function sqliteNames(prefix: string) {
@@ -14,6 +14,7 @@ export function sqliteNames(prefix: string) {
     failures: name('failures'),
     claims: name('claims'),
     revocations: name('revocations'),
+    groups: name('groups'),
     index: name,
   };
 }
@@ -54,6 +55,16 @@ function migrations(n: Names): string[] {
      CREATE INDEX ${n.index('tokens_restricted')} ON ${n.tokens} (created_at DESC, id DESC) WHERE ${RESTRICTED};
      CREATE TABLE ${n.claims} (key TEXT PRIMARY KEY NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;
      CREATE INDEX ${n.index('claims_until')} ON ${n.claims} (until);`,
+    // 3: counting groups (the per-user cap, counted atomically) and the record seal. The live
+    // rows of version 2 are counted in their owners' groups here, once.
+    `ALTER TABLE ${n.tokens} ADD COLUMN count_group TEXT;
+     ALTER TABLE ${n.tokens} ADD COLUMN seal TEXT;
+     CREATE INDEX ${n.index('tokens_group')} ON ${n.tokens} (count_group, expires_at) WHERE count_group IS NOT NULL;
+     CREATE TABLE ${n.groups} (group_key TEXT PRIMARY KEY NOT NULL, live INTEGER NOT NULL) WITHOUT ROWID;
+     UPDATE ${n.tokens} SET count_group = 'user:' || user_key
+       WHERE expires_at IS NULL OR expires_at > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
+     INSERT INTO ${n.groups} (group_key, live)
+       SELECT count_group, count(*) FROM ${n.tokens} WHERE count_group IS NOT NULL GROUP BY count_group;`,
   ];
 }
 

@@ -14,11 +14,13 @@ import {
 import { migrateSqlite, sqliteNames } from './sqlite-schema.js';
 import type { SqliteDatabaseLike, SqliteStatementLike } from './sqlite-types.js';
 import {
+  type CountLimit,
   EXPIRED_RETENTION_MS,
   type RevocationListener,
   type TokenQuery,
   type TokenSearchPage,
   type TokenStore,
+  userGroup,
 } from './token-store.js';
 
 export type { SqliteDatabaseLike, SqliteStatementLike } from './sqlite-types.js';
@@ -89,7 +91,13 @@ type Statements = Record<
   | 'purgeTokens'
   | 'purgeFailures'
   | 'purgeClaims'
-  | 'purgeLog',
+  | 'purgeLog'
+  | 'groupLive'
+  | 'groupCreate'
+  | 'groupAdd'
+  | 'groupRelease'
+  | 'groupOf'
+  | 'releasePurged',
   SqliteStatementLike
 >;
 
@@ -184,11 +192,11 @@ export class SqliteTokenStore implements TokenStore {
     const t = this.tables;
     const live = '(expires_at IS NULL OR expires_at > ?)';
     const statements: Record<keyof Statements, string> = {
-      put: `INSERT OR REPLACE INTO ${t.tokens} (${TOKEN_COLUMNS.join(', ')}) VALUES (${TOKEN_COLUMNS.map(() => '?').join(', ')})`,
+      put: `INSERT OR REPLACE INTO ${t.tokens} (${TOKEN_COLUMNS.join(', ')}, count_group) VALUES (${TOKEN_COLUMNS.map(() => '?').join(', ')}, ?)`,
       get: `SELECT * FROM ${t.tokens} WHERE id = ? AND ${live}`,
       list: `SELECT * FROM ${t.tokens} WHERE user_key = ? AND ${live} ORDER BY created_at DESC, id DESC`,
       touch: `UPDATE ${t.tokens} SET last_used_at = ?, last_used_ip = ? WHERE id = ? AND ${live}`,
-      remove: `DELETE FROM ${t.tokens} WHERE id = ? RETURNING expires_at`,
+      remove: `DELETE FROM ${t.tokens} WHERE id = ? RETURNING expires_at, count_group`,
       logRevocation: `INSERT INTO ${t.revocations} (id, at) VALUES (?, ?)`,
       revocationsAfter: `SELECT seq, id FROM ${t.revocations} WHERE seq > ? ORDER BY seq LIMIT 500`,
       lastRevocation: `SELECT COALESCE(MAX(seq), 0) AS seq FROM ${t.revocations}`,
@@ -206,6 +214,15 @@ export class SqliteTokenStore implements TokenStore {
       purgeFailures: `DELETE FROM ${t.failures} WHERE until <= ?`,
       purgeClaims: `DELETE FROM ${t.claims} WHERE until <= ?`,
       purgeLog: `DELETE FROM ${t.revocations} WHERE at <= ?`,
+      groupLive: `SELECT live FROM ${t.groups} WHERE group_key = ?`,
+      groupCreate: `INSERT INTO ${t.groups} (group_key, live) VALUES (?, ?)`,
+      groupAdd: `UPDATE ${t.groups} SET live = live + ? WHERE group_key = ?`,
+      groupRelease: `UPDATE ${t.tokens} SET count_group = NULL WHERE count_group = ? AND expires_at <= ?`,
+      groupOf: `SELECT count_group FROM ${t.tokens} WHERE id = ?`,
+      // Rows about to be purged stop counting first (their group was not full since they expired).
+      releasePurged: `UPDATE ${t.groups} SET live = live - (SELECT count(*) FROM ${t.tokens} AS t
+          WHERE t.count_group = ${t.groups}.group_key AND t.expires_at <= ?)
+        WHERE group_key IN (SELECT count_group FROM ${t.tokens} WHERE expires_at <= ? AND count_group IS NOT NULL)`,
     };
     return Object.fromEntries(
       Object.entries(statements).map(([key, source]) => [key, this.db.prepare(source)]),
@@ -214,9 +231,58 @@ export class SqliteTokenStore implements TokenStore {
 
   async put(record: TokenRecord): Promise<void> {
     this.guard(() => {
-      this.sql.put.run(...toRow(record));
+      this.counted(record, userGroup(record.user), null);
       this.housekeep();
     });
+  }
+
+  async putCounted(record: TokenRecord, limit: CountLimit): Promise<boolean> {
+    return this.guard(() => this.counted(record, limit.group, limit.max));
+  }
+
+  /**
+   * Writes the record counted in `group`, in one IMMEDIATE transaction with the check, so every
+   * process on the file sees one count. `live` in the groups table counts the rows whose
+   * `count_group` names the group; expired rows stop counting when the group looks full.
+   */
+  private counted(record: TokenRecord, group: string, max: number | null): boolean {
+    const now = Date.now();
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      let live = this.groupLive(group);
+      const groupOf = () =>
+        (this.sql.groupOf.get(record.id) as { count_group: string | null } | undefined)?.count_group ?? null;
+      let before = groupOf();
+      const held = () => live - (before === group ? 1 : 0);
+      if (max !== null && held() >= max) {
+        const released = this.sql.groupRelease.run(group, now).changes;
+        if (released > 0) {
+          this.sql.groupAdd.run(-released, group);
+          live -= released;
+          before = groupOf();
+        }
+        if (held() >= max) {
+          this.db.exec('COMMIT');
+          return false;
+        }
+      }
+      if (before !== null && before !== group) this.sql.groupAdd.run(-1, before);
+      this.sql.put.run(...toRow(record), group);
+      if (before !== group) this.sql.groupAdd.run(1, group);
+      this.db.exec('COMMIT');
+      return true;
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /** The group's count (a group met for the first time starts at 0). */
+  private groupLive(group: string): number {
+    const row = this.sql.groupLive.get(group) as { live: number } | undefined;
+    if (row !== undefined) return row.live;
+    this.sql.groupCreate.run(group, 0);
+    return 0;
   }
 
   async get(id: string): Promise<TokenRecord | null> {
@@ -263,7 +329,10 @@ export class SqliteTokenStore implements TokenStore {
       // One transaction: the token goes and its revocation is logged for the other processes.
       this.db.exec('BEGIN IMMEDIATE');
       try {
-        const row = this.sql.remove.get(id) as { expires_at: number | null } | undefined;
+        const row = this.sql.remove.get(id) as
+          | { expires_at: number | null; count_group: string | null }
+          | undefined;
+        if (row?.count_group != null) this.sql.groupAdd.run(-1, row.count_group);
         this.sql.logRevocation.run(id, now);
         this.db.exec('COMMIT');
         this.housekeep();
@@ -411,7 +480,15 @@ export class SqliteTokenStore implements TokenStore {
     if (now - this.lastHousekeeping < HOUSEKEEPING_MS) return;
     this.lastHousekeeping = now;
     this.relaxed(() => {
-      this.sql.purgeTokens.run(now - EXPIRED_RETENTION_MS);
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        this.sql.releasePurged.run(now - EXPIRED_RETENTION_MS, now - EXPIRED_RETENTION_MS);
+        this.sql.purgeTokens.run(now - EXPIRED_RETENTION_MS);
+        this.db.exec('COMMIT');
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
       this.sql.purgeFailures.run(now);
       this.sql.purgeClaims.run(now);
       this.sql.purgeLog.run(now - REVOCATION_LOG_MS);

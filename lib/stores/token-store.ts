@@ -64,6 +64,29 @@ export interface TokenSearchPage {
 export type RevocationListener = (id: string) => void;
 
 /**
+ * A counting group and its most live tokens, for `TokenStore.putCounted`. Every token counts in
+ * one group: its owner's (`userGroup(user)`, what `put` uses) unless it was put into another one
+ * (e.g. `federation:<rule>`, tokens bounded per trust rule instead of per user).
+ * @example
+ * const limit: CountLimit = { group: 'federation:github-deploys', max: 50 };
+ * const stored = await store.putCounted?.(record, limit); // false: 50 live tokens already
+ */
+export interface CountLimit {
+  /** The group: `user:<lower-cased owner>` for the per-user cap, another name for other bounds. 1 to 300 characters. */
+  group: string;
+  /** Most live tokens the group may hold, this one included. */
+  max: number;
+}
+
+/**
+ * The counting group of a user's tokens (what `put` counts a record in).
+ * @example const limit: CountLimit = { group: userGroup('alice'), max: 100 };
+ */
+export function userGroup(user: string): string {
+  return `user:${user.toLowerCase()}`;
+}
+
+/**
  * How long a store keeps an expired record, invisible to `get`, `listByUser` and `search`, so
  * that `expiringBetween` can still report its expiry (for `token.expired` events). 24 hours.
  * @example
@@ -92,8 +115,18 @@ export const EXPIRED_RETENTION_MS = 86_400_000;
  * const gate = createTokenGate({ store: new LoggingStore({ path: './data/tokens.db' }) });
  */
 export interface TokenStore {
-  /** Required. Stores a new token. The id is fresh; an existing id may be overwritten. */
+  /**
+   * Required. Stores a new token, counted in its owner's group (`userGroup(record.user)`)
+   * without a limit. The id is fresh; an existing id may be overwritten (it leaves its old group).
+   */
   put(record: TokenRecord): Promise<void>;
+  /**
+   * Optional (the per-user cap is only a best effort without it). Stores a new token counted in
+   * `limit.group`, atomically with the count: true when stored, false (nothing written) when the
+   * group already holds `limit.max` live tokens, on any instance sharing the store. A token stops
+   * counting when it is deleted or expires. Must not list the group's tokens on each call.
+   */
+  putCounted?(record: TokenRecord, limit: CountLimit): Promise<boolean>;
   /** Required. The live record, or null when unknown, revoked or expired. */
   get(id: string): Promise<TokenRecord | null>;
   /** Required. All live tokens of one user (case-insensitive), newest first. */

@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenRecord } from '../model.js';
-import { EXPIRED_RETENTION_MS, type TokenQuery, type TokenStore } from '../stores/token-store.js';
+import {
+  type CountLimit,
+  EXPIRED_RETENTION_MS,
+  type TokenQuery,
+  type TokenStore,
+  userGroup,
+} from '../stores/token-store.js';
 import { generateToken } from '../tokens/format.js';
 
 /**
@@ -355,6 +361,114 @@ export function runTokenStoreContract(
         if (store.expiringBetween) {
           const window = await store.expiringBetween(record.expiresAt! - 1, record.expiresAt!, 10);
           expect(window).toEqual([]);
+        }
+      });
+    });
+
+    describe('counting groups (putCounted)', () => {
+      /** Puts through `store` and `peer` alternately, all at once; the records stored. */
+      const race = async (records: TokenRecord[], limit: CountLimit) => {
+        const stores = [store, harness.peer ?? store];
+        const results = await Promise.all(
+          records.map((record, i) => stores[i % stores.length]!.putCounted!(record, limit)),
+        );
+        return records.filter((_, i) => results[i]);
+      };
+
+      it('stores exactly `max` of 40 tokens put at once (on two instances when there are two)', async () => {
+        if (!store.putCounted) return;
+        const user = `capped-${randomBytes(4).toString('hex')}`;
+        const records = Array.from({ length: 40 }, () => makeRecord({ user }));
+        const stored = await race(records, { group: userGroup(user), max: 5 });
+        expect(stored).toHaveLength(5);
+        expect((await store.listByUser(user)).map((r) => r.id).sort()).toEqual(
+          stored.map((r) => r.id).sort(),
+        );
+        // The refused ones left nothing behind.
+        for (const record of records.filter((r) => !stored.includes(r)))
+          expect(await store.get(record.id)).toBeNull();
+      });
+
+      it('counts tokens written with put in their owner’s group', async () => {
+        if (!store.putCounted) return;
+        const user = `put-${randomBytes(4).toString('hex')}`;
+        await store.put(makeRecord({ user }));
+        await store.put(makeRecord({ user: user.toUpperCase() }));
+        const limit = { group: userGroup(user), max: 3 };
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(true);
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(false);
+      });
+
+      it('gives the count back when a token is revoked', async () => {
+        if (!store.putCounted) return;
+        const user = `revoked-${randomBytes(4).toString('hex')}`;
+        const limit = { group: userGroup(user), max: 2 };
+        const first = makeRecord({ user });
+        expect(await store.putCounted(first, limit)).toBe(true);
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(true);
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(false);
+        await store.delete(first.id);
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(true);
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(false);
+      });
+
+      it('gives the count back when a token expires, and not before', async () => {
+        if (!store.putCounted) return;
+        const user = `expiring-${randomBytes(4).toString('hex')}`;
+        const limit = { group: userGroup(user), max: 1 };
+        expect(await store.putCounted(makeRecord({ user, expiresAt: Date.now() + SHORT_MS }), limit)).toBe(
+          true,
+        );
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(false);
+        await sleep(PAST_SHORT_MS);
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(true);
+      });
+
+      it('counts a token until its moved expiry (a rotation’s grace period)', async () => {
+        if (!store.putCounted) return;
+        const user = `moved-${randomBytes(4).toString('hex')}`;
+        const limit = { group: userGroup(user), max: 1 };
+        const record = makeRecord({ user, expiresAt: Date.now() + SHORT_MS });
+        expect(await store.putCounted(record, limit)).toBe(true);
+        await store.update(record.id, { expiresAt: Date.now() + 3_600_000 });
+        await sleep(PAST_SHORT_MS);
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(false);
+        await store.update(record.id, { expiresAt: Date.now() + SHORT_MS });
+        await sleep(PAST_SHORT_MS);
+        expect(await store.putCounted(makeRecord({ user }), limit)).toBe(true);
+      });
+
+      it('keeps groups apart: another group does not count against the owner’s', async () => {
+        if (!store.putCounted) return;
+        const user = `federated-${randomBytes(4).toString('hex')}`;
+        const rule = { group: `federation:${user}`, max: 2 };
+        const own = { group: userGroup(user), max: 1 };
+        const federated = await race(
+          Array.from({ length: 6 }, () => makeRecord({ user })),
+          rule,
+        );
+        expect(federated).toHaveLength(2);
+        expect(await store.putCounted(makeRecord({ user }), own)).toBe(true);
+        expect(await store.putCounted(makeRecord({ user }), own)).toBe(false);
+        await store.delete(federated[0]!.id);
+        expect(await store.putCounted(makeRecord({ user }), rule)).toBe(true);
+        expect(await store.putCounted(makeRecord({ user }), own)).toBe(false);
+      });
+
+      it('keeps hostile group names apart', async () => {
+        if (!store.putCounted) return;
+        const tag = randomBytes(4).toString('hex');
+        for (const hostile of HOSTILE) {
+          const user = `${hostile}-${tag}`;
+          expect(await store.putCounted(makeRecord({ user }), { group: `g:${hostile}${tag}`, max: 1 })).toBe(
+            true,
+          );
+        }
+        for (const hostile of HOSTILE) {
+          const user = `${hostile}-${tag}`;
+          expect(await store.putCounted(makeRecord({ user }), { group: `g:${hostile}${tag}`, max: 1 })).toBe(
+            false,
+          );
         }
       });
     });

@@ -4,7 +4,7 @@ import { any, func, integer, object, type Shape, validateOptions, withMethods } 
 import { parseInstant, validateName, validateScope, validateUser } from '../internal/validate.js';
 import { storeCall } from '../internal/with-timeout.js';
 import type { Scope, TokenInfo, TokenRecord } from '../model.js';
-import type { TokenQuery, TokenStore } from '../stores/token-store.js';
+import { type CountLimit, type TokenQuery, type TokenStore, userGroup } from '../stores/token-store.js';
 import {
   checkExpiryPolicy,
   EXPIRY_POLICY,
@@ -191,6 +191,34 @@ const TOKEN_SERVICE_OPTIONS: Shape<TokenServiceOptions> = {
 const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources']);
 
 const engines = new WeakMap<TokenService, TokenVerifier>();
+const groupCreators = new WeakMap<
+  TokenService,
+  (input: CreateTokenInput, limit: CountLimit, context: ChangeContext) => Promise<CreatedToken>
+>();
+
+/** Counting groups other than users' are named freely but never `user:…`, which the per-user cap owns. */
+const GROUP_NAME = /^(?!user:)\P{Cc}{1,300}$/u;
+
+/**
+ * Creates a token counted in its own counting group instead of against its owner's cap (internal,
+ * for token issuers such as the federation exchange: "at most N live tokens per trust rule").
+ * Atomic in the store: the group never holds more than `limit.max` live tokens, on any instance;
+ * a full group is a 400 `TOKEN_LIMIT_REACHED`. Emits `token.created` like `create`.
+ */
+export function createInGroup(
+  service: TokenService,
+  input: CreateTokenInput,
+  limit: CountLimit,
+  context: ChangeContext = {},
+): Promise<CreatedToken> {
+  const create = groupCreators.get(service);
+  if (create === undefined) throw new TypeError('`service` must be a TokenService (gate.tokens)');
+  if (typeof limit?.group !== 'string' || !GROUP_NAME.test(limit.group))
+    throw new TypeError('`limit.group` must be 1 to 300 characters, no control characters, not `user:…`');
+  if (!Number.isInteger(limit.max) || limit.max < 1 || limit.max > 1_000_000)
+    throw new TypeError('`limit.max` must be an integer from 1 to 1,000,000');
+  return create(input, { group: limit.group, max: limit.max }, context);
+}
 
 /** The verification engine of a service, for the request path (internal; not exported by the package). */
 export function verifierOf(service: TokenService): TokenVerifier {
@@ -240,6 +268,7 @@ export class TokenService {
     this.#now = options.now ?? Date.now;
     this.#verifier = new TokenVerifier({ ...options, tokenPrefix: this.tokenPrefix });
     engines.set(this, this.#verifier);
+    groupCreators.set(this, (input, limit, context) => this.#create(input, context, limit));
   }
 
   /**
@@ -252,7 +281,16 @@ export class TokenService {
    *   resources: ['OPS/deploy'],
    * });
    */
-  async create(input: CreateTokenInput, context: ChangeContext = {}): Promise<CreatedToken> {
+  create(input: CreateTokenInput, context: ChangeContext = {}): Promise<CreatedToken> {
+    return this.#create(input, context, undefined);
+  }
+
+  /** `create`, counted in `group` (default: the owner's, under `maxTokensPerUser`). */
+  async #create(
+    input: CreateTokenInput,
+    context: ChangeContext,
+    group: CountLimit | undefined,
+  ): Promise<CreatedToken> {
     if (typeof input !== 'object' || input === null)
       throw new ValidationError('input', 'A token needs a user, a name and a scope.');
     const user = validateUser(input.user);
@@ -271,7 +309,7 @@ export class TokenService {
         requiredHeaders: restrictions.requiredHeaders ?? null,
         resources: restrictions.resources ?? null,
       },
-      true,
+      group ?? this.#userLimit(user),
       { credentials: input.upstream, actor: createdBy },
     );
     this.#report(
@@ -283,14 +321,20 @@ export class TokenService {
     return { token: created.token, info: created.info };
   }
 
+  /** The owner's counting group under `maxTokensPerUser`, with `extra` more allowed for a moment. */
+  #userLimit(user: string, extra = 0): CountLimit {
+    return { group: userGroup(user), max: this.#maxPerUser + extra };
+  }
+
   /**
-   * Writes a new token like `draft` with a fresh id and secret; checks the per-user cap when
-   * asked. In access-token mode the upstream credential is obtained first (and undone when the
-   * token cannot be stored), and the token never outlives it.
+   * Writes a new token like `draft` with a fresh id and secret, counted in `limit`'s group
+   * atomically in the store (no list per create). In access-token mode the upstream credential
+   * is obtained first (and undone when the token cannot be stored), and the token never
+   * outlives it.
    */
   async #issue(
     draft: Omit<TokenRecord, 'id' | 'hash' | 'lastUsedAt' | 'lastUsedIp' | 'upstream'>,
-    capped: boolean,
+    limit: CountLimit,
     upstream: { credentials: UpstreamCredentials | undefined; actor: string; from?: TokenRecord },
   ): Promise<CreatedToken & { upstream: { upstream?: UpstreamGrant['origin'] } }> {
     if (upstream.credentials !== undefined && this.#upstream === undefined)
@@ -298,13 +342,11 @@ export class TokenService {
         'upstream',
         'Bitbucket credentials are only taken when the gate forwards Bitbucket access tokens (`upstream: bitbucketAccessTokens(...)`).',
       );
-    if (capped) {
+    const putCounted = this.#store.putCounted?.bind(this.#store);
+    // A store without the counted write: the cap is checked by listing, a best effort only.
+    if (putCounted === undefined && limit.group === userGroup(draft.user)) {
       const held = await this.#call(() => this.#store.listByUser(draft.user));
-      if (held.length >= this.#maxPerUser)
-        throw new BadRequestError(
-          'TOKEN_LIMIT_REACHED',
-          `${draft.user} already has ${held.length} API tokens, the most allowed. Revoke one first.`,
-        );
+      if (held.length >= limit.max) throw limitReached(draft.user, limit);
     }
     const { token, id, secret } = generateToken(this.tokenPrefix);
     // Hashed before an upstream credential exists, so nothing after it but the store can fail.
@@ -332,12 +374,18 @@ export class TokenService {
       lastUsedIp: null,
       upstream: grant?.sealed ?? null,
     };
+    let stored = true;
     try {
-      await this.#call(() => this.#store.put(record));
+      if (putCounted === undefined) await this.#call(() => this.#store.put(record));
+      else stored = await this.#call(() => putCounted(record, limit));
     } catch (err) {
       // No half-made token: the upstream credential minted for it goes too.
       await grant?.undo().catch(() => {});
       throw err;
+    }
+    if (!stored) {
+      await grant?.undo().catch(() => {});
+      throw limitReached(draft.user, limit);
     }
     return {
       token,
@@ -485,15 +533,22 @@ export class TokenService {
       );
     const old = await this.#existing(id);
     const now = this.#now();
-    // A rotation replaces a token, so the per-user cap does not stand in its way.
-    const created = await this.#issue(this.#likeDraft(old, now, context), false, {
-      credentials: options.upstream,
-      actor: context.actor ?? old.user,
-      from: old,
-    });
+    // With a grace period both tokens live, so the new one counts like any other. Without one
+    // it replaces the old: one over the cap for a moment, and undone below unless this call is
+    // the one that revoked the old token (two concurrent rotations make one token, not two).
+    const created = await this.#issue(
+      this.#likeDraft(old, now, context),
+      this.#userLimit(old.user, graceMs === 0 ? 1 : 0),
+      { credentials: options.upstream, actor: context.actor ?? old.user, from: old },
+    );
     const until = graceMs === 0 ? null : Math.min(old.expiresAt ?? Number.POSITIVE_INFINITY, now + graceMs);
-    if (until === null) await this.revoke(old.id, context);
-    else {
+    if (until === null) {
+      if (!(await this.revoke(old.id, context))) {
+        await this.#call(() => this.#store.delete(created.info.id));
+        this.#verifier.forget(created.info.id);
+        throw new NotFoundError();
+      }
+    } else {
       await this.#call(() => this.#store.update(old.id, { expiresAt: until }));
       this.#verifier.forget(old.id);
     }
@@ -518,11 +573,15 @@ export class TokenService {
    */
   async copy(id: string, options: CopyOptions = {}, context: ChangeContext = {}): Promise<CreatedToken> {
     const original = await this.#existing(id);
-    const created = await this.#issue(this.#likeDraft(original, this.#now(), context), true, {
-      credentials: options.upstream,
-      actor: context.actor ?? original.user,
-      from: original,
-    });
+    const created = await this.#issue(
+      this.#likeDraft(original, this.#now(), context),
+      this.#userLimit(original.user),
+      {
+        credentials: options.upstream,
+        actor: context.actor ?? original.user,
+        from: original,
+      },
+    );
     this.#report('token.created', created.info, context, {
       scope: created.info.scope,
       copiedFrom: original.id,
@@ -580,4 +639,13 @@ export class TokenService {
   ): void {
     this.#emit({ ...this.#base(info, context), type, ...extra });
   }
+}
+
+function limitReached(user: string, limit: CountLimit): BadRequestError {
+  return new BadRequestError(
+    'TOKEN_LIMIT_REACHED',
+    limit.group === userGroup(user)
+      ? `${user} already has the most API tokens allowed. Revoke one first.`
+      : `The most live tokens allowed for ${limit.group} (${limit.max}) are in use. Try again when one expires.`,
+  );
 }

@@ -53,6 +53,7 @@ describe('PostgresTokenStore', () => {
     expect(rows.map((r) => r.table_name)).toEqual([
       'Api_claims',
       'Api_failures',
+      'Api_groups',
       'Api_schema_version',
       'Api_tokens',
     ]);
@@ -80,7 +81,7 @@ describe('PostgresTokenStore', () => {
     await new PostgresTokenStore({ pool, schema }).ensureSchema();
     await pool.query(`UPDATE "${schema}"."bbt_schema_version" SET version = 7`);
     const store = new PostgresTokenStore({ pool, schema });
-    await expect(store.ensureSchema()).rejects.toThrow(/schema version 7.*schema version 1 at most/);
+    await expect(store.ensureSchema()).rejects.toThrow(/schema version 7.*schema version 2 at most/);
     await expect(store.get(makeRecord().id)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
   });
 
@@ -89,7 +90,7 @@ describe('PostgresTokenStore', () => {
     const stores = Array.from({ length: 6 }, () => new PostgresTokenStore({ pool, schema }));
     await Promise.all(stores.map((store) => store.ensureSchema()));
     const { rows } = await pool.query(`SELECT version FROM "${schema}"."bbt_schema_version"`);
-    expect(rows).toEqual([{ version: 1 }]);
+    expect(rows).toEqual([{ version: 2 }]);
   });
 
   it('has an index for every query of the token manager', async () => {

@@ -67,6 +67,7 @@ describe('RedisTokenStore', () => {
         'createdAt',
         'createdBy',
         'expiresAt',
+        'group',
         'hash',
         'lastUsedAt',
         'lastUsedIp',
