@@ -4,10 +4,13 @@ import type { EventListener } from '../events.js';
 import { storeCall } from '../internal/with-timeout.js';
 import type { GrantContext, GrantHandler, GrantResult } from '../oauth/grants.js';
 import type { TokenStore } from '../stores/token-store.js';
-import { createOutsideUserCap, FEDERATION_ACTOR, type TokenService } from '../tokens/service.js';
+import { createInGroup, type TokenService } from '../tokens/service.js';
 import { IssuerKeys, IssuerUnavailableError } from './issuer-keys.js';
 import { CLOCK_SKEW_SECONDS, JobTokenRefused, MAX_TOKEN_AGE_SECONDS, verifyJobToken } from './job-token.js';
 import type { CompiledRule } from './trust-rules.js';
+
+/** `createdBy` (and the event `actor`) of the tokens the exchange issues. */
+export const FEDERATION_ACTOR = 'federation';
 
 /** The `grant_type` of RFC 8693 token exchange. */
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -177,7 +180,7 @@ export function createTokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler 
       );
       if (!first) return refuse(context, 'replayed', claims.iss, rule);
       const issued = now();
-      const { token, info } = await createOutsideUserCap(
+      const { token, info } = await createInGroup(
         deps.tokens,
         {
           user: rule.user,
@@ -188,6 +191,8 @@ export function createTokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler 
           ...(rule.resources === null ? {} : { resources: rule.resources }),
           ...(rule.allowedIps === null ? {} : { allowedIps: rule.allowedIps }),
         },
+        // Bounded per rule, atomically in the store; not counted against the user's cap.
+        { group: `federation:${rule.name}`, max: rule.maxLiveTokens },
         { actor: FEDERATION_ACTOR, clientIp: context.clientIp },
       );
       deps.emit({
@@ -215,6 +220,17 @@ export function createTokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler 
       };
     } catch (err) {
       if (isTokenGateError(err) && err.status === 503) return UNAVAILABLE;
+      if (isTokenGateError(err) && err.code === 'TOKEN_LIMIT_REACHED') {
+        refuse(context, 'rule_limit', claims.iss, rule);
+        return {
+          status: 429,
+          body: {
+            error: 'temporarily_unavailable',
+            error_description:
+              'Too many tokens issued to jobs like this one are live. Try again when one expires.',
+          },
+        };
+      }
       throw err;
     }
   };
