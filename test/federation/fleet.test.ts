@@ -17,7 +17,7 @@ import { tokenEndpointApp } from '../support/token-endpoint.js';
 
 const AUDIENCE = 'https://git.example.com';
 
-function proxyOn(store: TokenStore, issuer: string) {
+function proxyOn(store: TokenStore, issuer: string, bound?: { name: string; maxLiveTokens: number }) {
   const tokens = new TokenService({ store, hasher: sha256Hasher({ pepper: 'fleet tests' }) });
   const grant: GrantHandler = createTokenExchangeGrant({
     tokens,
@@ -29,6 +29,7 @@ function proxyOn(store: TokenStore, issuer: string) {
         claims: { project_path: 'ops/deploy' },
         user: 'ci-deploy',
         scope: 'read',
+        ...bound,
         allowInsecureLoopback: true,
       },
     ]),
@@ -118,6 +119,15 @@ describe('a job token is used once across a fleet', () => {
         const answers = await Promise.all([exchange(first.app, jobToken), exchange(second.app, jobToken)]);
         expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
       }
+    });
+
+    it('holds the per-rule bound across instances racing for the last places', async () => {
+      const bound = { name: 'bounded', maxLiveTokens: 3 };
+      const bounded = [proxyOn(stores.a, ci.issuer, bound), proxyOn(stores.b, ci.issuer, bound)];
+      const jobTokens = await Promise.all(Array.from({ length: 8 }, () => ci.sign()));
+      const answers = await Promise.all(jobTokens.map((t, i) => exchange(bounded[i % 2]!.app, t)));
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(3);
+      expect(answers.filter((a) => a.status === 429)).toHaveLength(5);
     });
 
     it('exchanges quickly once the keys are cached (median reported)', async () => {

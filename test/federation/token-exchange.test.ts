@@ -186,15 +186,32 @@ describe('token exchange (RFC 8693) of CI job tokens', () => {
       });
     });
 
-    it("does not count against the user's cap", async () => {
-      const { app, tokens } = instance(new MemoryTokenStore(), ci.issuer, { maxTokensPerUser: 1 });
+    it("does not count against the user's cap, and is bounded per rule instead", async () => {
+      const { app, tokens, events } = instance(new MemoryTokenStore(), ci.issuer, {
+        maxTokensPerUser: 1,
+        rules: rulesFor(ci.issuer, { maxLiveTokens: 3 }),
+      });
       for (let i = 0; i < 3; i++) expect((await exchange(app, await ci.sign())).status).toBe(200);
       expect(await tokens.list('ci-deploy')).toHaveLength(3);
+      const full = await exchange(app, await ci.sign());
+      expect(full.status).toBe(429);
+      expect(full.body.error).toBe('temporarily_unavailable');
+      expect(full.body.access_token).toBeUndefined();
+      expect(events.at(-1)).toMatchObject({
+        type: 'token.exchange-refused',
+        reason: 'rule_limit',
+        rule: 'deploy',
+      });
+      // Another rule has its own bound.
+      expect((await exchange(app, await ci.sign({ project_path: 'ops/docs' }))).status).toBe(200);
       // The user's own token still fits under a cap of one; a second does not.
       await tokens.create({ user: 'ci-deploy', name: 'own', scope: 'read' });
       await expect(tokens.create({ user: 'ci-deploy', name: 'own 2', scope: 'read' })).rejects.toMatchObject({
         code: 'TOKEN_LIMIT_REACHED',
       });
+      // Revoking one makes room under the rule again.
+      await tokens.revoke((await tokens.list('ci-deploy')).find((t) => t.createdBy === 'federation')!.id);
+      expect((await exchange(app, await ci.sign())).status).toBe(200);
     });
   });
 
