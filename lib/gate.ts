@@ -1,5 +1,7 @@
 import type { RequestHandler, Router } from 'express';
 import { type EventListener, safeEmitter } from './events.js';
+import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from './federation/token-exchange.js';
+import { compileTrustRules } from './federation/trust-rules.js';
 import { GATE_OPTIONS, type TokenGateOptions } from './gate/options.js';
 import { buildRequestPath } from './gate/request-path.js';
 import { compilePermission, toGroupResolver } from './groups/group-resolver.js';
@@ -7,6 +9,7 @@ import { LoginThrottle } from './http/login-throttle.js';
 import type { ManagementContext } from './http/management-context.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { validateOptions } from './internal/options.js';
+import type { GrantHandler } from './oauth/grants.js';
 import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/health.js';
 import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
 import { GateMetrics } from './ops/metrics.js';
@@ -156,6 +159,19 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(upstream === undefined ? {} : { upstream: upstream.hook }),
   });
   const verifier = verifierOf(tokens);
+  // Grants of the OAuth token endpoint that come from elsewhere: federation's token exchange.
+  const extraGrants = new Map<string, GrantHandler>();
+  if (options.federation !== undefined && options.federation.length > 0)
+    extraGrants.set(
+      TOKEN_EXCHANGE_GRANT,
+      createTokenExchangeGrant({
+        tokens,
+        store,
+        rules: compileTrustRules(options.federation),
+        emit,
+        storeTimeoutMs,
+      }),
+    );
   if (metrics !== undefined) verifier.observe(metrics.verifyObserver);
   const protect = buildRequestPath(options, {
     tokens,

@@ -87,9 +87,13 @@ export function createTokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler 
   const now = deps.now ?? Date.now;
   const storeTimeoutMs = deps.storeTimeoutMs ?? 2_000;
   const claim = deps.store.claim?.bind(deps.store);
-  if (claim === undefined)
+  if (claim === undefined || deps.store.putCounted === undefined)
     throw new TypeError(
-      '`federation` needs a store with `claim()`, so each job token is used once across the fleet',
+      '`federation` needs a store with `claim()` and `putCounted()` (every built-in store has them): each job token is used once and each rule bounded across the fleet',
+    );
+  if (deps.tokens.upstreamCredentialsRequired)
+    throw new TypeError(
+      '`federation` cannot issue tokens in access-token mode (`upstream: bitbucketAccessTokens(...)`): each token there needs its owner’s Bitbucket credentials',
     );
   const rulesByIssuer = new Map<string, CompiledRule[]>();
   for (const rule of deps.rules) {
