@@ -164,6 +164,69 @@ export interface UpstreamTokenEvent extends TokenEventBase {
 }
 
 /**
+ * A CI job exchanged its identity token for an API token (`federation` trust rules). Names the
+ * issuer, the job's subject and `jti`, and the rule that matched; never the job token itself.
+ * The token's creation is also reported as `token.created` with `actor: 'federation'`.
+ * @example
+ * createTokenGate({
+ *   onEvent: (event) => {
+ *     if (event.type === 'token.exchanged')
+ *       console.log(`${event.subject} (${event.issuer}) got ${event.tokenId} by rule ${event.rule}`);
+ *   },
+ * });
+ */
+export interface TokenExchangedEvent extends EventBase {
+  /** `'token.exchanged'`. */
+  type: 'token.exchanged';
+  /** The job token's issuer (`iss`), one of the rules' issuers. */
+  issuer: string;
+  /** The job token's subject (`sub`), e.g. `project_path:ops/deploy:ref_type:branch:ref:main`. */
+  subject: string;
+  /** The job token's `jti`, or null when the issuer sets none. */
+  jti: string | null;
+  /** The name of the rule that matched. */
+  rule: string;
+  /** The issued token's owner. */
+  user: string;
+  /** The issued token's id. */
+  tokenId: string;
+  /** The issued token's scope. */
+  scope: Scope;
+  /** When the issued token stops working (ISO). */
+  expiresAt: string;
+}
+
+/**
+ * A token exchange was refused. `reason` says which check failed, for the operator only: the
+ * client is told no more than `invalid_grant`. Never carries the job token.
+ * @example
+ * createTokenGate({
+ *   onEvent: (event) => {
+ *     if (event.type === 'token.exchange-refused') console.warn(`exchange refused: ${event.reason}`);
+ *   },
+ * });
+ */
+export interface TokenExchangeRefusedEvent extends EventBase {
+  /** `'token.exchange-refused'`. */
+  type: 'token.exchange-refused';
+  /**
+   * Which check failed: `malformed`, `algorithm`, `issuer` (not a trusted one), `unknown_key`,
+   * `signature`, `expired`, `too_old`, `not_yet_valid`, `audience`, `claims` (no rule matched),
+   * `replayed` (its `jti` was used before), `scope` (more than the rule gives) or `rule_limit`
+   * (the rule has its most live tokens).
+   */
+  reason: string;
+  /** The trusted issuer the token named, else null (an untrusted token's text is not repeated). */
+  issuer: string | null;
+  /** The rule that matched, when the refusal came after matching (`replayed`, `scope`, `rule_limit`). */
+  rule: string | null;
+  /** That rule's user, when a rule matched. */
+  user?: string;
+  /** Never set: no token was issued (present so `event.tokenId` reads on every event). */
+  tokenId?: undefined;
+}
+
+/**
  * Every event `onEvent` receives; `type` tells them apart. None carries a secret.
  * @example
  * const onEvent = (event: AuditEvent) => {
@@ -178,7 +241,9 @@ export type AuditEvent =
   | TokenChangedEvent
   | TokenRotatedEvent
   | TokenExpiryEvent
-  | UpstreamTokenEvent;
+  | UpstreamTokenEvent
+  | TokenExchangedEvent
+  | TokenExchangeRefusedEvent;
 
 /**
  * Receives audit events. Never receives a secret. A listener that throws never breaks a request.

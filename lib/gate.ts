@@ -1,6 +1,8 @@
 import type { RequestHandler, Router } from 'express';
 import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from './defaults.js';
 import { type EventListener, safeEmitter } from './events.js';
+import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from './federation/token-exchange.js';
+import { compileTrustRules } from './federation/trust-rules.js';
 import { GATE_OPTIONS, type TokenGateOptions } from './gate/options.js';
 import { buildRequestPath } from './gate/request-path.js';
 import { compilePermission, toGroupResolver } from './groups/group-resolver.js';
@@ -174,6 +176,19 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(upstream === undefined ? {} : { upstream: upstream.hook }),
   });
   const verifier = verifierOf(tokens);
+  // Grants of the OAuth token endpoint that come from elsewhere: federation's token exchange.
+  const extraGrants = new Map<string, GrantHandler>();
+  if (options.federation !== undefined && options.federation.length > 0)
+    extraGrants.set(
+      TOKEN_EXCHANGE_GRANT,
+      createTokenExchangeGrant({
+        tokens,
+        store,
+        rules: compileTrustRules(options.federation),
+        emit,
+        storeTimeoutMs,
+      }),
+    );
   if (metrics !== undefined) verifier.observe(metrics.verifyObserver);
   const protect = buildRequestPath(options, {
     tokens,
@@ -211,8 +226,6 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     isOpen: () => open,
     intervalMs: options.healthProbeIntervalMs ?? 5_000,
   });
-  // Extra grant types of the OAuth token endpoint, by `grant_type` (federation adds token exchange).
-  const extraGrants = new Map<string, GrantHandler>();
   let oauthServer: OAuthServer | undefined;
 
   const reminders =

@@ -1,4 +1,5 @@
 import type { EventListener } from '../events.js';
+import { compileTrustRules, type FederationRule } from '../federation/trust-rules.js';
 import type { GroupsOption } from '../groups/group-resolver.js';
 import { LOGIN_THROTTLE_OPTIONS, type LoginThrottleOptions } from '../http/login-throttle.js';
 import {
@@ -157,6 +158,27 @@ export interface TokenGateOptions {
    * @example createTokenGate({ metrics: true }); app.get('/metrics', gate.metricsHandler());
    */
   metrics?: boolean | MetricsOptions;
+  /**
+   * Trust rules for CI identity tokens (GitLab `id_tokens`, GitHub Actions, Jenkins, Bitbucket
+   * Pipelines, Buildkite): a job exchanges its signed token at the OAuth token endpoint
+   * (`grant_type=urn:ietf:params:oauth:grant-type:token-exchange`, RFC 8693) for a short-lived
+   * API token limited to what the first matching rule allows. Default: none (no exchange).
+   * @example
+   * createTokenGate({
+   *   store,
+   *   federation: [
+   *     {
+   *       issuer: 'https://gitlab.example.com',
+   *       audience: 'https://git.example.com',
+   *       claims: { project_path: 'ops/deploy', ref_protected: 'true' },
+   *       user: 'ci-deploy',
+   *       scope: 'write',
+   *       resources: ['OPS/deploy'],
+   *     },
+   *   ],
+   * });
+   */
+  federation?: readonly FederationRule[];
 }
 
 const STORE_METHODS = ['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'];
@@ -217,4 +239,7 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
   allowCredentialEndpoints: boolean,
   onEvent: func,
   metrics: metricsOption,
+  federation: (value, path) => {
+    compileTrustRules(value, path);
+  },
 };
