@@ -13,6 +13,7 @@ import { GateMetrics } from './ops/metrics.js';
 import type { PagesOptions } from './pages/options.js';
 import { createPagesRouter } from './pages/router.js';
 import { type ClientIpOptions, createClientIpResolver } from './request/client-address.js';
+import { pushProtectionStep } from './scanning/push-protection.js';
 import { MemoryTokenStore } from './stores/memory-token-store.js';
 import type { TokenStore } from './stores/token-store.js';
 import { checkExpiryPolicy } from './tokens/expiry-policy.js';
@@ -165,6 +166,10 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     onEvent,
     tallies: metrics?.tallies,
     ...(upstream === undefined ? {} : { upstreamStep: upstream.requestStep }),
+    pushProtection:
+      options.pushProtection === false
+        ? undefined
+        : pushProtectionStep(options.pushProtection ?? {}, { tokens, emit }),
   });
   const loginThrottle = new LoginThrottle(store, options.loginThrottle);
   const management: ManagementContext = {

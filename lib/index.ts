@@ -28,6 +28,7 @@ export type {
   EventListener,
   TokenChangedEvent,
   TokenExpiryEvent,
+  TokenLeakedEvent,
   TokenRotatedEvent,
   UpstreamTokenEvent,
 } from './events.js';
