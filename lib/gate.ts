@@ -14,6 +14,7 @@ import type { PagesOptions } from './pages/options.js';
 import { createPagesRouter } from './pages/router.js';
 import { type ClientIpOptions, createClientIpResolver } from './request/client-address.js';
 import { pushProtectionStep } from './scanning/push-protection.js';
+import { type RevocationEndpointOptions, revocationEndpoint } from './scanning/revocation-endpoint.js';
 import { MemoryTokenStore } from './stores/memory-token-store.js';
 import type { TokenStore } from './stores/token-store.js';
 import { checkExpiryPolicy } from './tokens/expiry-policy.js';
@@ -26,6 +27,8 @@ import { type AttachedUpstream, attachUpstream } from './upstream/bitbucket-acce
 
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from './ops/health.js';
+export type { PushProtectionOptions } from './scanning/push-protection.js';
+export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
 
 /**
  * What `createTokenGate` returns: the token service, the request path, the management API,
@@ -74,6 +77,13 @@ export interface TokenGate {
   healthHandlers(): HealthHandlers;
   /** The token pages: log in, create, copy once, rotate and revoke tokens; the token manager. */
   pages(options: PagesOptions): Router;
+  /**
+   * The revocation endpoint for found tokens (after GitHub's credential revocation API): no
+   * login, up to 1,000 tokens per POST, always `202`; each live token is revoked everywhere and
+   * reported (`token.leaked`). Mount it where anyone may reach it, before the token pages.
+   * @example app.post('/tokens/leaked', gate.revocationEndpoint());
+   */
+  revocationEndpoint(options?: RevocationEndpointOptions): RequestHandler;
   /**
    * Stops timers and listening for revocations, and closes the store the gate made itself
    * (when you gave none). Does not close a store (or client) you passed in.
@@ -213,6 +223,9 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     }),
     health: () => health.check(),
     healthHandlers: called('healthHandlers', () => health.handlers()),
+    revocationEndpoint: called('revocationEndpoint', (endpointOptions?: RevocationEndpointOptions) =>
+      revocationEndpoint({ tokens, emit, resolveClientIp }, endpointOptions),
+    ),
     pages: called('pages', (pagesOptions?: PagesOptions) => createPagesRouter(management, pagesOptions!)),
     async close() {
       open = false;
