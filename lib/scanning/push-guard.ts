@@ -181,11 +181,15 @@ function replay(req: Request, file: string, realPush: Push): void {
     unlink(file).catch(() => {});
   };
   req.once('close', finish);
+  let inflight = false;
   req._read = () => {
+    if (inflight || done) return;
+    inflight = true;
     handle
       .then(async (h) => {
         const { bytesRead, buffer } = await h.read(Buffer.allocUnsafe(READ_SIZE), 0, READ_SIZE, position);
         position += bytesRead;
+        inflight = false;
         if (bytesRead === 0) {
           finish();
           realPush.call(req, null);
@@ -196,4 +200,6 @@ function replay(req: Request, file: string, realPush: Push): void {
         req.destroy(err as Error);
       });
   };
+  // A read asked for while the push was held never got its answer, and the stream waits for it.
+  req._read(READ_SIZE);
 }

@@ -1,7 +1,8 @@
 import { tmpdir } from 'node:os';
 import type { Request, Response } from 'express';
+import { ValidationError } from '../errors.js';
 import type { EventListener } from '../events.js';
-import { requestPath } from '../http/respond.js';
+import { requestPath, sendError } from '../http/respond.js';
 import { boolean, type Shape, string } from '../internal/options.js';
 import type { TokenInfo } from '../model.js';
 import type { Step } from '../request/step.js';
@@ -142,6 +143,11 @@ function refusal(scanner: PackScanner, reason: string, messages: string[]): Push
   return {
     pass: false,
     answer(res: Response) {
+      if (updates.length === 0) {
+        // Not even the ref updates could be read: not git's own request, so a plain 400.
+        sendError(res.req, res, new ValidationError('body', messages.join('\n')));
+        return;
+      }
       res.status(200);
       res.setHeader('Content-Type', 'application/x-git-receive-pack-result');
       res.setHeader('Cache-Control', 'no-cache, max-age=0, must-revalidate');
