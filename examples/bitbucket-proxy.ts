@@ -191,6 +191,9 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     bitbucketLogin({ baseUrl: bitbucketUrl.href, store: opened.store, onEvent: logEvent, ...ipOptions }),
     gate.router(),
   );
+  // Anyone who finds one of our tokens (GitHub secret scanning, a colleague) can kill it here:
+  // no login, always 202. Pushes through /scm are scanned too (pushProtection, on by default).
+  app.post('/tokens/leaked', gate.revocationEndpoint());
   if (!demo && !env['SESSION_SECRET'])
     console.warn('SESSION_SECRET is not set: page sessions end when the proxy restarts.');
   app.use(

@@ -29,6 +29,8 @@ export interface DemoUpstream {
   mode: DemoUpstreamMode;
   /** Users whose pushes git accepted, in order (what the upstream saw as REMOTE_USER). */
   pushes: string[];
+  /** The directory holding the bare repositories (`demo/repo.git`), for tests that inspect them. */
+  root: string;
   /** `access-token` mode: the Bitbucket access tokens it issued (revoke one to see what clients get). */
   accessTokens?: AccessTokenRegistry;
   close(): Promise<void>;
@@ -284,6 +286,7 @@ export async function startDemoUpstream(options: DemoUpstreamOptions = {}): Prom
     url: new URL(`http://127.0.0.1:${port}`),
     mode,
     pushes,
+    root,
     ...(accessTokens === undefined ? {} : { accessTokens }),
     async close() {
       server.closeAllConnections();

@@ -227,6 +227,39 @@ export interface TokenExchangeRefusedEvent extends EventBase {
 }
 
 /**
+ * A live token was found where it does not belong: in a push (`source: 'push'`, the push was
+ * refused) or reported to the revocation endpoint (`source: 'report'`, with where the finder saw
+ * it). `revoked` says whether it was revoked. Never carries the token itself.
+ * @example
+ * createTokenGate({
+ *   onEvent: (event) => {
+ *     if (event.type === 'token.leaked')
+ *       console.warn(`${event.user}'s token "${event.name}" leaked (${event.source}: ${event.path ?? event.url ?? ''})`);
+ *   },
+ * });
+ */
+export interface TokenLeakedEvent extends TokenEventBase {
+  /** `'token.leaked'`. */
+  type: 'token.leaked';
+  /** Found in a push through the proxy, or reported by a finder. */
+  source: 'push' | 'report';
+  /** Whether the token was revoked (push protection may be set to only refuse). */
+  revoked: boolean;
+  /** `push`: the request path of the push (names the repository). */
+  repository?: string;
+  /** `push`: the refs the push would have updated. */
+  refs?: string[];
+  /** `push`: the user who pushed (may differ from the token's owner). */
+  pushedBy?: string;
+  /** `push`: the file path where known, or `commit <id>` / `tag <id>` / `a changed file`. */
+  path?: string;
+  /** `report`: where the finder saw the token (as the finder reported it). */
+  url?: string;
+  /** `report`: the finder's `source` or `type` field (e.g. `content`, `commit`, `gist`). */
+  finder?: string;
+}
+
+/**
  * Every event `onEvent` receives; `type` tells them apart. None carries a secret.
  * @example
  * const onEvent = (event: AuditEvent) => {
@@ -243,7 +276,8 @@ export type AuditEvent =
   | TokenExpiryEvent
   | UpstreamTokenEvent
   | TokenExchangedEvent
-  | TokenExchangeRefusedEvent;
+  | TokenExchangeRefusedEvent
+  | TokenLeakedEvent;
 
 /**
  * Receives audit events. Never receives a secret. A listener that throws never breaks a request.

@@ -19,6 +19,8 @@ import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
 import { GateMetrics } from './ops/metrics.js';
 import { checkPagesOptions, type PagesOptions } from './pages/options.js';
 import { type ClientIpOptions, createClientIpResolver } from './request/client-address.js';
+import { pushProtectionStep } from './scanning/push-protection.js';
+import { type RevocationEndpointOptions, revocationEndpoint } from './scanning/revocation-endpoint.js';
 import { MemoryTokenStore } from './stores/memory-token-store.js';
 import type { TokenStore } from './stores/token-store.js';
 import { checkExpiryPolicy } from './tokens/expiry-policy.js';
@@ -31,6 +33,8 @@ import { type AttachedUpstream, attachUpstream } from './upstream/bitbucket-acce
 
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from './ops/health.js';
+export type { PushProtectionOptions } from './scanning/push-protection.js';
+export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
 
 /**
  * What `createTokenGate` returns: the token service, the request path, the management API,
@@ -93,6 +97,13 @@ export interface TokenGate {
   oauth(options?: OAuthOptions): Router;
   /** The RFC 8414 metadata document's handler, for the host root. Needs `gate.oauth()` first. */
   oauthMetadata(): RequestHandler;
+  /**
+   * The revocation endpoint for found tokens (after GitHub's credential revocation API): no
+   * login, up to 1,000 tokens per POST, always `202`; each live token is revoked everywhere and
+   * reported (`token.leaked`). Mount it where anyone may reach it, before the token pages.
+   * @example app.post('/tokens/leaked', gate.revocationEndpoint());
+   */
+  revocationEndpoint(options?: RevocationEndpointOptions): RequestHandler;
   /**
    * Stops timers and listening for revocations, and closes the store the gate made itself
    * (when you gave none). Does not close a store (or client) you passed in.
@@ -198,6 +209,10 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     onEvent,
     tallies: metrics?.tallies,
     ...(upstream === undefined ? {} : { upstreamStep: upstream.requestStep }),
+    pushProtection:
+      options.pushProtection === false
+        ? undefined
+        : pushProtectionStep(options.pushProtection ?? {}, { tokens, emit }),
   });
   const loginThrottle = new LoginThrottle(store, options.loginThrottle);
   const management: ManagementContext = {
@@ -272,6 +287,9 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
       if (oauthServer === undefined) throw new TypeError('`gate.oauthMetadata()` needs `gate.oauth()` first');
       return oauthServer.metadataHandler();
     }),
+    revocationEndpoint: called('revocationEndpoint', (endpointOptions?: RevocationEndpointOptions) =>
+      revocationEndpoint({ tokens, emit, resolveClientIp }, endpointOptions),
+    ),
     async close() {
       open = false;
       health.stop();

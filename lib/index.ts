@@ -29,6 +29,7 @@ export type {
   EventListener,
   TokenChangedEvent,
   TokenExpiryEvent,
+  TokenLeakedEvent,
   TokenRotatedEvent,
   UpstreamTokenEvent,
 } from './events.js';
@@ -80,6 +81,8 @@ export type { LoginProvider, PagesOptions } from './pages/options.js';
 export type { PendingLogin, SessionOptions } from './pages/session.js';
 export type { AuthContext } from './request/auth-context.js';
 export type { ThrottleOptions } from './request/throttle.js';
+export type { PushProtectionOptions } from './scanning/push-protection.js';
+export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory-token-store.js';
 export {

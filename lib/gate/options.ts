@@ -23,6 +23,7 @@ import { TOKEN_RESTRICTIONS_OPTIONS } from '../middleware/token-restrictions.js'
 import type { Scope } from '../model.js';
 import { type MetricsOptions, metricsOption } from '../ops/metrics.js';
 import { THROTTLE_OPTIONS, type ThrottleOptions } from '../request/throttle.js';
+import { PUSH_PROTECTION_OPTIONS, type PushProtectionOptions } from '../scanning/push-protection.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { EXPIRY_POLICY, type ExpiryPolicy } from '../tokens/expiry-policy.js';
 import type { TokenHasher } from '../tokens/hashers.js';
@@ -179,6 +180,12 @@ export interface TokenGateOptions {
    * });
    */
   federation?: readonly FederationRule[];
+  /**
+   * Push protection: every `git push` through `protect()` is scanned for this gate's tokens and
+   * refused when it holds a live one, which is revoked (`{ revoke: false }` only refuses), with a
+   * `token.leaked` event; or `false`. Default on. See docs/secret-scanning.md.
+   */
+  pushProtection?: PushProtectionOptions | false;
 }
 
 const STORE_METHODS = ['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'];
@@ -242,4 +249,5 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
   federation: (value, path) => {
     compileTrustRules(value, path);
   },
+  pushProtection: orFalse(object(PUSH_PROTECTION_OPTIONS)),
 };

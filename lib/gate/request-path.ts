@@ -31,6 +31,8 @@ export interface RequestPathParts {
   tallies?: Tallies | undefined;
   /** Access-token mode: the step that puts the Bitbucket token in place of the identity header. */
   upstreamStep?: Step;
+  /** Push protection: holds each git push until it is scanned (last, once the request passed). */
+  pushProtection?: Step | undefined;
 }
 
 /**
@@ -110,5 +112,6 @@ export function buildRequestPath(
     next();
   });
   if (tallies !== undefined) steps.push(tallies.countPassed);
+  if (parts.pushProtection !== undefined) steps.push(parts.pushProtection);
   return composeSteps(steps);
 }

@@ -14,6 +14,8 @@ export const ID_LENGTH = 11;
 export const SECRET_LENGTH = 43;
 const CHECKSUM_LENGTH = 6;
 const BODY_LENGTH = ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH;
+/** Characters after `<prefix>_`: id, secret and checksum (what secret scanners look for). */
+export const TOKEN_BODY_LENGTH = BODY_LENGTH;
 const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
 const ID_PATTERN = /^[0-9A-Za-z]{11}$/;
 const BASE62 = /^[0-9A-Za-z]+$/;
