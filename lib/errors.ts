@@ -33,6 +33,7 @@ const STATUS = {
   UPSTREAM_TOKEN_REQUIRED: 409,
   BODY_TOO_LARGE: 413,
   TOO_MANY_ATTEMPTS: 429,
+  RATE_LIMITED: 429,
   UPSTREAM_UNREACHABLE: 502,
   STORE_UNAVAILABLE: 503,
   UPSTREAM_UNAVAILABLE: 503,
@@ -245,6 +246,24 @@ export class TooManyAttemptsError extends TokenGateError {
   override readonly name = 'TooManyAttemptsError';
   constructor(retryAfter: number, message = 'Too many failed authentication attempts. Try again later.') {
     super('TOO_MANY_ATTEMPTS', message, { retryAfter });
+  }
+}
+
+/**
+ * 429 `RATE_LIMITED`: a token (or its owner, over all their tokens) made more requests than
+ * its rate limit allows in the current window; `retryAfter` says when the window ends and
+ * `limit` which limit it was.
+ * @example
+ * if (err instanceof RateLimitedError) console.log(`${err.limit} limit: retry in ${err.retryAfter} s`);
+ */
+export class RateLimitedError extends TokenGateError {
+  /** `'RateLimitedError'`. */
+  override readonly name = 'RateLimitedError';
+  /** Which limit refused: the token's own (`token`) or its owner's over all their tokens (`user`). */
+  readonly limit: 'token' | 'user';
+  constructor(limit: 'token' | 'user', retryAfter: number, message: string) {
+    super('RATE_LIMITED', message, { retryAfter });
+    this.limit = limit;
   }
 }
 

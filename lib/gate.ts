@@ -7,6 +7,7 @@ import { LoginThrottle } from './http/login-throttle.js';
 import type { ManagementContext } from './http/management-context.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { validateOptions } from './internal/options.js';
+import { checkRateLimitOptions } from './limits/options.js';
 import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/health.js';
 import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
 import { GateMetrics } from './ops/metrics.js';
@@ -107,6 +108,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
   assertTokenPrefix(tokenPrefix);
   const expiry = options.expiry ?? {};
   checkExpiryPolicy(expiry);
+  const maxRateLimit = options.rateLimit === undefined ? undefined : checkRateLimitOptions(options.rateLimit);
   const hasher = resolveHasher(options.hasher, options.pepper);
   const givenStore: TokenStore = options.store ?? new MemoryTokenStore();
   const ownsStore = options.store === undefined;
@@ -154,10 +156,13 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(options.storeTimeoutMs === undefined ? {} : { storeTimeoutMs: options.storeTimeoutMs }),
     ...(options.maxTokensPerUser === undefined ? {} : { maxTokensPerUser: options.maxTokensPerUser }),
     ...(upstream === undefined ? {} : { upstream: upstream.hook }),
+    ...(maxRateLimit === undefined ? {} : { maxRateLimit }),
   });
   const verifier = verifierOf(tokens);
   if (metrics !== undefined) verifier.observe(metrics.verifyObserver);
   const protect = buildRequestPath(options, {
+    store,
+    storeTimeoutMs,
     tokens,
     verifier,
     groups,

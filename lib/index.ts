@@ -12,6 +12,7 @@ export {
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
+  RateLimitedError,
   StoreError,
   statusOf,
   TokenGateError,
@@ -53,6 +54,7 @@ export {
 export type { LoginThrottleOptions } from './http/login-throttle.js';
 export { type Challenge, sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
+export type { RateLimitOptions } from './limits/options.js';
 export { type AuthenticateTokenOptions, authenticateToken } from './middleware/authenticate-token.js';
 export { type BlockPasswordAuthOptions, blockPasswordAuth } from './middleware/block-password-auth.js';
 export { type ClientIpOptions, clientIp } from './middleware/client-ip.js';
@@ -61,7 +63,7 @@ export { type IpAllowlistOptions, ipAllowlist } from './middleware/ip-allowlist.
 export { type RequireGroupsOptions, requireGroups } from './middleware/require-groups.js';
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
-export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
+export type { RateLimit, Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
 export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';
 export { type OidcLogin, type OidcLoginOptions, oidcLogin } from './pages/logins/oidc-login.js';
 export {
@@ -107,6 +109,7 @@ export {
   type TokenQuery,
   type TokenSearchPage,
   type TokenStore,
+  type WindowCount,
 } from './stores/token-store.js';
 export type { ExpiryPolicy } from './tokens/expiry-policy.js';
 export {

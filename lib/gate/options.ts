@@ -17,6 +17,7 @@ import {
   string,
   withMethods,
 } from '../internal/options.js';
+import { RATE_LIMIT_OPTIONS, type RateLimitOptions } from '../limits/options.js';
 import { REQUIRE_SCOPE_OPTIONS } from '../middleware/require-scope.js';
 import { TOKEN_RESTRICTIONS_OPTIONS } from '../middleware/token-restrictions.js';
 import type { Scope } from '../model.js';
@@ -144,6 +145,14 @@ export interface TokenGateOptions {
    * @example createTokenGate({ metrics: true }); app.get('/metrics', gate.metricsHandler());
    */
   metrics?: boolean | MetricsOptions;
+  /**
+   * Rate limits of token requests, per token and per user, counted across the fleet through the
+   * store; 429 with `Retry-After` and `RateLimit` headers past them. Tokens may carry their own
+   * `rateLimit` (at most `maxPerToken`), enforced with or without this option.
+   * Default: none.
+   * @example createTokenGate({ store, rateLimit: { perToken: { requests: 600, windowSeconds: 60 } } });
+   */
+  rateLimit?: RateLimitOptions;
 }
 
 const STORE_METHODS = ['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'];
@@ -202,4 +211,5 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
   auditSuccess: boolean,
   onEvent: func,
   metrics: metricsOption,
+  rateLimit: object(RATE_LIMIT_OPTIONS),
 };

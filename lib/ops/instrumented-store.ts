@@ -37,6 +37,7 @@ const TIMED = [
   'touch',
   'search',
   'countFailure',
+  'increment',
   'failureCount',
   'claim',
   'expiringBetween',

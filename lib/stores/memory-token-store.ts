@@ -8,6 +8,7 @@ import {
   type TokenRecord,
   type TokenSearchPage,
   type TokenStore,
+  type WindowCount,
 } from './token-store.js';
 
 /**
@@ -112,6 +113,10 @@ export class MemoryTokenStore implements TokenStore {
     return this.failures.add(key, windowMs);
   }
 
+  async increment(key: string, by: number, windowMs: number): Promise<WindowCount> {
+    return this.failures.addBy(key, by, windowMs);
+  }
+
   async failureCount(key: string): Promise<number> {
     return this.failures.count(key);
   }
@@ -185,6 +190,7 @@ function copy(record: TokenRecord): TokenRecord {
     allowedIps: record.allowedIps === null ? null : [...record.allowedIps],
     requiredHeaders: record.requiredHeaders === null ? null : { ...record.requiredHeaders },
     resources: record.resources === null ? null : [...record.resources],
+    rateLimit: record.rateLimit ? { ...record.rateLimit } : null,
   };
 }
 

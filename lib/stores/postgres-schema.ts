@@ -2,7 +2,7 @@ import { string } from '../internal/options.js';
 import { IDENTIFIER, quote, RESTRICTED } from './sql-record.js';
 
 /** The schema version this release writes; older ones are upgraded by `ensureSchema()`. */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 /**
  * Where `PostgresTokenStore` keeps its tables.
@@ -77,6 +77,8 @@ export function postgresMigrations(n: PostgresNames): string[] {
      CREATE INDEX ${n.index('failures_until')} ON ${n.failures} (until);
      CREATE TABLE ${n.claims} (key text PRIMARY KEY, until bigint NOT NULL);
      CREATE INDEX ${n.index('claims_until')} ON ${n.claims} (until);`,
+    // 2: per-token rate limits.
+    `ALTER TABLE ${n.tokens} ADD COLUMN rate_limit jsonb;`,
   ];
 }
 

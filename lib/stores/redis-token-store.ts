@@ -1,11 +1,10 @@
 import { StoreError, TokenGateError } from '../errors.js';
 import { sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
-import { SCOPES, type Scope } from '../model.js';
+import { type RateLimit, SCOPES, type Scope } from '../model.js';
 import type { RedisClientLike } from './redis-client.js';
 import {
   CLAIM,
-  COUNT_FAILURE,
   DELETE_TOKEN,
   EXPIRY_INDEX_SET,
   EXPIRY_RANGE,
@@ -15,6 +14,7 @@ import {
   INDEX_REMOVE,
   PUT_TOKEN,
   UPDATE_LIVE,
+  WINDOW_ADD,
 } from './redis-scripts.js';
 import { isLive, matchesQuery } from './token-query.js';
 import {
@@ -25,6 +25,7 @@ import {
   type TokenRecord,
   type TokenSearchPage,
   type TokenStore,
+  type WindowCount,
 } from './token-store.js';
 
 export type { RedisClientLike, RedisSubscriberLike } from './redis-client.js';
@@ -240,10 +241,18 @@ export class RedisTokenStore implements TokenStore {
     });
   }
 
-  countFailure(key: string, windowMs: number): Promise<number> {
-    return this.guard(async () =>
-      Number(await COUNT_FAILURE.run(this.redis, [this.namedKey('f', key)], [windowMs])),
-    );
+  async countFailure(key: string, windowMs: number): Promise<number> {
+    return (await this.increment(key, 1, windowMs)).count;
+  }
+
+  increment(key: string, by: number, windowMs: number): Promise<WindowCount> {
+    return this.guard(async () => {
+      const [count, left] = (await WINDOW_ADD.run(this.redis, [this.namedKey('f', key)], [by, windowMs])) as [
+        number,
+        number,
+      ];
+      return { count: Number(count), resetAt: Date.now() + Number(left) };
+    });
   }
 
   failureCount(key: string): Promise<number> {
@@ -384,7 +393,7 @@ function encodeChanges(changes: TokenChanges): string[] {
   if (changes.name !== undefined) fields.push('name', changes.name);
   if (changes.expiresAt !== undefined)
     fields.push('expiresAt', changes.expiresAt === null ? '' : String(changes.expiresAt));
-  for (const key of ['allowedIps', 'requiredHeaders', 'resources'] as const)
+  for (const key of ['allowedIps', 'requiredHeaders', 'resources', 'rateLimit'] as const)
     if (changes[key] !== undefined) fields.push(key, json(changes[key]));
   if (changes.upstream !== undefined) fields.push('upstream', changes.upstream ?? '');
   return fields;
@@ -404,6 +413,7 @@ function encode(record: TokenRecord): string[] {
     'allowedIps', json(record.allowedIps),
     'requiredHeaders', json(record.requiredHeaders),
     'resources', json(record.resources),
+    'rateLimit', json(record.rateLimit ?? null),
     'upstream', record.upstream ?? '',
   ]; // biome-ignore format: field/value pairs read best side by side
 }
@@ -442,5 +452,6 @@ function decode(id: string, hash: Record<string, string>): TokenRecord | null {
     requiredHeaders: optionalJson(hash['requiredHeaders']) as Record<string, string> | null,
     resources: optionalJson(hash['resources']) as string[] | null,
     upstream: hash['upstream'] || null,
+    rateLimit: optionalJson(hash['rateLimit']) as RateLimit | null,
   };
 }

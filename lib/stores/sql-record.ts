@@ -1,5 +1,5 @@
 import { StoreError } from '../errors.js';
-import { SCOPES, type Scope, type TokenChanges, type TokenRecord } from '../model.js';
+import { type RateLimit, SCOPES, type Scope, type TokenChanges, type TokenRecord } from '../model.js';
 import type { TokenQuery } from './token-store.js';
 
 /**
@@ -24,6 +24,7 @@ export const TOKEN_COLUMNS = [
   'required_headers',
   'resources',
   'upstream',
+  'rate_limit',
 ] as const;
 
 export type SqlValue = string | number | null;
@@ -49,6 +50,7 @@ export function toRow(record: TokenRecord): SqlValue[] {
     json(record.requiredHeaders),
     json(record.resources),
     record.upstream,
+    json(record.rateLimit ?? null),
   ];
 }
 
@@ -63,6 +65,7 @@ export function changedColumns(changes: TokenChanges): Array<[string, SqlValue]>
     columns.push(['required_headers', json(changes.requiredHeaders)]);
   if (changes.resources !== undefined) columns.push(['resources', json(changes.resources)]);
   if (changes.upstream !== undefined) columns.push(['upstream', changes.upstream]);
+  if (changes.rateLimit !== undefined) columns.push(['rate_limit', json(changes.rateLimit)]);
   return columns;
 }
 
@@ -102,6 +105,7 @@ export function fromRow(row: Record<string, unknown>): TokenRecord {
     requiredHeaders: optionalJson(row['required_headers']) as Record<string, string> | null,
     resources: optionalJson(row['resources']) as string[] | null,
     upstream: (row['upstream'] as string | null) ?? null,
+    rateLimit: optionalJson(row['rate_limit']) as RateLimit | null,
   };
 }
 

@@ -3,7 +3,7 @@ import { quote, RESTRICTED } from './sql-record.js';
 import type { SqliteDatabaseLike } from './sqlite-types.js';
 
 /** The schema version this release writes; files at a lower version are upgraded on open. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /** Quoted names of the store's tables and indexes under one prefix. */
 export function sqliteNames(prefix: string) {
@@ -54,6 +54,8 @@ function migrations(n: Names): string[] {
      CREATE INDEX ${n.index('tokens_restricted')} ON ${n.tokens} (created_at DESC, id DESC) WHERE ${RESTRICTED};
      CREATE TABLE ${n.claims} (key TEXT PRIMARY KEY NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;
      CREATE INDEX ${n.index('claims_until')} ON ${n.claims} (until);`,
+    // 3: per-token rate limits.
+    `ALTER TABLE ${n.tokens} ADD COLUMN rate_limit TEXT;`,
   ];
 }
 

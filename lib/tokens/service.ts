@@ -1,9 +1,18 @@
 import { BadRequestError, NotFoundError, ValidationError } from '../errors.js';
 import type { EventListener, TokenChangedEvent } from '../events.js';
-import { any, func, integer, object, type Shape, validateOptions, withMethods } from '../internal/options.js';
+import {
+  any,
+  fail,
+  func,
+  integer,
+  object,
+  type Shape,
+  validateOptions,
+  withMethods,
+} from '../internal/options.js';
 import { parseInstant, validateName, validateScope, validateUser } from '../internal/validate.js';
 import { storeCall } from '../internal/with-timeout.js';
-import type { Scope, TokenInfo, TokenRecord } from '../model.js';
+import type { RateLimit, Scope, TokenInfo, TokenRecord } from '../model.js';
 import type { TokenQuery, TokenStore } from '../stores/token-store.js';
 import {
   checkExpiryPolicy,
@@ -14,7 +23,7 @@ import {
 } from './expiry-policy.js';
 import { generateToken, isTokenId } from './format.js';
 import type { TokenHasher } from './hashers.js';
-import { type RestrictionsInput, validateRestrictions } from './restrictions.js';
+import { type RestrictionsInput, rateLimitProblem, validateRestrictions } from './restrictions.js';
 import { toTokenInfo } from './token-info.js';
 import type { UpstreamCredentials, UpstreamGrant, UpstreamHook } from './upstream-hook.js';
 import { type CacheOptions, TokenVerifier } from './verifier.js';
@@ -58,6 +67,11 @@ export interface TokenServiceOptions {
    * from its `upstream` option (`bitbucketAccessTokens(...)`).
    */
   upstream?: UpstreamHook;
+  /**
+   * The most generous `rateLimit` a token may be given (`createTokenGate` sets it from
+   * `rateLimit.maxPerToken`, else `rateLimit.perToken`). Default: none.
+   */
+  maxRateLimit?: RateLimit;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -186,9 +200,13 @@ const TOKEN_SERVICE_OPTIONS: Shape<TokenServiceOptions> = {
   maxTokensPerUser: integer(1, 100_000),
   onEvent: func,
   upstream: withMethods(['acquire', 'release'], 'an UpstreamHook'),
+  maxRateLimit: (value, path) => {
+    const problem = rateLimitProblem(value);
+    if (problem !== undefined) fail(path, problem);
+  },
   now: func,
 };
-const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources']);
+const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources', 'rateLimit']);
 
 const engines = new WeakMap<TokenService, TokenVerifier>();
 
@@ -224,6 +242,7 @@ export class TokenService {
   readonly #emit: EventListener;
   readonly #upstream: UpstreamHook | undefined;
   readonly #now: () => number;
+  readonly #maxRateLimit: RateLimit | undefined;
 
   constructor(options: TokenServiceOptions) {
     validateOptions<TokenServiceOptions>(options, TOKEN_SERVICE_OPTIONS);
@@ -238,6 +257,7 @@ export class TokenService {
     this.#upstream = options.upstream;
     this.upstreamCredentialsRequired = options.upstream !== undefined;
     this.#now = options.now ?? Date.now;
+    this.#maxRateLimit = options.maxRateLimit;
     this.#verifier = new TokenVerifier({ ...options, tokenPrefix: this.tokenPrefix });
     engines.set(this, this.#verifier);
   }
@@ -257,7 +277,7 @@ export class TokenService {
       throw new ValidationError('input', 'A token needs a user, a name and a scope.');
     const user = validateUser(input.user);
     const now = this.#now();
-    const restrictions = validateRestrictions(input);
+    const restrictions = validateRestrictions(input, this.#maxRateLimit);
     const createdBy = validateUser(input.createdBy ?? context.actor ?? user, 'createdBy');
     const created = await this.#issue(
       {
@@ -270,6 +290,7 @@ export class TokenService {
         allowedIps: restrictions.allowedIps ?? null,
         requiredHeaders: restrictions.requiredHeaders ?? null,
         resources: restrictions.resources ?? null,
+        rateLimit: restrictions.rateLimit ?? null,
       },
       true,
       { credentials: input.upstream, actor: createdBy },
@@ -405,7 +426,7 @@ export class TokenService {
       if (!UPDATE_FIELDS.has(key)) throw new ValidationError(key, `\`${key}\` cannot be changed.`);
     const valid = {
       ...(changes.name === undefined ? {} : { name: validateName(changes.name) }),
-      ...validateRestrictions(changes),
+      ...validateRestrictions(changes, this.#maxRateLimit),
     };
     if (!isTokenId(id)) return null;
     const updated = await this.#call(() => this.#store.update(id, valid));
@@ -548,6 +569,7 @@ export class TokenService {
       allowedIps: original.allowedIps,
       requiredHeaders: original.requiredHeaders,
       resources: original.resources,
+      rateLimit: original.rateLimit ?? null,
     };
   }
 

@@ -26,6 +26,8 @@ export function toTokenInfo(record: TokenRecord): TokenInfo {
     allowedIps: frozen(record.allowedIps),
     requiredHeaders: frozen(record.requiredHeaders),
     resources: frozen(record.resources),
+    // Records from a store written before rate limits existed have no field at all.
+    rateLimit: frozen(record.rateLimit ?? null),
   });
   infos.set(record, info);
   return info;

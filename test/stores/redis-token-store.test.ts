@@ -71,6 +71,7 @@ describe('RedisTokenStore', () => {
         'lastUsedAt',
         'lastUsedIp',
         'name',
+        'rateLimit',
         'requiredHeaders',
         'resources',
         'scope',
