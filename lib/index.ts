@@ -13,6 +13,7 @@ export {
   NotFoundError,
   PayloadTooLargeError,
   RateLimitedError,
+  type RefusalNeed,
   StoreError,
   statusOf,
   TokenGateError,

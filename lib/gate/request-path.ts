@@ -14,6 +14,7 @@ import { tokenRestrictionsStep } from '../middleware/token-restrictions.js';
 import type { Tallies } from '../ops/tallies.js';
 import { verifiedRecord } from '../request/credential-slot.js';
 import { composeSteps, type Step } from '../request/step.js';
+import { setTokenExpiration } from '../request/token-expiration.js';
 import type { TokenStore } from '../stores/token-store.js';
 import type { TokenService } from '../tokens/service.js';
 import type { TokenVerifier } from '../tokens/verifier.js';
@@ -103,9 +104,10 @@ export function buildRequestPath(
     parts.upstreamStep ?? forwardIdentityStep(options.identity ?? {}),
   );
   const audit = options.auditSuccess === true ? onEvent : undefined;
-  steps.push(function recordUse(req, _res, auth, next) {
+  steps.push(function recordUse(req, res, auth, next) {
     const record = verifiedRecord(auth);
     if (record !== undefined) {
+      setTokenExpiration(res, record);
       const ip = auth.clientIp ?? null;
       verifier.noteUse(record, ip);
       audit?.({
