@@ -1,7 +1,8 @@
 /**
  * The servers under load, in their own process (the load generator runs in the parent).
  * Usage: node --import tsx bench/server.ts <variant> <redisUrl?>
- * Variants: bare, memory, redis, bcrypt, jwt; `<variant>-metrics` adds `metrics: true`.
+ * Variants: bare, memory, redis, bcrypt, jwt; `<variant>-metrics` adds `metrics: true`,
+ * `<variant>-limited` a per-token rate limit no request reaches (the limiter's cost alone).
  * Prints `READY <port> <bearer token>` once listening.
  */
 import type { AddressInfo } from 'node:net';
@@ -13,7 +14,7 @@ import { library } from './load-library.js';
 const { createTokenGate, RedisTokenStore } = library;
 
 const [variant = 'bare', redisUrl] = process.argv.slice(2);
-const store = variant.replace(/-metrics$/, '');
+const store = variant.replace(/-metrics$/, '').replace(/-limited$/, '');
 
 const app = express();
 app.disable('x-powered-by');
@@ -39,6 +40,9 @@ if (variant !== 'bare') {
     ...(store === 'bcrypt' ? { hasher: 'bcrypt' as const } : {}),
     ...(store === 'jwt' ? { identity: { jwt: { key: 'bench-identity-jwt-secret-32-bytes!!' } } } : {}),
     ...(variant.endsWith('-metrics') ? { metrics: true } : {}),
+    ...(variant.endsWith('-limited')
+      ? { rateLimit: { perToken: { requests: 1e9, windowSeconds: 3_600 } } }
+      : {}),
   };
   if (store === 'redis') {
     const redis = new Redis(redisUrl!, { enableOfflineQueue: false });

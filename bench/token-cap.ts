@@ -41,6 +41,7 @@ const record = (user: string) => ({
   requiredHeaders: null,
   resources: null,
   upstream: null,
+  rateLimit: null,
 });
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;

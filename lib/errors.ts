@@ -1,3 +1,5 @@
+import type { Scope } from './model.js';
+
 /**
  * Every failure the library reports carries a stable `code`, so callers can
  * `switch (err.code)` without parsing messages. Each code has exactly one HTTP status (the
@@ -36,6 +38,7 @@ const STATUS = {
   BODY_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   TOO_MANY_ATTEMPTS: 429,
+  RATE_LIMITED: 429,
   UPSTREAM_UNREACHABLE: 502,
   STORE_UNAVAILABLE: 503,
   UPSTREAM_UNAVAILABLE: 503,
@@ -92,6 +95,30 @@ export function statusOf(code: TokenGateErrorCode): number {
 }
 
 /**
+ * What a refused request would have needed, machine-readably (answered in the
+ * `API-Token-Required-Scope` / `API-Token-Restriction` headers and the error's body). Names the
+ * kind of a restriction, never its values.
+ * @example
+ * if (err instanceof ForbiddenError && err.need?.scope === 'write') console.log('Use a write token.');
+ */
+export interface RefusalNeed {
+  /** `SCOPE_INSUFFICIENT`: the scope the request needs. */
+  scope?: Scope;
+  /**
+   * Which restriction refused: one of the token's own (`allowedIps`, `requiredHeaders`,
+   * `resources`, `rateLimit`), the owner's rate limit over all their tokens (`userRateLimit`),
+   * or the proxy's address allowlist (`ipAllowlist`).
+   */
+  restriction?:
+    | 'allowedIps'
+    | 'requiredHeaders'
+    | 'resources'
+    | 'rateLimit'
+    | 'userRateLimit'
+    | 'ipAllowlist';
+}
+
+/**
  * Base class of every error this library throws or answers with.
  * @example
  * try {
@@ -109,12 +136,19 @@ export class TokenGateError extends Error {
   readonly status: number;
   /** Seconds after which a retry may succeed (429 and 503 answers). */
   readonly retryAfter: number | undefined;
+  /** What the refused request would have needed (a scope, the kind of a restriction), when known. */
+  readonly need: RefusalNeed | undefined;
 
-  constructor(code: TokenGateErrorCode, message: string, options?: ErrorOptions & { retryAfter?: number }) {
+  constructor(
+    code: TokenGateErrorCode,
+    message: string,
+    options?: ErrorOptions & { retryAfter?: number; need?: RefusalNeed },
+  ) {
     super(message, options);
     this.code = code;
     this.status = STATUS[code];
     this.retryAfter = options?.retryAfter;
+    this.need = options?.need;
   }
 }
 
@@ -179,8 +213,8 @@ export class AuthenticationError extends TokenGateError {
 export class ForbiddenError extends TokenGateError {
   /** `'ForbiddenError'`. */
   override readonly name = 'ForbiddenError';
-  constructor(code: ForbiddenCode, message: string) {
-    super(code, message);
+  constructor(code: ForbiddenCode, message: string, need?: RefusalNeed) {
+    super(code, message, need === undefined ? undefined : { need });
   }
 }
 
@@ -264,6 +298,27 @@ export class TooManyAttemptsError extends TokenGateError {
   override readonly name = 'TooManyAttemptsError';
   constructor(retryAfter: number, message = 'Too many failed authentication attempts. Try again later.') {
     super('TOO_MANY_ATTEMPTS', message, { retryAfter });
+  }
+}
+
+/**
+ * 429 `RATE_LIMITED`: a token (or its owner, over all their tokens) made more requests than
+ * its rate limit allows in the current window; `retryAfter` says when the window ends and
+ * `limit` which limit it was.
+ * @example
+ * if (err instanceof RateLimitedError) console.log(`${err.limit} limit: retry in ${err.retryAfter} s`);
+ */
+export class RateLimitedError extends TokenGateError {
+  /** `'RateLimitedError'`. */
+  override readonly name = 'RateLimitedError';
+  /** Which limit refused: the token's own (`token`) or its owner's over all their tokens (`user`). */
+  readonly limit: 'token' | 'user';
+  constructor(limit: 'token' | 'user', retryAfter: number, message: string) {
+    super('RATE_LIMITED', message, {
+      retryAfter,
+      need: { restriction: limit === 'token' ? 'rateLimit' : 'userRateLimit' },
+    });
+    this.limit = limit;
   }
 }
 

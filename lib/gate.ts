@@ -11,6 +11,7 @@ import type { ManagementContext } from './http/management-context.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { lazyRouter } from './internal/lazy-router.js';
 import { validateOptions } from './internal/options.js';
+import { checkRateLimitOptions } from './limits/options.js';
 import type { GrantHandler } from './oauth/grants.js';
 import type { OAuthOptions } from './oauth/options.js';
 import { OAuthServer } from './oauth/server.js';
@@ -138,6 +139,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
   assertTokenPrefix(tokenPrefix);
   const expiry = options.expiry ?? {};
   checkExpiryPolicy(expiry);
+  const maxRateLimit = options.rateLimit === undefined ? undefined : checkRateLimitOptions(options.rateLimit);
   const hasher = resolveHasher(options.hasher, options.pepper);
   const givenStore: TokenStore = options.store ?? new MemoryTokenStore();
   const ownsStore = options.store === undefined;
@@ -185,6 +187,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(options.storeTimeoutMs === undefined ? {} : { storeTimeoutMs: options.storeTimeoutMs }),
     ...(options.maxTokensPerUser === undefined ? {} : { maxTokensPerUser: options.maxTokensPerUser }),
     ...(upstream === undefined ? {} : { upstream: upstream.hook }),
+    ...(maxRateLimit === undefined ? {} : { maxRateLimit }),
   });
   const verifier = verifierOf(tokens);
   // Grants of the OAuth token endpoint that come from elsewhere: federation's token exchange.
@@ -202,6 +205,8 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     );
   if (metrics !== undefined) verifier.observe(metrics.verifyObserver);
   const protect = buildRequestPath(options, {
+    store,
+    storeTimeoutMs,
     tokens,
     verifier,
     groups,

@@ -12,6 +12,8 @@ export {
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
+  RateLimitedError,
+  type RefusalNeed,
   StoreError,
   statusOf,
   TokenGateError,
@@ -55,6 +57,7 @@ export {
 export type { LoginThrottleOptions } from './http/login-throttle.js';
 export { type Challenge, sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
+export type { RateLimitOptions } from './limits/options.js';
 export { type AuthenticateTokenOptions, authenticateToken } from './middleware/authenticate-token.js';
 export { type BlockPasswordAuthOptions, blockPasswordAuth } from './middleware/block-password-auth.js';
 export { type ClientIpOptions, clientIp } from './middleware/client-ip.js';
@@ -67,7 +70,15 @@ export { type IpAllowlistOptions, ipAllowlist } from './middleware/ip-allowlist.
 export { type RequireGroupsOptions, requireGroups } from './middleware/require-groups.js';
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
-export type { Scope, TokenChanges, TokenInfo, TokenOrigin, TokenRecord, TokenRestrictions } from './model.js';
+export type {
+  RateLimit,
+  Scope,
+  TokenChanges,
+  TokenInfo,
+  TokenOrigin,
+  TokenRecord,
+  TokenRestrictions,
+} from './model.js';
 export type { GrantContext, GrantHandler, GrantResult } from './oauth/grants.js';
 export type { OAuthClient, OAuthOptions } from './oauth/options.js';
 export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';
@@ -118,6 +129,7 @@ export {
   type TokenQuery,
   type TokenSearchPage,
   type TokenStore,
+  type WindowCount,
 } from './stores/token-store.js';
 export type { ExpiryPolicy } from './tokens/expiry-policy.js';
 export {

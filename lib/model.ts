@@ -15,6 +15,20 @@ export type Scope = 'read' | 'write';
 export const SCOPES: readonly Scope[] = ['read', 'write'];
 
 /**
+ * A rate limit: at most `requests` in each window of `windowSeconds`, counted across every
+ * instance sharing the store.
+ * @example
+ * const rateLimit: RateLimit = { requests: 600, windowSeconds: 60 }; // 10 a second on average
+ * await gate.tokens.update(id, { rateLimit });
+ */
+export interface RateLimit {
+  /** Most requests in one window: a whole number from 1 to 1,000,000,000. */
+  readonly requests: number;
+  /** The window's length in seconds: a whole number from 1 to 86,400 (a day). */
+  readonly windowSeconds: number;
+}
+
+/**
  * What one token may be narrowed to, beyond its scope. Each field is `null` when the token is
  * not restricted that way. Restrictions only ever narrow: a token never gains anything its
  * owner or its scope does not have.
@@ -32,6 +46,8 @@ export interface TokenRestrictions {
   requiredHeaders: Readonly<Record<string, string>> | null;
   /** Bitbucket projects and repositories the token may touch: `PROJ`, `PROJ/repo`, `~user/repo`, `*` wildcards. */
   resources: readonly string[] | null;
+  /** The token's own rate limit (never above the administrator's maximum), or null for the gate's default. */
+  rateLimit: RateLimit | null;
 }
 
 /**
@@ -100,7 +116,7 @@ export interface TokenRecord extends TokenRestrictions {
 export type TokenChanges = Partial<
   Pick<
     TokenRecord,
-    'name' | 'expiresAt' | 'allowedIps' | 'requiredHeaders' | 'resources' | 'upstream' | 'seal'
+    'name' | 'expiresAt' | 'allowedIps' | 'requiredHeaders' | 'resources' | 'rateLimit' | 'upstream' | 'seal'
   >
 >;
 

@@ -65,5 +65,6 @@ export function tokenDetails(t: TokenInfo): string[] {
     `allowed IPs:      ${list(t.allowedIps)}`,
     `required headers: ${list(t.requiredHeaders)}`,
     `resources:        ${list(t.resources)}`,
+    `rate limit:       ${t.rateLimit === null ? "the proxy's default" : `${t.rateLimit.requests} in ${t.rateLimit.windowSeconds} s`}`,
   ];
 }

@@ -5,6 +5,7 @@ import type { Scope, TokenInfo } from '../model.js';
 import { redactUrl } from '../stores/open-token-store.js';
 import type { TokenQuery } from '../stores/token-store.js';
 import { isTokenId, parseToken } from '../tokens/format.js';
+import { parseRateLimitText } from '../tokens/restrictions.js';
 import { type ChangeContext, TokenService } from '../tokens/service.js';
 import {
   auditLog,
@@ -200,8 +201,12 @@ export function createProgram(io: CliIo, version: string): Command {
       '--no-pepper',
       'create although TOKEN_PEPPER is not set (only if your proxies run without a pepper)',
     )
+    .option(
+      '--rate-limit <requests/seconds>',
+      "the token's own rate limit, e.g. 600/60; default: the proxy's",
+    )
     .action(
-      session<{ user: string; name: string; scope: Scope; expires?: string }>(
+      session<{ user: string; name: string; scope: Scope; expires?: string; rateLimit?: string }>(
         { hasher: true },
         async (s, options) => {
           const expiresAt = options.expires === undefined ? undefined : parseExpiry(options.expires);
@@ -211,6 +216,9 @@ export function createProgram(io: CliIo, version: string): Command {
               name: options.name,
               scope: options.scope,
               ...(expiresAt === undefined ? {} : { expiresAt: new Date(expiresAt) }),
+              ...(options.rateLimit === undefined
+                ? {}
+                : { rateLimit: parseRateLimitText(options.rateLimit) }),
             },
             s.change,
           );
@@ -271,6 +279,27 @@ export function createProgram(io: CliIo, version: string): Command {
         const info = await s.tokens.rename(id, name, s.change);
         if (info === null) throw new CliError(EXIT.NOT_FOUND, `No live token ${id}.`);
         await s.out(`renamed ${info.id} to ${JSON.stringify(info.name)}`);
+      }),
+    );
+
+  program
+    .command('rate-limit')
+    .description(
+      "set a token's own rate limit (requests/seconds, e.g. 600/60), or `none` for the proxy's default",
+    )
+    .argument('<id>', 'token id, or the whole token')
+    .argument('<limit>', 'requests/seconds, or none')
+    .action(
+      session({}, async (s, _options, [argument = '', limit = '']) => {
+        const id = idOf(argument, s.tokens.tokenPrefix);
+        const rateLimit = limit === 'none' ? null : parseRateLimitText(limit);
+        const info = await s.tokens.update(id, { rateLimit }, s.change);
+        if (info === null) throw new CliError(EXIT.NOT_FOUND, `No live token ${id}.`);
+        await s.out(
+          info.rateLimit === null
+            ? `${info.id}: the proxy's default rate limit`
+            : `${info.id}: at most ${info.rateLimit.requests} requests in ${info.rateLimit.windowSeconds} seconds`,
+        );
       }),
     );
 

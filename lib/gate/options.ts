@@ -18,6 +18,7 @@ import {
   string,
   withMethods,
 } from '../internal/options.js';
+import { RATE_LIMIT_OPTIONS, type RateLimitOptions } from '../limits/options.js';
 import { REQUIRE_SCOPE_OPTIONS } from '../middleware/require-scope.js';
 import { TOKEN_RESTRICTIONS_OPTIONS } from '../middleware/token-restrictions.js';
 import type { Scope } from '../model.js';
@@ -186,6 +187,14 @@ export interface TokenGateOptions {
    * `token.leaked` event; or `false`. Default on. See docs/secret-scanning.md.
    */
   pushProtection?: PushProtectionOptions | false;
+  /**
+   * Rate limits of token requests, per token and per user, counted across the fleet through the
+   * store; 429 with `Retry-After` and `RateLimit` headers past them. Tokens may carry their own
+   * `rateLimit` (at most `maxPerToken`), enforced with or without this option.
+   * Default: none.
+   * @example createTokenGate({ store, rateLimit: { perToken: { requests: 600, windowSeconds: 60 } } });
+   */
+  rateLimit?: RateLimitOptions;
 }
 
 const STORE_METHODS = ['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'];
@@ -250,4 +259,5 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
     compileTrustRules(value, path);
   },
   pushProtection: orFalse(object(PUSH_PROTECTION_OPTIONS)),
+  rateLimit: object(RATE_LIMIT_OPTIONS),
 };

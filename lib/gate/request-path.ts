@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import type { EventListener } from '../events.js';
 import type { GroupResolver } from '../groups/group-resolver.js';
 import { requestPath } from '../http/respond.js';
+import { rateLimitStep } from '../limits/rate-limit-step.js';
 import { authenticateTokenStep } from '../middleware/authenticate-token.js';
 import { blockPasswordAuthStep } from '../middleware/block-password-auth.js';
 import { type ClientIpOptions, clientIpStep } from '../middleware/client-ip.js';
@@ -14,6 +15,8 @@ import { tokenRestrictionsStep } from '../middleware/token-restrictions.js';
 import type { Tallies } from '../ops/tallies.js';
 import { verifiedRecord } from '../request/credential-slot.js';
 import { composeSteps, type Step } from '../request/step.js';
+import { setTokenExpiration } from '../request/token-expiration.js';
+import type { TokenStore } from '../stores/token-store.js';
 import type { TokenService } from '../tokens/service.js';
 import type { TokenVerifier } from '../tokens/verifier.js';
 import { forwardIdentityStep } from '../upstream/forward-identity.js';
@@ -21,6 +24,10 @@ import type { TokenGateOptions } from './options.js';
 
 /** What the request path is built from, besides the options. */
 export interface RequestPathParts {
+  /** The store (instrumented when metrics are on): rate limits count through it. */
+  store: TokenStore;
+  /** Deadline of store calls. */
+  storeTimeoutMs: number;
   tokens: TokenService;
   verifier: TokenVerifier;
   groups: GroupResolver;
@@ -79,6 +86,14 @@ export function buildRequestPath(
       ...(options.unrestrictedPaths === undefined ? {} : { unrestrictedPaths: options.unrestrictedPaths }),
       ...withEvents,
     }),
+    // Always there: a token may carry a rate limit of its own without the gate setting any.
+    rateLimitStep({
+      ...options.rateLimit,
+      store: parts.store,
+      storeTimeoutMs: parts.storeTimeoutMs,
+      onEvent: listener ?? (() => {}),
+      ...(tallies === undefined ? {} : { observer: tallies.rateLimitObserver }),
+    }),
   );
   if (options.allowCredentialEndpoints !== true) steps.push(credentialEndpointsStep(withEvents));
   const useTokens = options.permissions?.useTokens;
@@ -93,9 +108,10 @@ export function buildRequestPath(
     parts.upstreamStep ?? forwardIdentityStep(options.identity ?? {}),
   );
   const audit = options.auditSuccess === true ? onEvent : undefined;
-  steps.push(function recordUse(req, _res, auth, next) {
+  steps.push(function recordUse(req, res, auth, next) {
     const record = verifiedRecord(auth);
     if (record !== undefined) {
+      setTokenExpiration(res, record);
       const ip = auth.clientIp ?? null;
       verifier.noteUse(record, ip);
       audit?.({

@@ -56,11 +56,26 @@ export function sendError(
     );
   }
   if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
+  const need = error.need;
+  // What would have been needed, for scripts: a header, and fields beside Bitbucket's own.
+  if (need?.scope !== undefined) res.setHeader('API-Token-Required-Scope', need.scope);
+  if (need?.restriction !== undefined) res.setHeader('API-Token-Restriction', need.restriction);
   if (fromGit(req)) {
     res.type('text/plain').send(`${error.message}\n`);
     return;
   }
-  res.json({ errors: [{ context: null, message: error.message, exceptionName: null, code: error.code }] });
+  const item = { context: null, message: error.message, exceptionName: null, code: error.code };
+  res.json({
+    errors: [
+      need === undefined
+        ? item
+        : {
+            ...item,
+            ...(need.scope === undefined ? {} : { requiredScope: need.scope }),
+            ...(need.restriction === undefined ? {} : { restriction: need.restriction }),
+          },
+    ],
+  });
 }
 
 /**

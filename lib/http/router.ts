@@ -56,9 +56,10 @@ const CREATE_FIELDS = new Set([
   'allowedIps',
   'requiredHeaders',
   'resources',
+  'rateLimit',
   'bitbucketToken',
 ]);
-const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources']);
+const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources', 'rateLimit']);
 
 export function defaultPrincipal(req: Request): string | undefined {
   const user = (req as { user?: unknown }).user;
@@ -343,12 +344,12 @@ function safePrincipal(principalOf: (req: Request) => string | undefined, req: R
   }
 }
 
-type RestrictionFields = Pick<CreateTokenInput, 'allowedIps' | 'requiredHeaders' | 'resources'>;
+type RestrictionFields = Pick<CreateTokenInput, 'allowedIps' | 'requiredHeaders' | 'resources' | 'rateLimit'>;
 
 /** The restriction fields present in a body, as given: the token service validates them. */
 function restrictionFields(body: Record<string, unknown>): RestrictionFields {
   const out: Record<string, unknown> = {};
-  for (const key of ['allowedIps', 'requiredHeaders', 'resources'] as const)
+  for (const key of ['allowedIps', 'requiredHeaders', 'resources', 'rateLimit'] as const)
     if (body[key] !== undefined) out[key] = body[key];
   return out as RestrictionFields;
 }

@@ -10,10 +10,18 @@ export class FixedWindowCounter {
 
   /** Adds one to `key` and returns the count in its current window. */
   add(key: string, windowMs: number, now = Date.now()): number {
+    return this.addBy(key, 1, windowMs, now).count;
+  }
+
+  /** Adds `by` to `key`: the count in its current window and when that window ends. */
+  addBy(key: string, by: number, windowMs: number, now = Date.now()): { count: number; resetAt: number } {
     const window = this.#windows.get(key, now);
-    if (window !== undefined) return ++window.count;
-    this.#windows.set(key, { count: 1 }, windowMs, now);
-    return 1;
+    if (window !== undefined) {
+      window.count += by;
+      return { count: window.count, resetAt: this.#windows.expiresAt(key, now) ?? now + windowMs };
+    }
+    this.#windows.set(key, { count: by }, windowMs, now);
+    return { count: by, resetAt: now + windowMs };
   }
 
   count(key: string, now = Date.now()): number {

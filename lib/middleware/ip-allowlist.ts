@@ -31,12 +31,16 @@ export interface IpAllowlistOptions extends ClientIpOptions {
 const OPTIONS = { ...CLIENT_IP_OPTIONS, allow: any, forPasswords: boolean, onEvent: func };
 
 /** The one refusal for an address outside a list, whether the gate's or a token's own. */
-export function ipNotAllowed(address: string | null): ForbiddenError {
+export function ipNotAllowed(
+  address: string | null,
+  restriction: 'ipAllowlist' | 'allowedIps' = 'ipAllowlist',
+): ForbiddenError {
   return new ForbiddenError(
     'IP_NOT_ALLOWED',
     address === null
       ? 'Your client address could not be determined, so API access is refused.'
       : `API access is not allowed from ${address}.`,
+    { restriction },
   );
 }
 

@@ -77,7 +77,7 @@ export function requireScopeStep(options: Readonly<RequireScopeOptions>): Step {
     auth.requiredScope = need.scope;
     if (need.scope === 'write' && token.scope !== 'write') {
       const message = 'This API token is read-only; this request needs a token with write scope.';
-      refuse(req, res, new ForbiddenError('SCOPE_INSUFFICIENT', message), emit, {
+      refuse(req, res, new ForbiddenError('SCOPE_INSUFFICIENT', message, { scope: 'write' }), emit, {
         tokenId: token.id,
         user: token.user,
       });

@@ -129,7 +129,7 @@ export function tokenRestrictionsStep(options: Readonly<TokenRestrictionsOptions
       const address =
         resolved === undefined ? resolve(req) : resolved === null ? null : parseIpCached(resolved);
       if (address === null || !rules.ips(address)) {
-        refuse(req, res, ipNotAllowed(address?.text ?? null), emit, known);
+        refuse(req, res, ipNotAllowed(address?.text ?? null, 'allowedIps'), emit, known);
         return;
       }
     }
@@ -138,7 +138,8 @@ export function tokenRestrictionsStep(options: Readonly<TokenRestrictionsOptions
         const sent = req.headers[name];
         if (typeof sent !== 'string' || !timingSafeEqual(digest(sent), expected)) {
           const message = `This API token may only be used with the ${name} header it was created with.`;
-          refuse(req, res, new ForbiddenError('HEADER_REQUIRED', message), emit, known);
+          const error = new ForbiddenError('HEADER_REQUIRED', message, { restriction: 'requiredHeaders' });
+          refuse(req, res, error, emit, known);
           return;
         }
       }
@@ -153,7 +154,8 @@ export function tokenRestrictionsStep(options: Readonly<TokenRestrictionsOptions
           : target.kind === 'none' && exempt(target.segments, token.user);
       if (!allowed) {
         const message = 'This API token may not access this project or repository.';
-        refuse(req, res, new ForbiddenError('RESOURCE_NOT_ALLOWED', message), emit, known);
+        const error = new ForbiddenError('RESOURCE_NOT_ALLOWED', message, { restriction: 'resources' });
+        refuse(req, res, error, emit, known);
         return;
       }
     }

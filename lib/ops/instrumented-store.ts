@@ -30,6 +30,7 @@ const TIMED = [
   'touch',
   'search',
   'countFailure',
+  'increment',
   'failureCount',
   'claim',
   'putValue',

@@ -275,6 +275,22 @@ export class GateMetrics {
         ),
     );
     counter(
+      'rate_limited_total',
+      'Requests refused by a rate limit (429 RATE_LIMITED), by limit: token or user.',
+      ['limit'],
+      (c) =>
+        fromNumbers(c, [
+          [{ limit: 'token' }, tallies.rateLimited.token],
+          [{ limit: 'user' }, tallies.rateLimited.user],
+        ]),
+    );
+    counter(
+      'rate_limit_store_failures_total',
+      'Rate-limit reservations the store failed or timed out; the instance then counts on its own for 5 seconds.',
+      [],
+      (c) => fromNumbers(c, [[{}, tallies.rateLimitStoreFailures]]),
+    );
+    counter(
       'upstream_errors_total',
       'Refusals because Bitbucket (or a group resolver, or a stored Bitbucket credential) failed, by error code.',
       ['code'],

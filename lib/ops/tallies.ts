@@ -1,4 +1,5 @@
 import type { AuditEvent, EventListener } from '../events.js';
+import type { RateLimitObserver } from '../limits/rate-limit-step.js';
 import type { Step } from '../request/step.js';
 
 /**
@@ -15,6 +16,19 @@ export class Tallies {
   readonly managementRefused = new Map<string, number>();
   /** `token.*` events, by type. */
   readonly tokenEvents = new Map<string, number>();
+  /** Requests refused by a rate limit, by which limit. */
+  readonly rateLimited = { token: 0, user: 0 };
+  /** Rate-limit reservations the store failed (the instance then counted on its own). */
+  rateLimitStoreFailures = 0;
+  /** The rate-limit step's observer. */
+  readonly rateLimitObserver: RateLimitObserver = {
+    refused: (limit) => {
+      this.rateLimited[limit]++;
+    },
+    storeFailed: () => {
+      this.rateLimitStoreFailures++;
+    },
+  };
 
   /** The last step of `protect()` when metrics are on: counts the pass by credential kind. */
   readonly countPassed: Step = (_req, _res, auth, next) => {

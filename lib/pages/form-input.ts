@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import { ValidationError } from '../errors.js';
-import type { RestrictionsInput } from '../tokens/restrictions.js';
+import type { RateLimit } from '../model.js';
+import { parseRateLimitText, type RestrictionsInput } from '../tokens/restrictions.js';
 
 /** Longest value of one form field (a textarea of restrictions included). */
 const MAX_FIELD = 8_000;
@@ -50,6 +51,12 @@ export function headersField(text: string | undefined): Record<string, string> |
   return headers;
 }
 
+/** `requests/seconds` (e.g. `600/60`) as a rate limit; undefined when empty. */
+export function rateLimitField(text: string | undefined): RateLimit | undefined {
+  const value = (text ?? '').trim();
+  return value === '' ? undefined : parseRateLimitText(value);
+}
+
 /**
  * The restriction fields of a form. On create an empty field means "not restricted"; on an
  * update it removes the restriction (null).
@@ -63,8 +70,10 @@ export function restrictionsOf(
   const ips = listField(fields['allowedIps']) ?? empty;
   const headers = headersField(fields['requiredHeaders']) ?? empty;
   const resources = listField(fields['resources']) ?? empty;
+  const rateLimit = rateLimitField(fields['rateLimit']) ?? empty;
   if (ips !== undefined) out['allowedIps'] = ips;
   if (headers !== undefined) out['requiredHeaders'] = headers;
   if (resources !== undefined) out['resources'] = resources;
+  if (rateLimit !== undefined) out['rateLimit'] = rateLimit;
   return out as RestrictionsInput;
 }

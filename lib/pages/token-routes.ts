@@ -33,8 +33,9 @@ const CREATE_FIELDS = [
   'allowedIps',
   'requiredHeaders',
   'resources',
+  'rateLimit',
 ];
-const UPDATE_FIELDS = ['_csrf', 'name', 'allowedIps', 'requiredHeaders', 'resources'];
+const UPDATE_FIELDS = ['_csrf', 'name', 'allowedIps', 'requiredHeaders', 'resources', 'rateLimit'];
 const GRACE_CHOICES = new Set(['0', '3600000', '86400000', '604800000']);
 
 const NOTICES: Record<string, Notice> = {
@@ -99,6 +100,7 @@ function restrictionValues(info: TokenInfo): Record<string, string> {
       .map(([k, v]) => `${k}: ${v}`)
       .join('\n'),
     resources: info.resources?.join('\n') ?? '',
+    rateLimit: info.rateLimit === null ? '' : `${info.rateLimit.requests}/${info.rateLimit.windowSeconds}`,
   };
 }
 
@@ -244,7 +246,7 @@ export function tokenRoutes(
         const current = restrictionValues(info);
         const changes: Record<string, unknown> = {};
         if (wanted.name !== info.name) changes['name'] = wanted.name;
-        for (const field of ['allowedIps', 'requiredHeaders', 'resources'] as const)
+        for (const field of ['allowedIps', 'requiredHeaders', 'resources', 'rateLimit'] as const)
           if ((fields[field] ?? '').trim() !== current[field]) changes[field] = wanted[field];
         if (Object.keys(changes).length > 0 && (await tokens.update(info.id, changes, page.change)) === null)
           throw new NotFoundError();

@@ -11,6 +11,7 @@ import {
   type TokenSearchPage,
   type TokenStore,
   userGroup,
+  type WindowCount,
 } from './token-store.js';
 
 /**
@@ -154,6 +155,10 @@ export class MemoryTokenStore implements TokenStore {
     return this.failures.add(key, windowMs);
   }
 
+  async increment(key: string, by: number, windowMs: number): Promise<WindowCount> {
+    return this.failures.addBy(key, by, windowMs);
+  }
+
   async failureCount(key: string): Promise<number> {
     return this.failures.count(key);
   }
@@ -250,6 +255,7 @@ function copy(record: TokenRecord): TokenRecord {
     requiredHeaders: record.requiredHeaders === null ? null : { ...record.requiredHeaders },
     resources: record.resources === null ? null : [...record.resources],
     origin: record.origin == null ? null : { ...record.origin },
+    rateLimit: record.rateLimit ? { ...record.rateLimit } : null,
   };
 }
 

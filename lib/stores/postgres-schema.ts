@@ -93,6 +93,8 @@ export function postgresMigrations(n: PostgresNames): string[] {
     `ALTER TABLE ${n.tokens} ADD COLUMN origin jsonb;
      CREATE TABLE ${n.values} (key text PRIMARY KEY, value text NOT NULL, until bigint NOT NULL);
      CREATE INDEX ${n.index('values_until')} ON ${n.values} (until);`,
+    // 4: per-token rate limits.
+    `ALTER TABLE ${n.tokens} ADD COLUMN rate_limit jsonb;`,
   ];
 }
 

@@ -30,6 +30,7 @@ import {
   type TokenSearchPage,
   type TokenStore,
   userGroup,
+  type WindowCount,
 } from './token-store.js';
 
 export type { PostgresSchemaOptions } from './postgres-schema.js';
@@ -115,7 +116,7 @@ export class PostgresTokenStore implements TokenStore {
     | 'exists'
     | 'touch'
     | 'delete'
-    | 'countFailure'
+    | 'increment'
     | 'failureCount'
     | 'claim'
     | 'putValue'
@@ -161,11 +162,11 @@ export class PostgresTokenStore implements TokenStore {
       delete: `WITH gone AS (DELETE FROM ${t.tokens} WHERE id = $1 RETURNING expires_at, count_group),
         uncounted AS (UPDATE ${t.groups} SET live = live - 1 WHERE group_key = (SELECT count_group FROM gone))
         SELECT pg_notify($2, $1::text), (SELECT count(*) FROM gone WHERE expires_at IS NULL OR expires_at > $3) AS live`,
-      countFailure: `INSERT INTO ${t.failures} AS f (key, count, until) VALUES ($1, 1, $2)
+      increment: `INSERT INTO ${t.failures} AS f (key, count, until) VALUES ($1, $4, $2)
         ON CONFLICT (key) DO UPDATE SET
-          count = CASE WHEN f.until > $3 THEN f.count + 1 ELSE 1 END,
+          count = CASE WHEN f.until > $3 THEN f.count + EXCLUDED.count ELSE EXCLUDED.count END,
           until = CASE WHEN f.until > $3 THEN f.until ELSE EXCLUDED.until END
-        RETURNING count`,
+        RETURNING count, until`,
       failureCount: `SELECT count FROM ${t.failures} WHERE key = $1 AND until > $2`,
       claim: `INSERT INTO ${t.claims} AS c (key, until) VALUES ($1, $2)
         ON CONFLICT (key) DO UPDATE SET until = EXCLUDED.until WHERE c.until <= $3
@@ -320,10 +321,14 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   async countFailure(key: string, windowMs: number): Promise<number> {
+    return (await this.increment(key, 1, windowMs)).count;
+  }
+
+  async increment(key: string, by: number, windowMs: number): Promise<WindowCount> {
     const now = Date.now();
-    const { rows } = await this.query(this.sql.countFailure, [key, now + windowMs, now]);
+    const { rows } = await this.query(this.sql.increment, [key, now + windowMs, now, by]);
     this.housekeep();
-    return Number(rows[0]!['count']);
+    return { count: Number(rows[0]!['count']), resetAt: Number(rows[0]!['until']) };
   }
 
   async failureCount(key: string): Promise<number> {

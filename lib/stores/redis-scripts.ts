@@ -98,11 +98,18 @@ local group = redis.call('HGET', KEYS[1], 'group') or ''
 redis.call('DEL', KEYS[1])
 return { user, live, group }`);
 
-/** Counts one failure in a fixed window. ARGV: window ms. */
-export const COUNT_FAILURE = new RedisScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`);
+/**
+ * Adds to a counter in a fixed window that starts with the first addition; returns
+ * { count, ms left in the window }. Failure counts and rate-limit leases. ARGV: by, window ms.
+ */
+export const WINDOW_ADD = new RedisScript(`
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  left = tonumber(ARGV[2])
+end
+return { n, left }`);
 
 /** Claims a key once for a while: 1 for the first caller, 0 until the claim lapses. ARGV: ttl ms. */
 export const CLAIM = new RedisScript(`

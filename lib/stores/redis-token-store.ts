@@ -2,11 +2,10 @@ import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { StoreError, TokenGateError } from '../errors.js';
 import { foldName, sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
-import { SCOPES, type Scope, type TokenOrigin } from '../model.js';
+import { type RateLimit, SCOPES, type Scope, type TokenOrigin } from '../model.js';
 import type { RedisClientLike } from './redis-client.js';
 import {
   CLAIM,
-  COUNT_FAILURE,
   DELETE_TOKEN,
   EXPIRY_INDEX_SET,
   EXPIRY_RANGE,
@@ -21,6 +20,7 @@ import {
   PUT_VALUE,
   TAKE_VALUE,
   UPDATE_LIVE,
+  WINDOW_ADD,
 } from './redis-scripts.js';
 import { revokedIdOf } from './revocation-message.js';
 import { isLive, matchesQuery } from './token-query.js';
@@ -34,6 +34,7 @@ import {
   type TokenSearchPage,
   type TokenStore,
   userGroup,
+  type WindowCount,
 } from './token-store.js';
 
 export type { RedisClientLike, RedisSubscriberLike } from './redis-client.js';
@@ -317,10 +318,18 @@ export class RedisTokenStore implements TokenStore {
     });
   }
 
-  countFailure(key: string, windowMs: number): Promise<number> {
-    return this.guard(async () =>
-      Number(await COUNT_FAILURE.run(this.redis, [this.namedKey('f', key)], [windowMs])),
-    );
+  async countFailure(key: string, windowMs: number): Promise<number> {
+    return (await this.increment(key, 1, windowMs)).count;
+  }
+
+  increment(key: string, by: number, windowMs: number): Promise<WindowCount> {
+    return this.guard(async () => {
+      const [count, left] = (await WINDOW_ADD.run(this.redis, [this.namedKey('f', key)], [by, windowMs])) as [
+        number,
+        number,
+      ];
+      return { count: Number(count), resetAt: Date.now() + Number(left) };
+    });
   }
 
   failureCount(key: string): Promise<number> {
@@ -480,7 +489,7 @@ function encodeChanges(changes: TokenChanges): string[] {
   if (changes.name !== undefined) fields.push('name', changes.name);
   if (changes.expiresAt !== undefined)
     fields.push('expiresAt', changes.expiresAt === null ? '' : String(changes.expiresAt));
-  for (const key of ['allowedIps', 'requiredHeaders', 'resources'] as const)
+  for (const key of ['allowedIps', 'requiredHeaders', 'resources', 'rateLimit'] as const)
     if (changes[key] !== undefined) fields.push(key, json(changes[key]));
   if (changes.upstream !== undefined) fields.push('upstream', changes.upstream ?? '');
   if (changes.seal !== undefined) fields.push('seal', changes.seal);
@@ -501,6 +510,7 @@ function encode(record: TokenRecord): string[] {
     'allowedIps', json(record.allowedIps),
     'requiredHeaders', json(record.requiredHeaders),
     'resources', json(record.resources),
+    'rateLimit', json(record.rateLimit ?? null),
     'upstream', record.upstream ?? '',
     ...(record.seal === undefined ? [] : ['seal', record.seal]),
     'origin', json(record.origin ?? null),
@@ -543,5 +553,6 @@ function decode(id: string, hash: Record<string, string>): TokenRecord | null {
     upstream: hash['upstream'] || null,
     ...(hash['seal'] ? { seal: hash['seal'] } : {}),
     origin: optionalJson(hash['origin']) as TokenOrigin | null,
+    rateLimit: optionalJson(hash['rateLimit']) as RateLimit | null,
   };
 }

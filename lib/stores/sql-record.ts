@@ -1,6 +1,13 @@
 import { StoreError } from '../errors.js';
 import { foldName } from '../internal/validate.js';
-import { SCOPES, type Scope, type TokenChanges, type TokenOrigin, type TokenRecord } from '../model.js';
+import {
+  type RateLimit,
+  SCOPES,
+  type Scope,
+  type TokenChanges,
+  type TokenOrigin,
+  type TokenRecord,
+} from '../model.js';
 import type { TokenQuery } from './token-store.js';
 
 /**
@@ -27,6 +34,7 @@ export const TOKEN_COLUMNS = [
   'upstream',
   'seal',
   'origin',
+  'rate_limit',
 ] as const;
 
 export type SqlValue = string | number | null;
@@ -54,6 +62,7 @@ export function toRow(record: TokenRecord): SqlValue[] {
     record.upstream,
     record.seal ?? null,
     json(record.origin ?? null),
+    json(record.rateLimit ?? null),
   ];
 }
 
@@ -69,6 +78,7 @@ export function changedColumns(changes: TokenChanges): Array<[string, SqlValue]>
   if (changes.resources !== undefined) columns.push(['resources', json(changes.resources)]);
   if (changes.upstream !== undefined) columns.push(['upstream', changes.upstream]);
   if (changes.seal !== undefined) columns.push(['seal', changes.seal]);
+  if (changes.rateLimit !== undefined) columns.push(['rate_limit', json(changes.rateLimit)]);
   return columns;
 }
 
@@ -110,6 +120,7 @@ export function fromRow(row: Record<string, unknown>): TokenRecord {
     upstream: (row['upstream'] as string | null) ?? null,
     ...(typeof row['seal'] === 'string' ? { seal: row['seal'] } : {}),
     origin: optionalJson(row['origin']) as TokenOrigin | null,
+    rateLimit: optionalJson(row['rate_limit']) as RateLimit | null,
   };
 }
 

@@ -70,6 +70,8 @@ function migrations(n: Names): string[] {
     `ALTER TABLE ${n.tokens} ADD COLUMN origin TEXT;
      CREATE TABLE ${n.values} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;
      CREATE INDEX ${n.index('values_until')} ON ${n.values} (until);`,
+    // 5: per-token rate limits.
+    `ALTER TABLE ${n.tokens} ADD COLUMN rate_limit TEXT;`,
   ];
 }
 

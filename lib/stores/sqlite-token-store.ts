@@ -24,6 +24,7 @@ import {
   type TokenSearchPage,
   type TokenStore,
   userGroup,
+  type WindowCount,
 } from './token-store.js';
 
 export type { SqliteDatabaseLike, SqliteStatementLike } from './sqlite-types.js';
@@ -90,7 +91,7 @@ type Statements = Record<
   | 'logRevocation'
   | 'revocationsAfter'
   | 'lastRevocation'
-  | 'countFailure'
+  | 'increment'
   | 'failureCount'
   | 'claim'
   | 'putValue'
@@ -217,11 +218,11 @@ export class SqliteTokenStore implements TokenStore {
       logRevocation: `INSERT INTO ${t.revocations} (id, at) VALUES (?, ?)`,
       revocationsAfter: `SELECT seq, id FROM ${t.revocations} WHERE seq > ? ORDER BY seq LIMIT 500`,
       lastRevocation: `SELECT COALESCE(MAX(seq), 0) AS seq FROM ${t.revocations}`,
-      countFailure: `INSERT INTO ${t.failures} (key, count, until) VALUES (?, 1, ?)
+      increment: `INSERT INTO ${t.failures} (key, count, until) VALUES (?, ?, ?)
         ON CONFLICT (key) DO UPDATE SET
-          count = CASE WHEN until > ? THEN count + 1 ELSE 1 END,
+          count = CASE WHEN until > ? THEN count + excluded.count ELSE excluded.count END,
           until = CASE WHEN until > ? THEN until ELSE excluded.until END
-        RETURNING count`,
+        RETURNING count, until`,
       failureCount: `SELECT count FROM ${t.failures} WHERE key = ? AND until > ?`,
       claim: `INSERT INTO ${t.claims} (key, until) VALUES (?, ?)
         ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE until <= ?
@@ -388,13 +389,18 @@ export class SqliteTokenStore implements TokenStore {
   }
 
   async countFailure(key: string, windowMs: number): Promise<number> {
+    return (await this.increment(key, 1, windowMs)).count;
+  }
+
+  async increment(key: string, by: number, windowMs: number): Promise<WindowCount> {
     return this.guard(() => {
       const now = Date.now();
-      const row = this.relaxed(() => this.sql.countFailure.get(key, now + windowMs, now, now)) as {
+      const row = this.relaxed(() => this.sql.increment.get(key, by, now + windowMs, now, now)) as {
         count: number;
+        until: number;
       };
       this.housekeep();
-      return row.count;
+      return { count: row.count, resetAt: row.until };
     });
   }
 

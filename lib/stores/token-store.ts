@@ -55,6 +55,20 @@ export interface TokenSearchPage {
 }
 
 /**
+ * A counter in a fixed window (`TokenStore.increment`): the count so far in the window and
+ * when the window ends (epoch milliseconds).
+ * @example
+ * const { count, resetAt } = await store.increment!('rate:t:a1B2c3D4e5F:60', 10, 60_000);
+ * console.log(`${count} reserved, window ends in ${resetAt - Date.now()} ms`);
+ */
+export interface WindowCount {
+  /** The count in the current window, after this addition. */
+  count: number;
+  /** When the current window ends; the next addition after it starts a new window. */
+  resetAt: number;
+}
+
+/**
  * Called with a revoked (or changed) token id; `'*'` means "drop everything cached" (e.g. after a reconnect).
  * Only the store itself may say `'*'`, about its own connection: a message read from a shared
  * channel (NOTIFY, PUBLISH), which others may write, is passed on only when it is a token id.
@@ -156,6 +170,14 @@ export interface TokenStore {
    * counter when a store does not implement it.
    */
   countFailure?(key: string, windowMs: number): Promise<number>;
+  /**
+   * Optional. Adds `by` (a positive integer) to the counter `key`, atomically for every
+   * instance sharing the store, in a fixed window of `windowMs` that starts with the first
+   * addition; answers the count after it and when the window ends. The same counters as
+   * `countFailure` (which is `increment(key, 1, windowMs)`). Rate limits need it; without it
+   * they count in process only.
+   */
+  increment?(key: string, by: number, windowMs: number): Promise<WindowCount>;
   /** Optional. Reads the failure count of `key` without adding one. */
   failureCount?(key: string): Promise<number>;
   /**

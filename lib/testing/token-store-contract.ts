@@ -77,6 +77,7 @@ export function makeRecord(overrides: Partial<TokenRecord> = {}): TokenRecord {
     allowedIps: null,
     requiredHeaders: null,
     resources: null,
+    rateLimit: null,
     upstream: null,
     origin: null,
     ...overrides,
@@ -130,7 +131,7 @@ async function within(ms: number, done: () => boolean): Promise<void> {
 /**
  * The behaviour every `TokenStore` must have, as a vitest suite. Call it from a test file with
  * a function that opens your store on a backend of its own; the suite opens it once, runs
- * every case, then calls `cleanup()`. Optional members (`countFailure`, `claim`,
+ * every case, then calls `cleanup()`. Optional members (`countFailure`, `increment`, `claim`,
  * `expiringBetween`, `subscribe`) are checked when the store has them.
  * @example
  * // test/my-store.test.ts
@@ -174,6 +175,7 @@ export function runTokenStoreContract(
           allowedIps: ['10.0.0.0/8', '2001:db8::/32', '10.0.0.1-10.0.0.50', '203.0.113.7'],
           requiredHeaders: { 'x-ci': `a"b'c\\d ü`, 'x-empty': '', 'x-json': '{"a":[1]}' },
           resources: ['PROJ', 'PROJ/repo', '~user/repo', 'P*/r*'],
+          rateLimit: { requests: 600, windowSeconds: 60 },
           upstream: `v1.${randomBytes(1_500).toString('base64url')}`,
         });
         const empty = makeRecord({ allowedIps: [], requiredHeaders: {}, resources: [] });
@@ -280,11 +282,18 @@ export function runTokenStoreContract(
           allowedIps: ['192.0.2.0/24'],
           requiredHeaders: { 'x-ci': 'yes' },
           resources: ['~alice/*'],
+          rateLimit: { requests: 5, windowSeconds: 1 },
           upstream: 'sealed-blob',
         };
         expect(await store.update(record.id, restrictions)).toBe(true);
         expect(await store.get(record.id)).toEqual({ ...record, ...restrictions });
-        const cleared = { allowedIps: null, requiredHeaders: null, resources: null, upstream: null };
+        const cleared = {
+          allowedIps: null,
+          requiredHeaders: null,
+          resources: null,
+          rateLimit: null,
+          upstream: null,
+        };
         expect(await store.update(record.id, cleared)).toBe(true);
         expect(await store.get(record.id)).toEqual(record);
       });
@@ -640,6 +649,46 @@ export function runTokenStoreContract(
         );
         expect([...counts].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
         expect(await peer.failureCount(key)).toBe(20);
+      });
+
+      it('adds to a windowed counter and says when the window ends', async () => {
+        if (!store.increment) return;
+        const key = `rate:${randomBytes(4).toString('hex')}`;
+        const before = Date.now();
+        const first = await store.increment(key, 5, SHORT_MS);
+        expect(first.count).toBe(5);
+        expect(first.resetAt).toBeGreaterThanOrEqual(before + SHORT_MS - 50);
+        expect(first.resetAt).toBeLessThanOrEqual(Date.now() + SHORT_MS + 50);
+        const second = await store.increment(key, 3, SHORT_MS);
+        expect(second.count).toBe(8);
+        // The window started with the first addition: a later one does not move its end.
+        expect(Math.abs(second.resetAt - first.resetAt)).toBeLessThanOrEqual(50);
+        await sleep(PAST_SHORT_MS);
+        const fresh = await store.increment(key, 2, SHORT_MS);
+        expect(fresh.count).toBe(2);
+        expect(fresh.resetAt).toBeGreaterThan(first.resetAt);
+      });
+
+      it('shares windowed counters with countFailure and keeps hostile keys apart', async () => {
+        if (!store.increment || !store.countFailure || !store.failureCount) return;
+        const tag = randomBytes(3).toString('hex');
+        for (const key of HOSTILE) await store.increment(`${tag}${key}`, 10, 60_000);
+        for (const key of HOSTILE) expect(await store.countFailure(`${tag}${key}`, 60_000)).toBe(11);
+        expect(await store.failureCount(`${tag}${HOSTILE[0]}`)).toBe(11);
+      });
+
+      it('adds atomically for every instance on the same backend', async () => {
+        const peer = harness.peer;
+        if (!peer || !store.increment || !peer.increment) return;
+        const key = `rate:shared:${randomBytes(4).toString('hex')}`;
+        const counts = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => (i % 2 ? store : peer).increment!(key, 5, 60_000)),
+        );
+        expect(counts.map((c) => c.count).sort((a, b) => a - b)).toEqual(
+          Array.from({ length: 20 }, (_, i) => (i + 1) * 5),
+        );
+        const ends = counts.map((c) => c.resetAt);
+        expect(Math.max(...ends) - Math.min(...ends)).toBeLessThanOrEqual(1_000);
       });
 
       it('claims a key once until the claim lapses', async () => {

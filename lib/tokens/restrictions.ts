@@ -2,7 +2,7 @@ import { ValidationError } from '../errors.js';
 import { canonicalIpEntry } from '../internal/ip-list.js';
 import { isHeaderName } from '../internal/options.js';
 import { parseResourcePattern, resourcePatternText } from '../internal/resource-pattern.js';
-import type { TokenRestrictions } from '../model.js';
+import type { RateLimit, TokenRestrictions } from '../model.js';
 
 /**
  * Restrictions as callers give them: each may be omitted (unchanged / none) or null (none).
@@ -18,6 +18,8 @@ export interface RestrictionsInput {
   requiredHeaders?: Readonly<Record<string, string>> | null;
   /** Projects and repositories: `PROJ`, `PROJ/repo`, `~user/repo`, `*` inside a segment. */
   resources?: readonly string[] | null;
+  /** The token's own rate limit, e.g. `{ requests: 600, windowSeconds: 60 }`; at most the gate's `rateLimit.maxPerToken`. */
+  rateLimit?: RateLimit | null;
 }
 
 const MAX_ENTRIES = 100;
@@ -93,11 +95,67 @@ function resources(value: unknown): string[] {
   return [...new Set(patterns)];
 }
 
+const MAX_REQUESTS = 1_000_000_000;
+const MAX_WINDOW_SECONDS = 86_400;
+
+const wholeNumber = (value: unknown, min: number, max: number): value is number =>
+  typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+
+/**
+ * True when `limit` allows no more than `max`: never more requests in one window, and never a
+ * higher average rate (so a longer window cannot hide a bigger burst).
+ */
+export function withinRateLimit(limit: RateLimit, max: RateLimit): boolean {
+  return (
+    limit.requests <= max.requests && limit.requests * max.windowSeconds <= max.requests * limit.windowSeconds
+  );
+}
+
+/** Checks a rate limit's shape (options and restrictions alike); the message names `field`. */
+export function rateLimitProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return 'must be { requests, windowSeconds }';
+  const keys = Object.keys(value);
+  const { requests, windowSeconds } = value as Record<string, unknown>;
+  if (
+    keys.length !== 2 ||
+    !wholeNumber(requests, 1, MAX_REQUESTS) ||
+    !wholeNumber(windowSeconds, 1, MAX_WINDOW_SECONDS)
+  )
+    return `must be { requests, windowSeconds }: whole numbers, requests from 1 to ${MAX_REQUESTS.toLocaleString('en')}, windowSeconds from 1 to ${MAX_WINDOW_SECONDS.toLocaleString('en')}`;
+  return undefined;
+}
+
+/** `requests/seconds` (`600/60`), as the token pages and the CLI take a rate limit; checked on create/update. */
+export function parseRateLimitText(text: string): RateLimit {
+  const match = /^(\d{1,10})\s*\/\s*(\d{1,6})\s*s?$/.exec(text.trim());
+  if (match === null)
+    throw new ValidationError('rateLimit', 'Write the rate limit as requests / seconds, e.g. 600/60.');
+  return { requests: Number(match[1]), windowSeconds: Number(match[2]) };
+}
+
+function rateLimit(value: unknown, max: RateLimit | undefined): RateLimit {
+  const problem = rateLimitProblem(value);
+  if (problem !== undefined) throw new ValidationError('rateLimit', `\`rateLimit\` ${problem}, or null.`);
+  const { requests, windowSeconds } = value as RateLimit;
+  const limit = { requests, windowSeconds };
+  if (max !== undefined && !withinRateLimit(limit, max))
+    throw new ValidationError(
+      'rateLimit',
+      `\`rateLimit\` may be at most ${max.requests} requests in ${max.windowSeconds} seconds (the administrator's maximum).`,
+    );
+  return limit;
+}
+
 /**
  * Validates and canonicalises the restriction fields present in `input` (absent ones are left
  * out of the result; null clears). Throws a ValidationError naming the field and entry.
+ * `maxRateLimit` is the administrator's ceiling for a token's own `rateLimit`.
  */
-export function validateRestrictions(input: RestrictionsInput): Partial<TokenRestrictions> {
+export function validateRestrictions(
+  input: RestrictionsInput,
+  maxRateLimit?: RateLimit,
+): Partial<TokenRestrictions> {
   const out: { -readonly [K in keyof TokenRestrictions]?: TokenRestrictions[K] } = {};
   if (input.allowedIps !== undefined)
     out.allowedIps = input.allowedIps === null ? null : allowedIps(input.allowedIps);
@@ -105,6 +163,8 @@ export function validateRestrictions(input: RestrictionsInput): Partial<TokenRes
     out.requiredHeaders = input.requiredHeaders === null ? null : requiredHeaders(input.requiredHeaders);
   if (input.resources !== undefined)
     out.resources = input.resources === null ? null : resources(input.resources);
+  if (input.rateLimit !== undefined)
+    out.rateLimit = input.rateLimit === null ? null : rateLimit(input.rateLimit, maxRateLimit);
   return out;
 }
 

@@ -1,10 +1,19 @@
 import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { BadRequestError, NotFoundError, ValidationError } from '../errors.js';
 import type { EventListener, TokenChangedEvent } from '../events.js';
-import { any, func, integer, object, type Shape, validateOptions, withMethods } from '../internal/options.js';
+import {
+  any,
+  fail,
+  func,
+  integer,
+  object,
+  type Shape,
+  validateOptions,
+  withMethods,
+} from '../internal/options.js';
 import { parseInstant, validateName, validateScope, validateUser } from '../internal/validate.js';
 import { storeCall } from '../internal/with-timeout.js';
-import type { Scope, TokenInfo, TokenOrigin, TokenRecord } from '../model.js';
+import type { RateLimit, Scope, TokenInfo, TokenOrigin, TokenRecord } from '../model.js';
 import { type CountLimit, type TokenQuery, type TokenStore, userGroup } from '../stores/token-store.js';
 import {
   checkExpiryPolicy,
@@ -15,7 +24,7 @@ import {
 } from './expiry-policy.js';
 import { generateToken, isTokenId } from './format.js';
 import type { TokenHasher } from './hashers.js';
-import { type RestrictionsInput, validateRestrictions } from './restrictions.js';
+import { type RestrictionsInput, rateLimitProblem, validateRestrictions } from './restrictions.js';
 import { REVOKED_ALL_KEEP_MS, revokedAllKey } from './revoked-all.js';
 import { toTokenInfo } from './token-info.js';
 import type { UpstreamCredentials, UpstreamGrant, UpstreamHook } from './upstream-hook.js';
@@ -60,6 +69,11 @@ export interface TokenServiceOptions {
    * from its `upstream` option (`bitbucketAccessTokens(...)`).
    */
   upstream?: UpstreamHook;
+  /**
+   * The most generous `rateLimit` a token may be given (`createTokenGate` sets it from
+   * `rateLimit.maxPerToken`, else `rateLimit.perToken`). Default: none.
+   */
+  maxRateLimit?: RateLimit;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -190,6 +204,10 @@ const TOKEN_SERVICE_OPTIONS: Shape<TokenServiceOptions> = {
   maxTokensPerUser: integer(1, 100_000),
   onEvent: func,
   upstream: withMethods(['acquire', 'release'], 'an UpstreamHook'),
+  maxRateLimit: (value, path) => {
+    const problem = rateLimitProblem(value);
+    if (problem !== undefined) fail(path, problem);
+  },
   now: func,
 };
 /** A token's origin as given to `create`: checked, copied, null when absent. */
@@ -206,7 +224,7 @@ function validateOrigin(origin: unknown): TokenOrigin | null {
   return { via, client, ip: ip ?? null };
 }
 
-const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources']);
+const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources', 'rateLimit']);
 
 const engines = new WeakMap<TokenService, TokenVerifier>();
 const groupCreators = new WeakMap<
@@ -270,6 +288,7 @@ export class TokenService {
   readonly #emit: EventListener;
   readonly #upstream: UpstreamHook | undefined;
   readonly #now: () => number;
+  readonly #maxRateLimit: RateLimit | undefined;
 
   constructor(options: TokenServiceOptions) {
     validateOptions<TokenServiceOptions>(options, TOKEN_SERVICE_OPTIONS);
@@ -284,6 +303,7 @@ export class TokenService {
     this.#upstream = options.upstream;
     this.upstreamCredentialsRequired = options.upstream !== undefined;
     this.#now = options.now ?? Date.now;
+    this.#maxRateLimit = options.maxRateLimit;
     this.#verifier = new TokenVerifier({ ...options, tokenPrefix: this.tokenPrefix });
     engines.set(this, this.#verifier);
     groupCreators.set(this, (input, limit, context) => this.#create(input, context, limit));
@@ -313,7 +333,7 @@ export class TokenService {
       throw new ValidationError('input', 'A token needs a user, a name and a scope.');
     const user = validateUser(input.user);
     const now = this.#now();
-    const restrictions = validateRestrictions(input);
+    const restrictions = validateRestrictions(input, this.#maxRateLimit);
     const createdBy = validateUser(input.createdBy ?? context.actor ?? user, 'createdBy');
     const created = await this.#issue(
       {
@@ -327,6 +347,7 @@ export class TokenService {
         requiredHeaders: restrictions.requiredHeaders ?? null,
         resources: restrictions.resources ?? null,
         origin: validateOrigin(input.origin),
+        rateLimit: restrictions.rateLimit ?? null,
       },
       group ?? this.#userLimit(user),
       { credentials: input.upstream, actor: createdBy },
@@ -473,7 +494,7 @@ export class TokenService {
       if (!UPDATE_FIELDS.has(key)) throw new ValidationError(key, `\`${key}\` cannot be changed.`);
     const valid = {
       ...(changes.name === undefined ? {} : { name: validateName(changes.name) }),
-      ...validateRestrictions(changes),
+      ...validateRestrictions(changes, this.#maxRateLimit),
     };
     if (!isTokenId(id)) return null;
     const updated = await this.#call(() => this.#store.update(id, valid));
@@ -632,6 +653,7 @@ export class TokenService {
       allowedIps: original.allowedIps,
       requiredHeaders: original.requiredHeaders,
       resources: original.resources,
+      rateLimit: original.rateLimit ?? null,
     };
   }
 

@@ -27,6 +27,8 @@ export function toTokenInfo(record: TokenRecord): TokenInfo {
     requiredHeaders: frozen(record.requiredHeaders),
     resources: frozen(record.resources),
     origin: frozen(record.origin ?? null),
+    // Records from a store written before rate limits existed have no field at all.
+    rateLimit: frozen(record.rateLimit ?? null),
   });
   infos.set(record, info);
   return info;

@@ -190,6 +190,7 @@ describe('express-api-tokens (the built CLI)', () => {
       ['list'],
       ['show'],
       ['rename'],
+      ['rate-limit'],
       ['revoke'],
       ['revoke-user'],
       ['stats'],
@@ -201,6 +202,30 @@ describe('express-api-tokens (the built CLI)', () => {
     }
     expect((await cli(['--help'])).stdout).toContain('Exit codes: 0 done, 1 internal error, 2 usage error');
     expect((await cli(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it("sets a token's own rate limit on create and later, and refuses a malformed one", async () => {
+    const created = await cli(
+      ['create', '--user', 'rita', '--name', 'ci', '--scope', 'read', '--rate-limit', '60/60'],
+      env(),
+    );
+    expect(created.code).toBe(0);
+    const id = /Created (\w{11})/.exec(created.stderr)![1]!;
+    expect(JSON.parse((await cli(['show', id, '--json'], env())).stdout).rateLimit).toEqual({
+      requests: 60,
+      windowSeconds: 60,
+    });
+    expect((await cli(['show', id], env())).stdout).toContain('rate limit:       60 in 60 s');
+    expect(await cli(['rate-limit', id, '5/1'], env())).toMatchObject({
+      code: 0,
+      stdout: `${id}: at most 5 requests in 1 seconds\n`,
+    });
+    expect((await cli(['rate-limit', id, 'none'], env())).stdout).toBe(
+      `${id}: the proxy's default rate limit\n`,
+    );
+    const bad = await cli(['rate-limit', id, 'fast'], env());
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/requests \/ seconds, e\.g\. 600\/60/);
   });
 
   it('ends with a distinct exit code for each kind of failure', async () => {
@@ -283,6 +308,7 @@ describe('express-api-tokens (the built CLI)', () => {
           'lastUsedAt',
           'lastUsedIp',
           'name',
+          'rateLimit',
           'requiredHeaders',
           'resources',
           'scope',

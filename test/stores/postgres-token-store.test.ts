@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { POSTGRES_SCHEMA_VERSION } from '../../lib/stores/postgres-schema.js';
 import { PostgresTokenStore } from '../../lib/stores/postgres-token-store.js';
 import { expectStoreError, makeRecord, runTokenStoreContract } from '../../lib/testing/index.js';
 import { dropSchema, freshSchema, testPool } from '../support/postgres.js';
@@ -82,7 +83,9 @@ describe('PostgresTokenStore', () => {
     await new PostgresTokenStore({ pool, schema }).ensureSchema();
     await pool.query(`UPDATE "${schema}"."bbt_schema_version" SET version = 7`);
     const store = new PostgresTokenStore({ pool, schema });
-    await expect(store.ensureSchema()).rejects.toThrow(/schema version 7.*schema version 2 at most/);
+    await expect(store.ensureSchema()).rejects.toThrow(
+      new RegExp(`schema version 7.*schema version ${POSTGRES_SCHEMA_VERSION} at most`),
+    );
     await expect(store.get(makeRecord().id)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
   });
 
@@ -91,7 +94,7 @@ describe('PostgresTokenStore', () => {
     const stores = Array.from({ length: 6 }, () => new PostgresTokenStore({ pool, schema }));
     await Promise.all(stores.map((store) => store.ensureSchema()));
     const { rows } = await pool.query(`SELECT version FROM "${schema}"."bbt_schema_version"`);
-    expect(rows).toEqual([{ version: 2 }]);
+    expect(rows).toEqual([{ version: POSTGRES_SCHEMA_VERSION }]);
   });
 
   it('has an index for every query of the token manager', async () => {

@@ -73,6 +73,7 @@ describe('RedisTokenStore', () => {
         'lastUsedIp',
         'name',
         'origin',
+        'rateLimit',
         'requiredHeaders',
         'resources',
         'scope',

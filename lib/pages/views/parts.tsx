@@ -63,7 +63,12 @@ export function Origin({ info }: { info: TokenInfo }) {
 }
 
 export function isRestricted(info: TokenInfo): boolean {
-  return info.allowedIps !== null || info.requiredHeaders !== null || info.resources !== null;
+  return (
+    info.allowedIps !== null ||
+    info.requiredHeaders !== null ||
+    info.resources !== null ||
+    (info.rateLimit ?? null) !== null
+  );
 }
 
 export function Restrictions({ info }: { info: TokenInfo }) {
@@ -73,6 +78,11 @@ export function Restrictions({ info }: { info: TokenInfo }) {
       {info.allowedIps !== null && <li>IPs: {info.allowedIps.join(', ')}</li>}
       {info.requiredHeaders !== null && <li>Headers: {Object.keys(info.requiredHeaders).join(', ')}</li>}
       {info.resources !== null && <li>Repositories: {info.resources.join(', ')}</li>}
+      {info.rateLimit !== null && (
+        <li>
+          Rate limit: {info.rateLimit.requests} in {info.rateLimit.windowSeconds} s
+        </li>
+      )}
     </ul>
   );
 }

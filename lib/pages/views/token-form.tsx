@@ -82,8 +82,9 @@ function TextArea(props: { state: TokenFormState; name: string; label: string; h
 
 /** The optional restrictions of a token (create and edit forms). */
 export function RestrictionFields({ state, open }: { state: TokenFormState; open?: boolean }) {
-  const filled = ['allowedIps', 'requiredHeaders', 'resources'].some((f) => (state.values[f] ?? '') !== '');
-  const failed = ['allowedIps', 'requiredHeaders', 'resources'].includes(state.error?.field ?? '');
+  const fields = ['allowedIps', 'requiredHeaders', 'resources', 'rateLimit'];
+  const filled = fields.some((f) => (state.values[f] ?? '') !== '');
+  const failed = fields.includes(state.error?.field ?? '');
   return (
     <details open={open || filled || failed}>
       <summary>Restrictions (optional)</summary>
@@ -105,6 +106,13 @@ export function RestrictionFields({ state, open }: { state: TokenFormState; open
           name="resources"
           label="Repositories"
           hint="PROJ, PROJ/repo or ~user/repo, one per line; * matches within a part. Empty: all."
+        />
+        <TextField
+          state={state}
+          name="rateLimit"
+          label="Rate limit"
+          hint="Requests / seconds, e.g. 600/60 for 600 a minute. Empty: the proxy's default."
+          maxLength={30}
         />
       </div>
     </details>
@@ -224,6 +232,7 @@ export function CreateForm({ frame, state, expiry, mayWrite, onBehalf, formId, c
           'allowedIps',
           'requiredHeaders',
           'resources',
+          'rateLimit',
         ].includes(state.error.field) && (
           <p class="error-text" role="alert">
             {state.error.message}

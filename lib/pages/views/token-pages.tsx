@@ -329,7 +329,9 @@ export function tokenPage(view: TokenView): string {
           </div>
           <RestrictionFields state={state} />
           {state.error !== undefined &&
-            !['name', 'allowedIps', 'requiredHeaders', 'resources'].includes(state.error.field) && (
+            !['name', 'allowedIps', 'requiredHeaders', 'resources', 'rateLimit'].includes(
+              state.error.field,
+            ) && (
               <p class="error-text" role="alert">
                 {state.error.message}
               </p>
