@@ -29,6 +29,7 @@ export type {
   TokenChangedEvent,
   TokenExpiryEvent,
   TokenRotatedEvent,
+  TokenTamperedEvent,
   UpstreamTokenEvent,
 } from './events.js';
 export type { Permissions, TokenGateOptions } from './gate/options.js';
@@ -102,11 +103,13 @@ export {
   type SqliteTokenStoreOptions,
 } from './stores/sqlite-token-store.js';
 export {
+  type CountLimit,
   EXPIRED_RETENTION_MS,
   type RevocationListener,
   type TokenQuery,
   type TokenSearchPage,
   type TokenStore,
+  userGroup,
 } from './stores/token-store.js';
 export type { ExpiryPolicy } from './tokens/expiry-policy.js';
 export {

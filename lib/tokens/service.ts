@@ -3,7 +3,7 @@ import type { EventListener, TokenChangedEvent } from '../events.js';
 import { any, func, integer, object, type Shape, validateOptions, withMethods } from '../internal/options.js';
 import { parseInstant, validateName, validateScope, validateUser } from '../internal/validate.js';
 import { storeCall } from '../internal/with-timeout.js';
-import type { Scope, TokenInfo, TokenRecord } from '../model.js';
+import type { Scope, TokenChanges, TokenInfo, TokenRecord } from '../model.js';
 import { type CountLimit, type TokenQuery, type TokenStore, userGroup } from '../stores/token-store.js';
 import {
   checkExpiryPolicy,
@@ -15,9 +15,10 @@ import {
 import { generateToken, isTokenId } from './format.js';
 import type { TokenHasher } from './hashers.js';
 import { type RestrictionsInput, validateRestrictions } from './restrictions.js';
+import { checkSeal, type SealFunction, type SealState, sealOf } from './seal.js';
 import { toTokenInfo } from './token-info.js';
 import type { UpstreamCredentials, UpstreamGrant, UpstreamHook } from './upstream-hook.js';
-import { type CacheOptions, TokenVerifier } from './verifier.js';
+import { type CacheOptions, sealFunctionOf, TokenVerifier } from './verifier.js';
 
 export type { ExpiryPolicy } from './expiry-policy.js';
 
@@ -252,6 +253,7 @@ export class TokenService {
   readonly #emit: EventListener;
   readonly #upstream: UpstreamHook | undefined;
   readonly #now: () => number;
+  readonly #seal: SealFunction;
 
   constructor(options: TokenServiceOptions) {
     validateOptions<TokenServiceOptions>(options, TOKEN_SERVICE_OPTIONS);
@@ -266,7 +268,12 @@ export class TokenService {
     this.#upstream = options.upstream;
     this.upstreamCredentialsRequired = options.upstream !== undefined;
     this.#now = options.now ?? Date.now;
-    this.#verifier = new TokenVerifier({ ...options, tokenPrefix: this.tokenPrefix });
+    this.#seal = sealFunctionOf(options.hasher);
+    this.#verifier = new TokenVerifier({
+      ...options,
+      tokenPrefix: this.tokenPrefix,
+      onTampered: (record, state) => this.#tampered(record, state),
+    });
     engines.set(this, this.#verifier);
     groupCreators.set(this, (input, limit, context) => this.#create(input, context, limit));
   }
@@ -362,7 +369,7 @@ export class TokenService {
       now: this.#now(),
     });
     const notAfter = grant?.notAfter ?? null;
-    const record: TokenRecord = {
+    const unsealed: TokenRecord = {
       ...draft,
       expiresAt:
         notAfter !== null && (draft.expiresAt === null || draft.expiresAt > notAfter)
@@ -374,6 +381,7 @@ export class TokenService {
       lastUsedIp: null,
       upstream: grant?.sealed ?? null,
     };
+    const record: TokenRecord = { ...unsealed, seal: sealOf(unsealed, this.#seal) };
     let stored = true;
     try {
       if (putCounted === undefined) await this.#call(() => this.#store.put(record));
@@ -456,7 +464,7 @@ export class TokenService {
       ...validateRestrictions(changes),
     };
     if (!isTokenId(id)) return null;
-    const updated = await this.#call(() => this.#store.update(id, valid));
+    const updated = await this.#resealed(id, valid);
     this.#verifier.forget(id);
     if (!updated) return null;
     const info = await this.get(id);
@@ -549,7 +557,7 @@ export class TokenService {
         throw new NotFoundError();
       }
     } else {
-      await this.#call(() => this.#store.update(old.id, { expiresAt: until }));
+      await this.#resealed(old.id, { expiresAt: until });
       this.#verifier.forget(old.id);
     }
     this.#report('token.created', created.info, context, {
@@ -590,10 +598,73 @@ export class TokenService {
     return { token: created.token, info: created.info };
   }
 
+  /** A live token to copy or rotate: never one whose record was changed in the store (that would launder the change). */
   async #existing(id: string): Promise<TokenRecord> {
     const record = await this.#live(id);
-    if (record === null) throw new NotFoundError();
+    if (record === null || !this.#intact(record)) throw new NotFoundError();
     return record;
+  }
+
+  /** True when the record's seal holds; otherwise reports `token.tampered`. */
+  #intact(record: TokenRecord): boolean {
+    const state = checkSeal(record, this.#seal);
+    if (state === 'intact') return true;
+    this.#tampered(record, state);
+    return false;
+  }
+
+  #tampered(record: TokenRecord, state: Exclude<SealState, 'intact'>): void {
+    this.#emit({
+      type: 'token.tampered',
+      time: new Date(this.#now()).toISOString(),
+      clientIp: null,
+      tokenId: record.id,
+      user: record.user,
+      reason: state,
+    });
+  }
+
+  /**
+   * Changes a live token and seals the result. Changes to unsealed fields (the name) need no
+   * new seal; sealed ones are applied only to a record whose seal holds, so a change made
+   * outside the library is never sealed by a legitimate one. False when the token is gone (or
+   * its record was tampered with). A concurrent change to another sealed field breaks the seal
+   * (the token then fails closed) rather than carrying a stale one.
+   */
+  async #resealed(id: string, changes: TokenChanges): Promise<boolean> {
+    const sealed = Object.keys(changes).some((key) => key !== 'name');
+    if (!sealed) return this.#call(() => this.#store.update(id, changes));
+    const current = await this.#call(() => this.#store.get(id));
+    if (current === null || this.#expired(current) || !this.#intact(current)) return false;
+    const { seal: _old, ...next } = { ...current, ...definedOnly(changes) };
+    return this.#call(() => this.#store.update(id, { ...changes, seal: sealOf(next, this.#seal) }));
+  }
+
+  /**
+   * Seals every live record that has none: records written before 0.3.0, which verification
+   * refuses until sealed (`token.tampered`, reason `unsealed`). Run it once, right after the
+   * upgrade, from a trusted place with the gate's pepper (`express-api-tokens seal` does): it
+   * seals records as they are, so anything changed in the store before it runs is sealed too.
+   * Records whose seal is broken are left alone and counted.
+   * @example
+   * const { sealed } = await gate.tokens.sealUnsealed();
+   * console.log(`sealed ${sealed} tokens from 0.2.0`);
+   */
+  async sealUnsealed(): Promise<{ sealed: number; intact: number; broken: number }> {
+    const counts = { sealed: 0, intact: 0, broken: 0 };
+    let start: number | undefined = 0;
+    while (start !== undefined) {
+      const page = await this.#call(() => this.#store.search({ start: start!, limit: 500 }));
+      for (const record of page.values) {
+        const state = checkSeal(record, this.#seal);
+        if (state === 'intact') counts.intact++;
+        else if (state === 'broken') counts.broken++;
+        else if (await this.#call(() => this.#store.update(record.id, { seal: sealOf(record, this.#seal) })))
+          counts.sealed++;
+      }
+      start = page.isLastPage ? undefined : page.nextStart;
+    }
+    return counts;
   }
 
   #likeDraft(original: TokenRecord, now: number, context: ChangeContext) {
@@ -648,4 +719,9 @@ function limitReached(user: string, limit: CountLimit): BadRequestError {
       ? `${user} already has the most API tokens allowed. Revoke one first.`
       : `The most live tokens allowed for ${limit.group} (${limit.max}) are in use. Try again when one expires.`,
   );
+}
+
+/** The fields of a change that are set (undefined means "leave alone"). */
+function definedOnly(changes: TokenChanges): TokenChanges {
+  return Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined));
 }
