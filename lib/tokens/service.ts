@@ -353,7 +353,7 @@ export class TokenService {
     // A store without the counted write: the cap is checked by listing, a best effort only.
     if (putCounted === undefined && limit.group === userGroup(draft.user)) {
       const held = await this.#call(() => this.#store.listByUser(draft.user));
-      if (held.length >= limit.max) throw limitReached(draft.user, limit);
+      if (held.length >= limit.max) throw limitReached(draft.user, limit, this.#maxPerUser);
     }
     const { token, id, secret } = generateToken(this.tokenPrefix);
     // Hashed before an upstream credential exists, so nothing after it but the store can fail.
@@ -393,7 +393,7 @@ export class TokenService {
     }
     if (!stored) {
       await grant?.undo().catch(() => {});
-      throw limitReached(draft.user, limit);
+      throw limitReached(draft.user, limit, this.#maxPerUser);
     }
     return {
       token,
@@ -712,11 +712,11 @@ export class TokenService {
   }
 }
 
-function limitReached(user: string, limit: CountLimit): BadRequestError {
+function limitReached(user: string, limit: CountLimit, maxPerUser: number): BadRequestError {
   return new BadRequestError(
     'TOKEN_LIMIT_REACHED',
     limit.group === userGroup(user)
-      ? `${user} already has the most API tokens allowed. Revoke one first.`
+      ? `${user} already has ${maxPerUser} API tokens, the most allowed. Revoke one first.`
       : `The most live tokens allowed for ${limit.group} (${limit.max}) are in use. Try again when one expires.`,
   );
 }
