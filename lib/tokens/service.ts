@@ -343,7 +343,9 @@ export class TokenService {
     draft: Omit<TokenRecord, 'id' | 'hash' | 'lastUsedAt' | 'lastUsedIp' | 'upstream'>,
     limit: CountLimit,
     upstream: { credentials: UpstreamCredentials | undefined; actor: string; from?: TokenRecord },
-  ): Promise<CreatedToken & { upstream: { upstream?: UpstreamGrant['origin'] } }> {
+  ): Promise<
+    CreatedToken & { upstream: { upstream?: UpstreamGrant['origin'] }; undoUpstream: () => Promise<void> }
+  > {
     if (upstream.credentials !== undefined && this.#upstream === undefined)
       throw new ValidationError(
         'upstream',
@@ -399,6 +401,7 @@ export class TokenService {
       token,
       info: toTokenInfo(record),
       upstream: grant === undefined ? {} : { upstream: grant.origin },
+      undoUpstream: async () => grant?.undo(),
     };
   }
 
@@ -554,6 +557,7 @@ export class TokenService {
       if (!(await this.revoke(old.id, context))) {
         await this.#call(() => this.#store.delete(created.info.id));
         this.#verifier.forget(created.info.id);
+        await created.undoUpstream().catch(() => {});
         throw new NotFoundError();
       }
     } else {
