@@ -33,6 +33,7 @@ export type {
   TokenExpiryEvent,
   TokenLeakedEvent,
   TokenRotatedEvent,
+  TokenTamperedEvent,
   UpstreamTokenEvent,
 } from './events.js';
 export type { Permissions, TokenGateOptions } from './gate/options.js';
@@ -124,11 +125,13 @@ export {
   type SqliteTokenStoreOptions,
 } from './stores/sqlite-token-store.js';
 export {
+  type CountLimit,
   EXPIRED_RETENTION_MS,
   type RevocationListener,
   type TokenQuery,
   type TokenSearchPage,
   type TokenStore,
+  userGroup,
   type WindowCount,
 } from './stores/token-store.js';
 export type { ExpiryPolicy } from './tokens/expiry-policy.js';
