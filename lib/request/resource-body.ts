@@ -65,6 +65,9 @@ const CANONICAL = new Set(['project', 'key', 'repository', 'slug', 'name', 'id',
 
 type Json = Record<string, unknown>;
 
+/** Bitbucket's bodies nest a few levels; a deeper one is not walked (nor allowed to exhaust the stack). */
+const MAX_DEPTH = 32;
+
 const isObject = (value: unknown): value is Json =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -102,9 +105,10 @@ function repositoryOf(repository: unknown): ResourceTarget {
  * Adds every `repository` and `project` object in the body to `targets` (once each: `counted`
  * holds those already judged), and refuses other spellings of the names judged.
  */
-function walk(node: unknown, targets: ResourceTarget[], counted: Set<unknown>): void {
+function walk(node: unknown, targets: ResourceTarget[], counted: Set<unknown>, depth = 0): void {
+  if (depth > MAX_DEPTH) throw new Unjudgeable(`the body nests deeper than ${MAX_DEPTH} levels`);
   if (Array.isArray(node)) {
-    for (const item of node) walk(item, targets, counted);
+    for (const item of node) walk(item, targets, counted, depth + 1);
     return;
   }
   if (!isObject(node)) return;
@@ -122,7 +126,7 @@ function walk(node: unknown, targets: ResourceTarget[], counted: Set<unknown>): 
       targets.push({ project: keyOf(value) });
       counted.add(value);
     }
-    walk(value, targets, counted);
+    walk(value, targets, counted, depth + 1);
   }
 }
 

@@ -162,6 +162,7 @@ describe('resources restrictions judge the request body', () => {
     ['a name Bitbucket transliterates', '{"name":"føø"}', 'application/json'],
     ['not JSON', '{"project":', 'application/json'],
     ['a JSON array', '[1]', 'application/json'],
+    ['JSON nested 100,000 deep', `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, 'application/json'],
   ])('refuses %s on such a route with 403 RESOURCE_BODY_UNREADABLE', async (_what, body, type) => {
     const res = await send('post', REPO, 'repo', body, type);
     expect(res.status).toBe(403);
