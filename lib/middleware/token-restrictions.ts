@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { ForbiddenError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
-import { refuse } from '../http/respond.js';
+import { refuse, refuseOrFail } from '../http/respond.js';
 import { parseIpCached } from '../internal/ip.js';
 import { compileIpList, type IpMatcher } from '../internal/ip-list.js';
 import { array, func, string, validateOptions } from '../internal/options.js';
@@ -13,6 +13,7 @@ import {
   type ClientIpOptions,
   createClientIpResolver,
 } from '../request/client-address.js';
+import { bodyRoute, judgeBody } from '../request/resource-body.js';
 import {
   compileExemptPaths,
   pathTarget,
@@ -147,7 +148,8 @@ export function tokenRestrictionsStep(options: Readonly<TokenRestrictionsOptions
     if (rules.resources !== null) {
       const url = req.originalUrl ?? req.url;
       const q = url.indexOf('?');
-      const target = pathTarget(q < 0 ? url : url.slice(0, q), paths);
+      const path = q < 0 ? url : url.slice(0, q);
+      const target = pathTarget(path, paths);
       const allowed =
         target.kind === 'target'
           ? rules.resources(target.target)
@@ -156,6 +158,27 @@ export function tokenRestrictionsStep(options: Readonly<TokenRestrictionsOptions
         const message = 'This API token may not access this project or repository.';
         const error = new ForbiddenError('RESOURCE_NOT_ALLOWED', message, { restriction: 'resources' });
         refuse(req, res, error, emit, known);
+        return;
+      }
+      // A few bodies name a project or repository of their own (forks, moves, pull requests).
+      const route = target.kind === 'target' ? bodyRoute(path, paths.rest) : undefined;
+      if (route !== undefined) {
+        const query = q < 0 ? '' : url.slice(q + 1);
+        judgeBody(req, route, query, token.user, rules.resources).then(
+          (verdict) => {
+            if (verdict === undefined) next();
+            else if ('outside' in verdict) {
+              const { project, repo } = verdict.outside;
+              const named = JSON.stringify(repo === undefined ? project : `${project}/${repo}`);
+              const message = `This API token may not name ${named} in the request body: it is outside the token's resources.`;
+              refuse(req, res, new ForbiddenError('RESOURCE_NOT_ALLOWED', message), emit, known);
+            } else {
+              const message = `This API token may only send this request with a body the gate can judge: ${verdict.unjudgeable}.`;
+              refuse(req, res, new ForbiddenError('RESOURCE_BODY_UNREADABLE', message), emit, known);
+            }
+          },
+          refuseOrFail(req, res, next, emit),
+        );
         return;
       }
     }

@@ -20,8 +20,16 @@ const REST_NAMESPACES = new Set(['ssh', 'keys', 'gpg', 'access-tokens', 'oauth2'
 /** Namespaces under `plugins/servlet/` (the web pages) that are credential endpoints. */
 const SERVLET_NAMESPACES = new Set(['ssh', 'gpg', 'access-tokens', 'oauth2']);
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-/** Characters a path must contain before the full normalisation is worth running. */
-const SUSPECT = /ssh|gpg|keys|token|oauth|credential|admin|password|[%;\\]|\/\.|\/\//i;
+/**
+ * The quick test that keeps the common path cheap. A path without anything a server could
+ * decode or normalise (percent signs, `;`, backslashes, dot segments, doubled slashes,
+ * whitespace, anything outside printable ASCII) reads as it is spelt, up to letter case, so this
+ * case-insensitive pattern (a superset of the rules below) settles it; any other path gets the
+ * full normalisation.
+ */
+const PLAIN_CANDIDATE =
+  /\/(?:rest\/(?:ssh|keys|gpg|access-tokens|oauth2)(?:\/|$)|rest\/api\/[^/]+\/(?:users\/credentials|admin\/users)|plugins\/servlet\/(?:ssh|gpg|access-tokens|oauth2)(?:\/|$)|account\/password)/i;
+const NOT_PLAIN = /[^\x21-\x7e]|[%;\\]|\/\.|\/\//;
 
 /** Percent-decodes once; sequences that are not valid UTF-8 are decoded byte by byte. */
 function decodeOnce(text: string): string {
@@ -74,7 +82,7 @@ export function isCredentialEndpoint(
 ): boolean {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
-  if (!SUSPECT.test(path)) return false; // the common case: one regular expression
+  if (!NOT_PLAIN.test(path) && !PLAIN_CANDIDATE.test(path)) return false; // the common case
   const s = normalizedSegments(path);
   for (let i = 0; i < s.length; i++) {
     const here = s[i];

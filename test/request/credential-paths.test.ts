@@ -95,6 +95,34 @@ describe('credential endpoints', () => {
     );
   });
 
+  it('answer the same on the quick path as after the full normalisation (fast-check)', () => {
+    const word = fc.constantFrom(
+      ...['rest', 'api', '1.0', 'latest', 'ssh', 'keys', 'gpg', 'access-tokens', 'oauth2', 'admin'],
+      ...['users', 'credentials', 'plugins', 'servlet', 'account', 'password', 'projects', 'repos', 'x'],
+    );
+    const cased = fc.tuple(word, fc.boolean()).map(([w, upper]) => (upper ? w.toUpperCase() : w));
+    fc.assert(
+      fc.property(
+        fc.array(cased, { minLength: 1, maxLength: 8 }),
+        fc.nat(),
+        fc.constantFrom('GET', 'POST'),
+        (words, at, method) => {
+          const plain = `/${words.join('/')}`;
+          // The same path with one letter percent-encoded takes the full normalisation.
+          const i = 1 + (at % (plain.length - 1));
+          const encoded =
+            plain[i] === '/'
+              ? `${plain}/`
+              : `${plain.slice(0, i)}%${plain.charCodeAt(i).toString(16)}${plain.slice(i + 1)}`;
+          expect(isCredentialEndpoint(method, encoded, {}), `${plain} vs ${encoded}`).toBe(
+            isCredentialEndpoint(method, plain, {}),
+          );
+        },
+      ),
+      { numRuns: runs },
+    );
+  });
+
   it('include creating a user only when the request writes (any method override counts)', () => {
     expect(isCredentialEndpoint('GET', '/rest/api/latest/admin/users', {})).toBe(false);
     expect(

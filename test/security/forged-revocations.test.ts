@@ -5,6 +5,7 @@ import pg from 'pg';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { PostgresTokenStore } from '../../lib/stores/postgres-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';
 import { verifierOf } from '../../lib/tokens/service.js';
@@ -101,6 +102,17 @@ async function survivesForgery(
 }
 
 describe('forged revocation messages', () => {
+  it('a flood of random ids leaves the verified cache as it was, and costs no memory', async () => {
+    const gate = gateOn(new MemoryTokenStore());
+    const verifier = verifierOf(gate.tokens);
+    const { token } = await gate.tokens.create({ user: 'alice', name: 'ci', scope: 'read' });
+    await gate.tokens.verify(token);
+    const heapBefore = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 50_000; i++) verifier.forget(randomId());
+    expect(verifier.checkCached(token)).toMatchObject({ ok: true });
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(20_000_000);
+  });
+
   it('PostgreSQL: NOTIFY from another connection, with * and with ids, turns nothing into a 503', async () => {
     const schema = freshSchema('forged');
     const pools = [testPool(), testPool()];
