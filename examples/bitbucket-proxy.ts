@@ -30,7 +30,7 @@ import {
   type TokenGateOptions,
   type UpstreamMode,
 } from '../lib/index.js';
-import { type DemoState, demoTokens, openDemoState } from './demo-state.js';
+import { type DemoState, demoTokens, openDemoState, protectSqliteFiles } from './demo-state.js';
 import { DEMO_PASSWORD, DEMO_USER, type DemoUpstream, startDemoUpstream } from './demo-upstream.js';
 
 type Env = Record<string, string | undefined>;
@@ -118,6 +118,7 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     env,
     onError: (err) => console.error(`token store: ${err.message}`),
   });
+  if (state) protectSqliteFiles(state, storeUrl);
 
   let groups: GroupsOption | undefined;
   if (env['GROUPS_FILE'])

@@ -138,3 +138,15 @@ export async function demoTokens(
   }
   return result;
 }
+
+/**
+ * The demo's SQLite store files made 0600 like the rest of its state (SQLite gives its `-wal`
+ * and `-shm` files the database file's mode, so later ones follow).
+ */
+export function protectSqliteFiles(state: DemoState, storeUrl: string): void {
+  if (!state.kept || !storeUrl.startsWith('sqlite:')) return;
+  let path = storeUrl.slice('sqlite:'.length);
+  if (path.startsWith('//')) path = path.slice(2);
+  for (const file of [path, `${path}-wal`, `${path}-shm`].map((p) => resolve(p)))
+    if (existsSync(file)) chmodSync(file, 0o600);
+}

@@ -139,11 +139,12 @@ describe.each([
     });
     expect([call.status, await call.text()]).toEqual([200, expect.any(String)]);
 
-    // The state: directories 0700, files 0600 (the repository's own files aside), no token in clear.
+    // The state: directories 0700, files 0600 (the tokens' SQLite files too; the repository's
+    // own files aside), no token in clear.
     const state = modes(data);
     for (const [entry, bits, dir] of state.filter(([e]) => !e.includes('repo.git'))) {
       if (dir) expect([entry, bits]).toEqual([entry, 0o700]);
-      else if (!entry.startsWith('tokens.db')) expect([entry, bits]).toEqual([entry, 0o600]);
+      else expect([entry, bits]).toEqual([entry, 0o600]);
     }
     expect(state.map(([e]) => e)).toContain('demo-secrets.json');
     for (const [entry, , dir] of state) {
