@@ -115,6 +115,13 @@ describe.each([
     await stop(first);
 
     const second = await start({ ...env, PORT: port });
+    // Health is probed in the background from the start: /healthz is ready with nobody asking /readyz.
+    let health = { ready: false, checks: { store: { checkedAt: null as string | null } } };
+    for (let i = 0; i < 50 && !health.ready; i++) {
+      health = (await (await fetch(`${second.url}/healthz`)).json()) as typeof health;
+      if (!health.ready) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(health).toMatchObject({ ready: true, checks: { store: { checkedAt: expect.any(String) } } });
     const secondText = demoInstructions(second);
     // No secret is printed again, and the text says where new ones come from.
     expect(second.demo!.readToken).toBeUndefined();
