@@ -158,7 +158,7 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     ...ipOptions,
     ...(env['TOKEN_PEPPER']
       ? { pepper: env['TOKEN_PEPPER'] }
-      : state?.kept
+      : state?.kept && state.secrets.pepper
         ? { pepper: state.secrets.pepper }
         : {}),
     ...(env['JWT_SECRET'] && !upstreamOption ? { identity: { jwt: { key: env['JWT_SECRET'] } } } : {}),

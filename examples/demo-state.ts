@@ -39,6 +39,7 @@ export interface DemoState {
 
 /** The demo's own secrets (base64), used only where the environment sets none. */
 export interface DemoSecrets {
+  /** Empty for a store an older demo (which ran without a pepper) made: its tokens keep working. */
   pepper: string;
   sessionSecret: string;
   encryptionKey: string;
@@ -46,12 +47,18 @@ export interface DemoSecrets {
 
 const SECRETS_FILE = 'demo-secrets.json';
 
-function stateDir(env: Readonly<Record<string, string | undefined>>, storeUrl: string): string | undefined {
-  if (env['DATA_DIR']) return resolve(env['DATA_DIR']);
+/** The file of a `sqlite:` store URL, else undefined. */
+function sqliteFile(storeUrl: string): string | undefined {
   if (!storeUrl.startsWith('sqlite:')) return undefined;
   let path = storeUrl.slice('sqlite:'.length);
   if (path.startsWith('//')) path = path.slice(2);
-  return dirname(resolve(path));
+  return resolve(path);
+}
+
+function stateDir(env: Readonly<Record<string, string | undefined>>, storeUrl: string): string | undefined {
+  if (env['DATA_DIR']) return resolve(env['DATA_DIR']);
+  const file = sqliteFile(storeUrl);
+  return file === undefined ? undefined : dirname(file);
 }
 
 function newSecrets(): DemoSecrets {
@@ -83,6 +90,9 @@ export function openDemoState(
   const file = join(dir, SECRETS_FILE);
   const found = kept ? readSecrets(file) : undefined;
   const secrets: DemoSecrets = { ...newSecrets(), ...found };
+  // A token store from before the demo kept secrets (0.2.0) was filled without a pepper.
+  const older = sqliteFile(storeUrl);
+  if (found === undefined && older !== undefined && existsSync(older)) secrets.pepper = '';
   // Written when made, or when a newer demo needs one more (written atomically, 0600).
   if (kept && Object.keys(found ?? {}).length < Object.keys(secrets).length) {
     writeFileSync(`${file}.new`, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -144,9 +154,7 @@ export async function demoTokens(
  * and `-shm` files the database file's mode, so later ones follow).
  */
 export function protectSqliteFiles(state: DemoState, storeUrl: string): void {
-  if (!state.kept || !storeUrl.startsWith('sqlite:')) return;
-  let path = storeUrl.slice('sqlite:'.length);
-  if (path.startsWith('//')) path = path.slice(2);
-  for (const file of [path, `${path}-wal`, `${path}-shm`].map((p) => resolve(p)))
-    if (existsSync(file)) chmodSync(file, 0o600);
+  const path = sqliteFile(storeUrl);
+  if (!state.kept || path === undefined) return;
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
 }

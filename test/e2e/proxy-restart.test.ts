@@ -3,6 +3,8 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { demoInstructions, type RunningProxy, startProxy } from '../../examples/bitbucket-proxy.js';
+import { createTokenGate } from '../../lib/gate.js';
+import { openTokenStore } from '../../lib/stores/open-token-store.js';
 import { tempDir } from '../support/temp-dir.js';
 
 const temp = tempDir('proxy-restart');
@@ -165,4 +167,26 @@ describe.each([
     await stop(second);
     log.mockRestore();
   }, 120_000);
+});
+
+describe('the demo proxy on a ./data an older demo made', () => {
+  it('keeps its tokens working (they were made without a pepper, before the demo kept secrets)', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const data = join(temp.dir, 'older', 'data');
+    const url = `sqlite:${join(data, 'tokens.db')}`;
+    const opened = await openTokenStore(url);
+    const older = createTokenGate({ store: opened.store });
+    const made = await older.tokens.create({ user: 'demo', name: 'laptop', scope: 'read' });
+    await older.close();
+    await opened.close();
+
+    const proxy = await start({ PORT: '0', BITBUCKET_URL: '', REDIS_URL: '', TOKEN_STORE: url });
+    const call = await fetch(`${proxy.url}/rest/api/1.0/projects`, {
+      headers: { authorization: `Bearer ${made.token}` },
+    });
+    expect(call.status).toBe(200);
+    expect(proxy.demo!.readToken).toMatch(/^bbt_/);
+    await stop(proxy);
+    log.mockRestore();
+  });
 });
