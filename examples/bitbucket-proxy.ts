@@ -238,9 +238,11 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   let demoInfo: RunningProxy['demo'];
   if (upstream && state) {
     // The first start makes the demo tokens and prints them; later ones keep them (DEMO_NEW_TOKENS=1 renews).
+    // Without a kept DATA_DIR the repository and secrets are new, so each start renews them too.
     // Access-token mode mints a Bitbucket token for each, with the demo user's password.
     const credentials = upstreamOption ? { upstream: { password: DEMO_PASSWORD, slug: DEMO_USER } } : {};
-    const made = await demoTokens(gate.tokens, DEMO_USER, flag(env, 'DEMO_NEW_TOKENS', false), credentials);
+    const renew = flag(env, 'DEMO_NEW_TOKENS', false) || !state.kept;
+    const made = await demoTokens(gate.tokens, DEMO_USER, renew, credentials);
     demoInfo = { upstream, state, ...made };
   }
 

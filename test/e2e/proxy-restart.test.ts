@@ -190,3 +190,29 @@ describe('the demo proxy on a ./data an older demo made', () => {
     log.mockRestore();
   });
 });
+
+describe('DEMO_NEW_TOKENS=1', () => {
+  it('revokes the demo tokens an earlier start printed and prints new ones', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const env = {
+      PORT: '0',
+      BITBUCKET_URL: '',
+      REDIS_URL: '',
+      TOKEN_STORE: `sqlite:${join(temp.dir, 'renew', 'data', 'tokens.db')}`,
+    };
+    const first = await start(env);
+    const old = first.demo!.readToken!;
+    await stop(first);
+    const second = await start({ ...env, DEMO_NEW_TOKENS: '1' });
+    const call = async (token: string) =>
+      (await fetch(`${second.url}/rest/api/1.0/projects`, { headers: { authorization: `Bearer ${token}` } }))
+        .status;
+    expect(second.demo!.readToken).toMatch(/^bbt_/);
+    expect(second.demo!.keptIds).toEqual([]);
+    expect(demoInstructions(second)).toContain(second.demo!.readToken!);
+    expect(await call(second.demo!.readToken!)).toBe(200);
+    expect(await call(old)).toBe(401);
+    await stop(second);
+    log.mockRestore();
+  });
+});
