@@ -30,7 +30,13 @@ import {
   type TokenGateOptions,
   type UpstreamMode,
 } from '../lib/index.js';
-import { type DemoState, demoTokens, openDemoState, protectSqliteFiles } from './demo-state.js';
+import {
+  type DemoState,
+  demoTokenLines,
+  demoTokens,
+  openDemoState,
+  protectSqliteFiles,
+} from './demo-state.js';
 import { DEMO_PASSWORD, DEMO_USER, type DemoUpstream, startDemoUpstream } from './demo-upstream.js';
 
 type Env = Record<string, string | undefined>;
@@ -266,48 +272,27 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
 /** The demo's welcome text: tokens and commands that work as printed (and after a restart). */
 export function demoInstructions(proxy: RunningProxy): string {
   const { url } = proxy;
-  const { readToken, writeToken, keptIds, state } = proxy.demo!;
+  // Tokens an earlier start printed are not shown again: the commands name them by placeholder.
+  const { readToken = '<read token>', writeToken = '<write token>' } = proxy.demo!;
   const host = url.replace('http://', '');
-  const read = readToken ?? '<read token>';
-  const write = writeToken ?? '<write token>';
-  const newToken = `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens/api`;
-  const made = [
-    ...(readToken ? [`Read token for "${DEMO_USER}":  ${readToken}`] : []),
-    ...(writeToken ? [`Write token for "${DEMO_USER}": ${writeToken}`] : []),
-  ];
-  const kept =
-    keptIds.length === 0
-      ? []
-      : [
-          `The demo tokens printed by an earlier start still work (ids ${keptIds.join(', ')}), and so do the`,
-          'commands it printed and the clones they made. Their secrets are not stored, so they are not shown',
-          'again. New tokens: the token page or the management API (both below), or DEMO_NEW_TOKENS=1 npm start',
-          '(which revokes the kept demo tokens). Replace <read token> and <write token> below with yours.',
-        ];
   return [
     `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in ${proxy.storeUrl}; ${
       proxy.demo!.upstream.mode === 'access-token'
         ? 'each token backed by a Bitbucket access token'
         : 'identity forwarded in X-Forwarded-User'
     })`,
-    state.kept
-      ? `The demo keeps its repository and secrets in ${state.dir} (delete it to start over).`
-      : `The demo's repository and secrets are gone when it stops (set DATA_DIR to keep them).`,
-    '',
-    ...made,
-    ...(made.length > 0 && kept.length > 0 ? [''] : []),
-    ...kept,
+    ...demoTokenLines(proxy.demo!, DEMO_USER),
     '',
     'Clone with the read token as the password, or as a Bearer header:',
-    `  $ git clone http://${DEMO_USER}:${read}@${host}/scm/demo/repo.git demo-repo`,
-    `  $ git -c http.extraHeader="Authorization: Bearer ${read}" clone ${url}/scm/demo/repo.git demo-repo-2`,
+    `  $ git clone http://${DEMO_USER}:${readToken}@${host}/scm/demo/repo.git demo-repo`,
+    `  $ git -c http.extraHeader="Authorization: Bearer ${readToken}" clone ${url}/scm/demo/repo.git demo-repo-2`,
     'Push with the write token (the read token is refused):',
     `  $ git -C demo-repo -c user.name=Demo -c user.email=demo@example.com commit --allow-empty -m "Hello through the proxy"`,
-    `  $ git -C demo-repo push http://${DEMO_USER}:${write}@${host}/scm/demo/repo.git HEAD:main`,
-    'Call the REST API (the upstream echoes the identity it was given and how):',
-    `  $ curl -s -H "Authorization: Bearer ${read}" ${url}/rest/api/1.0/projects`,
+    `  $ git -C demo-repo push http://${DEMO_USER}:${writeToken}@${host}/scm/demo/repo.git HEAD:main`,
+    'Call the REST API (the upstream echoes the identity it was given):',
+    `  $ curl -s -H "Authorization: Bearer ${readToken}" ${url}/rest/api/1.0/projects`,
     'Create and list tokens through the management API with the demo login (user demo, password demo):',
-    newToken,
+    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens/api`,
     `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens/api`,
     '',
     `Token page: ${url}/tokens/ (log in as ${DEMO_USER} / ${DEMO_PASSWORD})`,

@@ -158,3 +158,34 @@ export function protectSqliteFiles(state: DemoState, storeUrl: string): void {
   if (!state.kept || path === undefined) return;
   for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
 }
+
+/**
+ * The welcome text's lines about the state and the demo tokens: where the state is kept, the
+ * tokens this start made (printed once), and for those an earlier start made, that they still
+ * work and where new ones come from. Starts with the line after the title, ends with a blank one.
+ */
+export function demoTokenLines(demo: DemoTokens & { state: DemoState }, user: string): string[] {
+  const { readToken, writeToken, keptIds, state } = demo;
+  const made = [
+    ...(readToken ? [`Read token for "${user}":  ${readToken}`] : []),
+    ...(writeToken ? [`Write token for "${user}": ${writeToken}`] : []),
+  ];
+  const kept =
+    keptIds.length === 0
+      ? []
+      : [
+          `The demo tokens printed by an earlier start still work (ids ${keptIds.join(', ')}), and so do the`,
+          'commands it printed and the clones they made. Their secrets are not stored, so they are not shown',
+          'again. New tokens: the token page or the management API (both below), or DEMO_NEW_TOKENS=1 npm start',
+          '(which revokes the kept demo tokens). Replace <read token> and <write token> below with yours.',
+        ];
+  return [
+    state.kept
+      ? `The demo keeps its repository and secrets in ${state.dir} (delete it to start over).`
+      : "The demo's repository and secrets are gone when it stops (set DATA_DIR to keep them).",
+    '',
+    ...made,
+    ...(made.length > 0 && kept.length > 0 ? [''] : []),
+    ...kept,
+  ];
+}
