@@ -30,7 +30,13 @@ import {
   type TokenGateOptions,
   type UpstreamMode,
 } from '../lib/index.js';
-import { type DemoState, demoTokens, openDemoState } from './demo-state.js';
+import {
+  type DemoState,
+  demoTokenLines,
+  demoTokens,
+  openDemoState,
+  protectSqliteFiles,
+} from './demo-state.js';
 import { DEMO_PASSWORD, DEMO_USER, type DemoUpstream, startDemoUpstream } from './demo-upstream.js';
 
 type Env = Record<string, string | undefined>;
@@ -118,6 +124,7 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     env,
     onError: (err) => console.error(`token store: ${err.message}`),
   });
+  if (state) protectSqliteFiles(state, storeUrl);
 
   let groups: GroupsOption | undefined;
   if (env['GROUPS_FILE'])
@@ -157,7 +164,7 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     ...ipOptions,
     ...(env['TOKEN_PEPPER']
       ? { pepper: env['TOKEN_PEPPER'] }
-      : state?.kept
+      : state?.kept && state.secrets.pepper
         ? { pepper: state.secrets.pepper }
         : {}),
     ...(env['JWT_SECRET'] && !upstreamOption ? { identity: { jwt: { key: env['JWT_SECRET'] } } } : {}),
@@ -244,9 +251,11 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   let demoInfo: RunningProxy['demo'];
   if (upstream && state) {
     // The first start makes the demo tokens and prints them; later ones keep them (DEMO_NEW_TOKENS=1 renews).
+    // Without a kept DATA_DIR the repository and secrets are new, so each start renews them too.
     // Access-token mode mints a Bitbucket token for each, with the demo user's password.
     const credentials = upstreamOption ? { upstream: { password: DEMO_PASSWORD, slug: DEMO_USER } } : {};
-    const made = await demoTokens(gate.tokens, DEMO_USER, flag(env, 'DEMO_NEW_TOKENS', false), credentials);
+    const renew = flag(env, 'DEMO_NEW_TOKENS', false) || !state.kept;
+    const made = await demoTokens(gate.tokens, DEMO_USER, renew, credentials);
     demoInfo = { upstream, state, ...made };
   }
 
@@ -286,48 +295,27 @@ export function gitSignInConfig(url: string): string[] {
 /** The demo's welcome text: tokens and commands that work as printed (and after a restart). */
 export function demoInstructions(proxy: RunningProxy): string {
   const { url } = proxy;
-  const { readToken, writeToken, keptIds, state } = proxy.demo!;
+  // Tokens an earlier start printed are not shown again: the commands name them by placeholder.
+  const { readToken = '<read token>', writeToken = '<write token>' } = proxy.demo!;
   const host = url.replace('http://', '');
-  const read = readToken ?? '<read token>';
-  const write = writeToken ?? '<write token>';
-  const newToken = `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens/api`;
-  const made = [
-    ...(readToken ? [`Read token for "${DEMO_USER}":  ${readToken}`] : []),
-    ...(writeToken ? [`Write token for "${DEMO_USER}": ${writeToken}`] : []),
-  ];
-  const kept =
-    keptIds.length === 0
-      ? []
-      : [
-          `The demo tokens printed by an earlier start still work (ids ${keptIds.join(', ')}), and so do the`,
-          'commands it printed and the clones they made. Their secrets are not stored, so they are not shown',
-          'again. New tokens: the token page or the management API (both below), or DEMO_NEW_TOKENS=1 npm start',
-          '(which revokes the kept demo tokens). Replace <read token> and <write token> below with yours.',
-        ];
   return [
     `express-api-tokens demo proxy on ${url} (upstream: a local git repository; tokens in ${proxy.storeUrl}; ${
       proxy.demo!.upstream.mode === 'access-token'
         ? 'each token backed by a Bitbucket access token'
         : 'identity forwarded in X-Forwarded-User'
     })`,
-    state.kept
-      ? `The demo keeps its repository and secrets in ${state.dir} (delete it to start over).`
-      : `The demo's repository and secrets are gone when it stops (set DATA_DIR to keep them).`,
-    '',
-    ...made,
-    ...(made.length > 0 && kept.length > 0 ? [''] : []),
-    ...kept,
+    ...demoTokenLines(proxy.demo!, DEMO_USER),
     '',
     'Clone with the read token as the password, or as a Bearer header:',
-    `  $ git clone http://${DEMO_USER}:${read}@${host}/scm/demo/repo.git demo-repo`,
-    `  $ git -c http.extraHeader="Authorization: Bearer ${read}" clone ${url}/scm/demo/repo.git demo-repo-2`,
+    `  $ git clone http://${DEMO_USER}:${readToken}@${host}/scm/demo/repo.git demo-repo`,
+    `  $ git -c http.extraHeader="Authorization: Bearer ${readToken}" clone ${url}/scm/demo/repo.git demo-repo-2`,
     'Push with the write token (the read token is refused):',
     `  $ git -C demo-repo -c user.name=Demo -c user.email=demo@example.com commit --allow-empty -m "Hello through the proxy"`,
-    `  $ git -C demo-repo push http://${DEMO_USER}:${write}@${host}/scm/demo/repo.git HEAD:main`,
-    'Call the REST API (the upstream echoes the identity it was given and how):',
-    `  $ curl -s -H "Authorization: Bearer ${read}" ${url}/rest/api/1.0/projects`,
+    `  $ git -C demo-repo push http://${DEMO_USER}:${writeToken}@${host}/scm/demo/repo.git HEAD:main`,
+    'Call the REST API (the upstream echoes the identity it was given):',
+    `  $ curl -s -H "Authorization: Bearer ${readToken}" ${url}/rest/api/1.0/projects`,
     'Create and list tokens through the management API with the demo login (user demo, password demo):',
-    newToken,
+    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens/api`,
     `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens/api`,
     '',
     `Token page: ${url}/tokens/ (log in as ${DEMO_USER} / ${DEMO_PASSWORD})`,

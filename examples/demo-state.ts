@@ -39,6 +39,7 @@ export interface DemoState {
 
 /** The demo's own secrets (base64), used only where the environment sets none. */
 export interface DemoSecrets {
+  /** Empty for a store an older demo (which ran without a pepper) made: its tokens keep working. */
   pepper: string;
   sessionSecret: string;
   encryptionKey: string;
@@ -46,12 +47,18 @@ export interface DemoSecrets {
 
 const SECRETS_FILE = 'demo-secrets.json';
 
-function stateDir(env: Readonly<Record<string, string | undefined>>, storeUrl: string): string | undefined {
-  if (env['DATA_DIR']) return resolve(env['DATA_DIR']);
+/** The file of a `sqlite:` store URL, else undefined. */
+function sqliteFile(storeUrl: string): string | undefined {
   if (!storeUrl.startsWith('sqlite:')) return undefined;
   let path = storeUrl.slice('sqlite:'.length);
   if (path.startsWith('//')) path = path.slice(2);
-  return dirname(resolve(path));
+  return resolve(path);
+}
+
+function stateDir(env: Readonly<Record<string, string | undefined>>, storeUrl: string): string | undefined {
+  if (env['DATA_DIR']) return resolve(env['DATA_DIR']);
+  const file = sqliteFile(storeUrl);
+  return file === undefined ? undefined : dirname(file);
 }
 
 function newSecrets(): DemoSecrets {
@@ -83,6 +90,9 @@ export function openDemoState(
   const file = join(dir, SECRETS_FILE);
   const found = kept ? readSecrets(file) : undefined;
   const secrets: DemoSecrets = { ...newSecrets(), ...found };
+  // A token store from before the demo kept secrets (0.2.0) was filled without a pepper.
+  const older = sqliteFile(storeUrl);
+  if (found === undefined && older !== undefined && existsSync(older)) secrets.pepper = '';
   // Written when made, or when a newer demo needs one more (written atomically, 0600).
   if (kept && Object.keys(found ?? {}).length < Object.keys(secrets).length) {
     writeFileSync(`${file}.new`, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -137,4 +147,45 @@ export async function demoTokens(
     else result.writeToken = made.token;
   }
   return result;
+}
+
+/**
+ * The demo's SQLite store files made 0600 like the rest of its state (SQLite gives its `-wal`
+ * and `-shm` files the database file's mode, so later ones follow).
+ */
+export function protectSqliteFiles(state: DemoState, storeUrl: string): void {
+  const path = sqliteFile(storeUrl);
+  if (!state.kept || path === undefined) return;
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
+}
+
+/**
+ * The welcome text's lines about the state and the demo tokens: where the state is kept, the
+ * tokens this start made (printed once), and for those an earlier start made, that they still
+ * work and where new ones come from. Starts with the line after the title, ends with a blank one.
+ */
+export function demoTokenLines(demo: DemoTokens & { state: DemoState }, user: string): string[] {
+  const { readToken, writeToken, keptIds, state } = demo;
+  const made = [
+    ...(readToken ? [`Read token for "${user}":  ${readToken}`] : []),
+    ...(writeToken ? [`Write token for "${user}": ${writeToken}`] : []),
+  ];
+  const kept =
+    keptIds.length === 0
+      ? []
+      : [
+          `The demo tokens printed by an earlier start still work (ids ${keptIds.join(', ')}), and so do the`,
+          'commands it printed and the clones they made. Their secrets are not stored, so they are not shown',
+          'again. New tokens: the token page or the management API (both below), or DEMO_NEW_TOKENS=1 npm start',
+          '(which revokes the kept demo tokens). Replace <read token> and <write token> below with yours.',
+        ];
+  return [
+    state.kept
+      ? `The demo keeps its repository and secrets in ${state.dir} (delete it to start over).`
+      : "The demo's repository and secrets are gone when it stops (set DATA_DIR to keep them).",
+    '',
+    ...made,
+    ...(made.length > 0 && kept.length > 0 ? [''] : []),
+    ...kept,
+  ];
 }

@@ -3,6 +3,8 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { demoInstructions, type RunningProxy, startProxy } from '../../examples/bitbucket-proxy.js';
+import { createTokenGate } from '../../lib/gate.js';
+import { openTokenStore } from '../../lib/stores/open-token-store.js';
 import { tempDir } from '../support/temp-dir.js';
 
 const temp = tempDir('proxy-restart');
@@ -115,6 +117,13 @@ describe.each([
     await stop(first);
 
     const second = await start({ ...env, PORT: port });
+    // Health is probed in the background from the start: /healthz is ready with nobody asking /readyz.
+    let health = { ready: false, checks: { store: { checkedAt: null as string | null } } };
+    for (let i = 0; i < 50 && !health.ready; i++) {
+      health = (await (await fetch(`${second.url}/healthz`)).json()) as typeof health;
+      if (!health.ready) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(health).toMatchObject({ ready: true, checks: { store: { checkedAt: expect.any(String) } } });
     const secondText = demoInstructions(second);
     // No secret is printed again, and the text says where new ones come from.
     expect(second.demo!.readToken).toBeUndefined();
@@ -139,11 +148,12 @@ describe.each([
     });
     expect([call.status, await call.text()]).toEqual([200, expect.any(String)]);
 
-    // The state: directories 0700, files 0600 (the repository's own files aside), no token in clear.
+    // The state: directories 0700, files 0600 (the tokens' SQLite files too; the repository's
+    // own files aside), no token in clear.
     const state = modes(data);
     for (const [entry, bits, dir] of state.filter(([e]) => !e.includes('repo.git'))) {
       if (dir) expect([entry, bits]).toEqual([entry, 0o700]);
-      else if (!entry.startsWith('tokens.db')) expect([entry, bits]).toEqual([entry, 0o600]);
+      else expect([entry, bits]).toEqual([entry, 0o600]);
     }
     expect(state.map(([e]) => e)).toContain('demo-secrets.json');
     for (const [entry, , dir] of state) {
@@ -157,4 +167,52 @@ describe.each([
     await stop(second);
     log.mockRestore();
   }, 120_000);
+});
+
+describe('the demo proxy on a ./data an older demo made', () => {
+  it('keeps its tokens working (they were made without a pepper, before the demo kept secrets)', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const data = join(temp.dir, 'older', 'data');
+    const url = `sqlite:${join(data, 'tokens.db')}`;
+    const opened = await openTokenStore(url);
+    const older = createTokenGate({ store: opened.store });
+    const made = await older.tokens.create({ user: 'demo', name: 'laptop', scope: 'read' });
+    await older.close();
+    await opened.close();
+
+    const proxy = await start({ PORT: '0', BITBUCKET_URL: '', REDIS_URL: '', TOKEN_STORE: url });
+    const call = await fetch(`${proxy.url}/rest/api/1.0/projects`, {
+      headers: { authorization: `Bearer ${made.token}` },
+    });
+    expect(call.status).toBe(200);
+    expect(proxy.demo!.readToken).toMatch(/^bbt_/);
+    await stop(proxy);
+    log.mockRestore();
+  });
+});
+
+describe('DEMO_NEW_TOKENS=1', () => {
+  it('revokes the demo tokens an earlier start printed and prints new ones', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const env = {
+      PORT: '0',
+      BITBUCKET_URL: '',
+      REDIS_URL: '',
+      TOKEN_STORE: `sqlite:${join(temp.dir, 'renew', 'data', 'tokens.db')}`,
+    };
+    const first = await start(env);
+    const old = first.demo!.readToken!;
+    await stop(first);
+    const second = await start({ ...env, DEMO_NEW_TOKENS: '1' });
+    const call = async (token: string) =>
+      (await fetch(`${second.url}/rest/api/1.0/projects`, { headers: { authorization: `Bearer ${token}` } }))
+        .status;
+    expect(second.demo!.readToken).toMatch(/^bbt_/);
+    expect(second.demo!.keptIds).toEqual([]);
+    expect(demoInstructions(second)).toContain(second.demo!.readToken!);
+    expect(await call(second.demo!.readToken!)).toBe(200);
+    expect(await call(old)).toBe(401);
+    await stop(second);
+    log.mockRestore();
+  });
 });

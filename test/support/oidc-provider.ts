@@ -5,21 +5,18 @@ import type ProviderClass from 'oidc-provider';
 /**
  * The notices oidc-provider prints for a test set-up like this one (the Node.js 20 "Unsupported
  * runtime" check, the development adapter, keys and login form), which a green run must not
- * show. Anything else it says still reaches the console.
+ * show. Anything else it says still reaches the console. Returns what puts console.warn back.
  */
-// Not anchored: on a terminal the line starts with a colour code.
-const DEV_NOTICE = /oidc-provider WARNING: (?:Unsupported runtime|(?:a )?quick start development-only)/;
-
-async function withoutDevNotices<T>(work: () => T | Promise<T>): Promise<T> {
+function muteDevNotices(): () => void {
   const warn = console.warn;
+  // Not anchored: on a terminal the line starts with a colour code.
+  const notice = /oidc-provider WARNING: (?:Unsupported runtime|(?:a )?quick start development-only)/;
   console.warn = (...args: unknown[]) => {
-    if (typeof args[0] !== 'string' || !DEV_NOTICE.test(args[0])) warn(...args);
+    if (typeof args[0] !== 'string' || !notice.test(args[0])) warn(...args);
   };
-  try {
-    return await work();
-  } finally {
+  return () => {
     console.warn = warn;
-  }
+  };
 }
 
 /**
@@ -48,61 +45,61 @@ export async function startOidcProvider(options: {
   const issuer = `http://127.0.0.1:${port}`;
   const clientId = 'token-pages';
   const clientSecret = 'a client secret for the tests only';
-  const { default: Provider } = await withoutDevNotices(() => import('oidc-provider'));
-  const provider: ProviderClass = await withoutDevNotices(
-    () =>
-      new Provider(issuer, {
-        clients: [
-          {
-            client_id: clientId,
-            client_secret: clientSecret,
-            redirect_uris: options.redirectUris,
-            grant_types: ['authorization_code'],
-            response_types: ['code'],
-            token_endpoint_auth_method: 'client_secret_basic',
-          },
-        ],
-        cookies: { keys: ['test cookie key for the provider'] },
-        ttl: {
-          Interaction: 600,
-          Grant: 600,
-          Session: 600,
-          AccessToken: 600,
-          IdToken: 600,
-          AuthorizationCode: 60,
-        },
-        claims: {
-          openid: ['sub'],
-          profile: ['preferred_username', 'groups'],
-          email: ['email', 'email_verified'],
-        },
-        pkce: { required: () => true },
-        async findAccount(_ctx, id) {
+  let unmute = muteDevNotices();
+  const { default: Provider } = await import('oidc-provider').finally(unmute);
+  unmute = muteDevNotices();
+  const provider: ProviderClass = new Provider(issuer, {
+    clients: [
+      {
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: options.redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+    cookies: { keys: ['test cookie key for the provider'] },
+    ttl: {
+      Interaction: 600,
+      Grant: 600,
+      Session: 600,
+      AccessToken: 600,
+      IdToken: 600,
+      AuthorizationCode: 60,
+    },
+    claims: {
+      openid: ['sub'],
+      profile: ['preferred_username', 'groups'],
+      email: ['email', 'email_verified'],
+    },
+    pkce: { required: () => true },
+    async findAccount(_ctx, id) {
+      return {
+        accountId: id,
+        async claims() {
           return {
-            accountId: id,
-            async claims() {
-              return {
-                sub: id,
-                preferred_username: id,
-                groups: options.groups?.[id] ?? [],
-                ...options.extraClaims?.(id),
-              };
-            },
+            sub: id,
+            preferred_username: id,
+            groups: options.groups?.[id] ?? [],
+            ...options.extraClaims?.(id),
           };
         },
-        // First-party client: no consent screen.
-        async loadExistingGrant(ctx) {
-          const grant = new ctx.oidc.provider.Grant({
-            clientId: ctx.oidc.client!.clientId,
-            accountId: ctx.oidc.session!.accountId!,
-          });
-          grant.addOIDCScope('openid profile email');
-          grant.addOIDCClaims(['preferred_username', 'groups', 'email', 'email_verified']);
-          await grant.save();
-          return grant;
-        },
-      }),
-  );
+      };
+    },
+    // First-party client: no consent screen.
+    async loadExistingGrant(ctx) {
+      const grant = new ctx.oidc.provider.Grant({
+        clientId: ctx.oidc.client!.clientId,
+        accountId: ctx.oidc.session!.accountId!,
+      });
+      grant.addOIDCScope('openid profile email');
+      grant.addOIDCClaims(['preferred_username', 'groups', 'email', 'email_verified']);
+      await grant.save();
+      return grant;
+    },
+  });
+  unmute();
   const rewrite = options.rewriteIdToken;
   if (rewrite !== undefined) {
     provider.use(async (ctx, next) => {

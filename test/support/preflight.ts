@@ -18,6 +18,6 @@ export async function missingPrograms(sources: readonly string[]): Promise<strin
   if (missing.length === 0) return [];
   return [
     ...missing.map(missingLine),
-    'Install everything the tests need with: sudo scripts/install-test-deps.sh',
+    'Install everything the tests need with: scripts/install-test-deps.sh (Debian/Ubuntu; it uses sudo)',
   ];
 }
