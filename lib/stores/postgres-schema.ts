@@ -2,7 +2,7 @@ import { string } from '../internal/options.js';
 import { IDENTIFIER, quote, RESTRICTED } from './sql-record.js';
 
 /** The schema version this release writes; older ones are upgraded by `ensureSchema()`. */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 4;
 
 /**
  * Where `PostgresTokenStore` keeps its tables.

@@ -3,7 +3,7 @@ import { quote, RESTRICTED } from './sql-record.js';
 import type { SqliteDatabaseLike } from './sqlite-types.js';
 
 /** The schema version this release writes; files at a lower version are upgraded on open. */
-export const SQLITE_SCHEMA_VERSION = 3;
+export const SQLITE_SCHEMA_VERSION = 5;
 
 /** Quoted names of the store's tables and indexes under one prefix. */
 export function sqliteNames(prefix: string) {
