@@ -86,6 +86,18 @@ describe('one user, one spelling', () => {
     expect(sameUser('KATE', 'kate')).toBe(true);
   });
 
+  it('refuses look-alike users and groups in the gate’s options at startup, naming the option', () => {
+    for (const c of FOLDING) {
+      expect(() => createTokenGate({ permissions: { manageOthers: [`${c}-admins`] } }), hex(c)).toThrow(
+        /`permissions\.manageOthers\[0\]`/,
+      );
+      expect(() => createTokenGate({ groups: { [`${c}ate`]: ['developers'] } }), hex(c)).toThrow(/`groups`/);
+      expect(() => createTokenGate({ groups: { kate: [`${c}-admins`] } }), hex(c)).toThrow(
+        /`groups\["kate"\]\[0\]`/,
+      );
+    }
+  });
+
   describe('stores never list a victim’s tokens under a look-alike', () => {
     const opened: Array<{ name: string; store: () => Promise<TokenStore>; close: () => Promise<void> }> = [];
     const temp = tempDir('names');
