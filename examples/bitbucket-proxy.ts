@@ -171,7 +171,8 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   app.use(
     '/tokens/api',
     bitbucketLogin({ baseUrl: bitbucketUrl.href, store: opened.store, onEvent: logEvent, ...ipOptions }),
-    gate.router(),
+    // Browsers' Origin is compared with the public URL: changes from another site are refused.
+    gate.router(env['PUBLIC_URL'] ? { publicUrl: env['PUBLIC_URL'] } : {}),
   );
   if (!demo && !env['SESSION_SECRET'])
     console.warn('SESSION_SECRET is not set: page sessions end when the proxy restarts.');
