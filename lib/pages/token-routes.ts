@@ -130,12 +130,19 @@ function upstreamOf(
   return { upstream: { password } };
 }
 
-/** Failures a create form shows next to its fields: input errors, and a missing or refused Bitbucket credential. */
-function createFormError(err: unknown): { field: string; message: string; status: number } | undefined {
+/**
+ * Failures a create form shows next to its fields: input errors, and a missing or refused
+ * Bitbucket credential (next to the password field where the form has one).
+ */
+function createFormError(
+  err: unknown,
+  passwordField: boolean,
+): { field: string; message: string; status: number } | undefined {
   if (isInputError(err)) return { field: fieldOf(err), message: err.message, status: 400 };
-  if (err instanceof ConflictError) return { field: 'bitbucketPassword', message: err.message, status: 409 };
+  const credential = passwordField ? 'bitbucketPassword' : 'bitbucketToken';
+  if (err instanceof ConflictError) return { field: credential, message: err.message, status: 409 };
   if (err instanceof TokenGateError && (err.code === 'PASSWORD_INVALID' || err.code === 'TOO_MANY_ATTEMPTS'))
-    return { field: 'bitbucketPassword', message: err.message, status: err.status };
+    return { field: credential, message: err.message, status: err.status };
   return undefined;
 }
 
@@ -249,7 +256,7 @@ export function tokenRoutes(
         if (formId !== '') kit.sentForms.set(formId, true);
         showCreated(page, created, back);
       } catch (err) {
-        const failure = createFormError(err);
+        const failure = createFormError(err, page.session.via === 'password' && back === 'mine');
         if (failure === undefined) throw err;
         if (err instanceof TokenGateError && err.code === 'PASSWORD_INVALID')
           await kit.context.loginThrottle.recordFailure(page.clientIp, page.caller.name);

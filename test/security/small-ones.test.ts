@@ -119,7 +119,7 @@ describe('token pages in access-token mode after a password login', () => {
     bitbucket = await startBitbucketStandIn({
       adminToken: 'groups-token',
       groups: {},
-      passwords: { alice: 'alice-pw', bob: 'bob-pw' },
+      passwords: { alice: 'alice-pw', bob: 'bob-pw', admin: 'admin-pw' },
       accessTokens: {},
     });
     gate = createTokenGate({
@@ -127,6 +127,8 @@ describe('token pages in access-token mode after a password login', () => {
         baseUrl: bitbucket.baseUrl,
         encryptionKeys: [{ id: 'k1', key: randomBytes(32) }],
       }),
+      groups: { admin: ['admins'] },
+      permissions: { manageOthers: ['admins'] },
       onEvent: (event) => events.push(event),
     });
     app = express();
@@ -198,6 +200,33 @@ describe('token pages in access-token mode after a password login', () => {
     expect(used.status).toBe(200);
     expect(used.headers['x-ausername']).toBe('alice');
     expect(JSON.stringify(events)).not.toContain('alice-pw');
+  });
+
+  it('asks a manager creating for someone else for a Bitbucket token of theirs, never a password', async () => {
+    const agent = await loggedIn('admin', 'admin-pw');
+    const manager = await agent.get('/tokens/manage');
+    expect(manager.text).toContain('name="bitbucketToken"');
+    const send = (extra: Record<string, string>) =>
+      agent
+        .post('/tokens/create')
+        .type('form')
+        .send({
+          _csrf: csrfOf(manager.text),
+          formId: formIdOf(manager.text),
+          back: 'manage',
+          user: 'bob',
+          name: 'for bob',
+          scope: 'read',
+          expiry: '30',
+          ...extra,
+        });
+    const missing = await send({});
+    expect(missing.status).toBe(409);
+    expect(missing.text).toContain('f-bitbucketToken-error');
+    const withPassword = await send({ bitbucketPassword: 'admin-pw' });
+    expect(withPassword.status).toBe(400);
+    expect(withPassword.text).toContain('A password makes tokens of the one who logged in with it only');
+    expect(await gate.tokens.list('bob')).toEqual([]);
   });
 
   it('links a Bitbucket token given in the form instead', async () => {

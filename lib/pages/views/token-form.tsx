@@ -200,6 +200,7 @@ export function CreateForm({
   const scope = state.values['scope'] === 'write' && mayWrite ? 'write' : 'read';
   const chosen = state.values['expiry'] || expiry.preset;
   const scopeError = errorOf(state, 'scope');
+  const askPassword = upstream?.password === true && !onBehalf;
   const expiryError = errorOf(state, 'expiry') ?? errorOf(state, 'expiryDate');
   return (
     <form
@@ -283,7 +284,7 @@ export function CreateForm({
         <FieldError id="scope-error" message={scopeError} />
       </fieldset>
       <RestrictionFields state={state} />
-      {upstream !== undefined && <UpstreamFields state={state} password={upstream.password && !onBehalf} />}
+      {upstream !== undefined && <UpstreamFields state={state} password={askPassword} />}
       {children}
       {state.error !== undefined &&
         ![
@@ -295,7 +296,8 @@ export function CreateForm({
           'allowedIps',
           'requiredHeaders',
           'resources',
-          ...(upstream === undefined ? [] : ['bitbucketPassword', 'bitbucketToken']),
+          ...(upstream === undefined ? [] : ['bitbucketToken']),
+          ...(askPassword ? ['bitbucketPassword'] : []),
         ].includes(state.error.field) && (
           <p class="error-text" role="alert">
             {state.error.message}
