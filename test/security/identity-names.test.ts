@@ -233,6 +233,35 @@ describe('one user, one spelling', () => {
     });
   });
 
+  it('a token stored under a look-alike before the rule (an upgrade from 0.2.0) no longer authenticates', async () => {
+    const store = new MemoryTokenStore();
+    const gate = createTokenGate({ store });
+    const app = express().use('/rest', gate.protect(), (req, res) => {
+      res.json({ user: req.auth?.user });
+    });
+    try {
+      const genuine = await gate.tokens.create({ user: 'kate', name: 'laptop', scope: 'read' });
+      for (const c of FOLDING) {
+        // As 0.2.0 stored it: the record of a look-alike owner, written straight into the store.
+        const { token, info } = await gate.tokens.create({
+          user: victimOf(c),
+          name: 'legacy',
+          scope: 'read',
+        });
+        const record = (await store.get(info.id))!;
+        await store.put({ ...record, user: spoofOf(c) });
+        const res = await request(app).get('/rest/api/1.0/projects').set('Authorization', `Bearer ${token}`);
+        expect(res.status, hex(c)).toBe(401);
+      }
+      const ok = await request(app)
+        .get('/rest/api/1.0/projects')
+        .set('Authorization', `Bearer ${genuine.token}`);
+      expect(ok.body).toEqual({ user: 'kate' });
+    } finally {
+      await gate.close();
+    }
+  });
+
   it('a look-alike never inherits kate’s cached Bitbucket groups', async () => {
     const bitbucket = await startBitbucketStandIn({
       adminToken: 'admin-http-token',
