@@ -196,7 +196,8 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   app.use(
     '/tokens/api',
     bitbucketLogin({ baseUrl: bitbucketUrl.href, store: opened.store, onEvent: logEvent, ...ipOptions }),
-    gate.router(),
+    // Browsers' Origin is compared with the public URL: changes from another site are refused.
+    gate.router(env['PUBLIC_URL'] ? { publicUrl: env['PUBLIC_URL'] } : {}),
   );
   // Anyone who finds one of our tokens (GitHub secret scanning, a colleague) can kill it here:
   // no login, always 202. Pushes through /scm are scanned too (pushProtection, on by default).

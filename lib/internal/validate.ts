@@ -55,14 +55,18 @@ function nameProblem(value: string): string | undefined {
   return undefined;
 }
 
+/** True when a name (already stored, say) follows the naming rule; cheap for ASCII names. */
+export function followsNamingRule(name: string): boolean {
+  return PRINTABLE_ASCII.test(name) || nameProblem(name) === undefined;
+}
+
 /**
  * The one case folding of user and group names, used by every comparison and store key: the
  * name lower-cased as Bitbucket does (Unicode lower case). A name that breaks the naming rule
  * is never folded, so no stored or cached key of a valid name can be reached through it.
  */
 export function foldName(name: string): string {
-  if (PRINTABLE_ASCII.test(name)) return name.toLowerCase();
-  return nameProblem(name) === undefined ? name.toLowerCase() : name;
+  return followsNamingRule(name) ? name.toLowerCase() : name;
 }
 
 /**

@@ -3,7 +3,7 @@ import { AuthenticationError, TooManyAttemptsError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { any, boolean, func, validateOptions, withMethods } from '../internal/options.js';
-import { foldName, sameUser } from '../internal/validate.js';
+import { foldName, followsNamingRule, sameUser } from '../internal/validate.js';
 import type { AuthContext } from '../request/auth-context.js';
 import { peerAddress } from '../request/client-address.js';
 import { setVerified, takePendingToken } from '../request/credential-slot.js';
@@ -89,6 +89,12 @@ export function authenticateTokenStep(options: Readonly<AuthenticateTokenOptions
       return;
     }
     const { record } = outcome;
+    // A token stored before the naming rule for a name it now refuses (`\u212Aate`) would
+    // still speak for that name upstream, where it may fold into someone else's: refused.
+    if (!followsNamingRule(record.user)) {
+      refuse(req, res, invalid(), emit, { tokenId: record.id });
+      return;
+    }
     if (
       claimedUser !== undefined &&
       !ANY_USER.has(foldName(claimedUser)) &&

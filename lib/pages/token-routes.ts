@@ -2,26 +2,30 @@ import type { Router } from 'express';
 import {
   AuthenticationError,
   BadRequestError,
+  ConflictError,
   ForbiddenError,
   NotFoundError,
+  TokenGateError,
   ValidationError,
 } from '../errors.js';
 import { assertMayCreate, type Caller, mayManage } from '../http/management-context.js';
 import { sameUser, validateName, validateScope, validateUser } from '../internal/validate.js';
 import type { TokenInfo } from '../model.js';
 import type { TokenUpdate } from '../tokens/service.js';
+import type { UpstreamCredentials } from '../tokens/upstream-hook.js';
 import { expiryChoices, requestedFormExpiry } from './expiry-choices.js';
 import { formFields, restrictionsOf } from './form-input.js';
 import { type PageKit, type PageRequest, pageRoute, type UserRequest } from './page-kit.js';
-import { randomId } from './session.js';
+import { type LoginMethod, randomId } from './session.js';
 import { formatTime } from './views/parts.js';
 import type { TokenFormState } from './views/token-form.js';
 import { confirmPage, createdPage, myTokensPage, type Notice, tokenPage } from './views/token-pages.js';
 
 const TOKEN_ID = /^[0-9A-Za-z]{11}$/;
-// Access-token mode (issue 14) adds its optional `bitbucketToken` field here, and renders it
-// through `CreateForm`'s children.
+// Access-token mode's `bitbucketPassword` and `bitbucketToken` (CreateForm's `upstream` fields).
 const CREATE_FIELDS = [
+  'bitbucketPassword',
+  'bitbucketToken',
   '_csrf',
   'formId',
   'back',
@@ -81,6 +85,7 @@ export function createFormProps(
   caller: Caller,
   now: number,
   state: TokenFormState = { values: {} },
+  via?: LoginMethod,
 ) {
   return caller.mayCreate
     ? {
@@ -88,8 +93,58 @@ export function createFormProps(
         expiry: expiryChoices(kit.context.expiry, now),
         mayWrite: caller.mayCreateWrite,
         formId: randomId(),
+        ...(kit.context.tokens.upstreamCredentialsRequired
+          ? { upstream: { password: via === 'password' } }
+          : {}),
       }
     : undefined;
+}
+
+/**
+ * Access-token mode: the Bitbucket credential a create form brings. A password only mints for
+ * the one who logged in with it; it lives for this request and goes nowhere else.
+ */
+function upstreamOf(
+  kit: PageKit,
+  page: UserRequest,
+  fields: Record<string, string>,
+  owner: string,
+): { upstream?: UpstreamCredentials } {
+  const password = fields['bitbucketPassword'] ?? '';
+  const bitbucketToken = (fields['bitbucketToken'] ?? '').trim();
+  if (!kit.context.tokens.upstreamCredentialsRequired) {
+    if (password !== '' || bitbucketToken !== '')
+      throw new ValidationError(
+        'bitbucketToken',
+        'This proxy forwards the identity: no Bitbucket credential is used.',
+      );
+    return {};
+  }
+  if (bitbucketToken !== '') return { upstream: { bitbucketToken } };
+  if (password === '') return {};
+  if (page.session.via !== 'password' || !sameUser(owner, page.caller.name))
+    throw new ValidationError(
+      'bitbucketPassword',
+      'A password makes tokens of the one who logged in with it only: give a Bitbucket access token of the user instead.',
+    );
+  kit.context.loginThrottle.assertAllowed(page.clientIp, page.caller.name);
+  return { upstream: { password } };
+}
+
+/**
+ * Failures a create form shows next to its fields: input errors, and a missing or refused
+ * Bitbucket credential (next to the password field where the form has one).
+ */
+function createFormError(
+  err: unknown,
+  passwordField: boolean,
+): { field: string; message: string; status: number } | undefined {
+  if (isInputError(err)) return { field: fieldOf(err), message: err.message, status: 400 };
+  const credential = passwordField ? 'bitbucketPassword' : 'bitbucketToken';
+  if (err instanceof ConflictError) return { field: credential, message: err.message, status: 409 };
+  if (err instanceof TokenGateError && (err.code === 'PASSWORD_INVALID' || err.code === 'TOO_MANY_ATTEMPTS'))
+    return { field: credential, message: err.message, status: err.status };
+  return undefined;
 }
 
 /** The restriction fields of a token as the edit form shows them. */
@@ -107,9 +162,9 @@ function restrictionValues(info: TokenInfo): Record<string, string> {
 const isInputError = (err: unknown): err is BadRequestError => err instanceof BadRequestError;
 const fieldOf = (err: BadRequestError) => (err instanceof ValidationError ? err.field : 'form');
 
-/** Shows what a form was sent with (never the CSRF token or a password). */
+/** Shows what a form was sent with (never the CSRF token, a password or a Bitbucket token). */
 function echo(fields: Record<string, string>): Record<string, string> {
-  const { _csrf, formId, ...values } = fields;
+  const { _csrf, formId, bitbucketPassword, bitbucketToken, ...values } = fields;
   return values;
 }
 
@@ -131,7 +186,7 @@ export function tokenRoutes(
         tokens: list,
         now: page.now,
         ...(noticeOf(page) === undefined ? {} : { notice: noticeOf(page)! }),
-        create: createFormProps(kit, page.caller, page.now, state),
+        create: createFormProps(kit, page.caller, page.now, state, page.session.via),
       }),
     );
   }
@@ -196,16 +251,20 @@ export function tokenRoutes(
             scope,
             ...(expiresAt === null ? {} : { expiresAt: new Date(expiresAt) }),
             ...restrictionsOf(fields, 'absent'),
+            ...upstreamOf(kit, page, fields, owner),
           },
           page.change,
         );
         if (formId !== '') kit.sentForms.set(formId, true);
         showCreated(page, created, back);
       } catch (err) {
-        if (!isInputError(err)) throw err;
-        const state = { values: echo(fields), error: { field: fieldOf(err), message: err.message } };
-        if (back === 'manage') await renderManager(page, state, 400);
-        else await renderMine(page, state, 400);
+        const failure = createFormError(err, page.session.via === 'password' && back === 'mine');
+        if (failure === undefined) throw err;
+        if (err instanceof TokenGateError && err.code === 'PASSWORD_INVALID')
+          await kit.context.loginThrottle.recordFailure(page.clientIp, page.caller.name);
+        const state = { values: echo(fields), error: { field: failure.field, message: failure.message } };
+        if (back === 'manage') await renderManager(page, state, failure.status);
+        else await renderMine(page, state, failure.status);
       }
     }),
   );

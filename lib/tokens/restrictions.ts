@@ -39,6 +39,11 @@ const RESERVED_HEADERS = new Set([
   'trailer',
   'keep-alive',
 ]);
+/**
+ * Tokens by RFC 9110 that are names of JavaScript's object machinery: `out['__proto__'] = v`
+ * would set a prototype instead of a header, leaving a token "restricted" by nothing.
+ */
+const OBJECT_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 function list(value: unknown, field: string, what: string): readonly unknown[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_ENTRIES)
@@ -70,7 +75,12 @@ function requiredHeaders(value: unknown): Record<string, string> {
   for (const [name, headerValue] of entries) {
     const lower = name.toLowerCase();
     const path = `${field}.${name}`;
-    if (!isHeaderName(name) || RESERVED_HEADERS.has(lower) || Object.hasOwn(out, lower))
+    if (
+      !isHeaderName(name) ||
+      RESERVED_HEADERS.has(lower) ||
+      OBJECT_KEYS.has(lower) ||
+      Object.hasOwn(out, lower)
+    )
       throw new ValidationError(path, `\`${path}\` is not a header name a token can require.`);
     if (typeof headerValue !== 'string' || !HEADER_VALUE.test(headerValue))
       throw new ValidationError(

@@ -6,6 +6,7 @@ import {
   any,
   headerName as headerNameCheck,
   integer,
+  isHeaderName,
   object,
   oneOf,
   type Shape,
@@ -71,14 +72,35 @@ export const FORWARD_IDENTITY_OPTIONS: Shape<ForwardIdentityOptions> = {
     audience: string(),
   }),
 };
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function headerName(value: string | undefined, fallback: string, option: string): string {
   const name = (value ?? fallback).toLowerCase();
-  if (!HEADER_NAME.test(name) || name === 'authorization' || name === 'host') {
+  if (!isHeaderName(name) || name === 'authorization' || name === 'host') {
     throw new TypeError(`\`${option}\` is not a usable header name: ${JSON.stringify(value)}`);
   }
   return name;
+}
+
+/** RFC 8187's `ext-value` prefix: UTF-8, no language. */
+const ENCODED_PREFIX = "UTF-8''";
+/** Printable Latin-1: what an HTTP header carries as it is (user names have no control characters). */
+const LATIN1 = /^[\x20-\x7e\xa0-\xff]*$/;
+
+/**
+ * The identity header's value for a user name. A name in Latin-1 travels as it is (as it always
+ * has); any other (`王伟`), and one that itself begins with `UTF-8''`, travels RFC 8187-encoded:
+ * `UTF-8''` then the UTF-8 bytes percent-encoded outside RFC 8187's `attr-char`
+ * (`UTF-8''%E7%8E%8B%E4%BC%9F`). Headers cannot carry such characters raw (Node.js refuses
+ * them: a 500). The JWT's `sub` always holds the plain name.
+ * @example identityHeaderValue('王伟'); // "UTF-8''%E7%8E%8B%E4%BC%9F"
+ */
+export function identityHeaderValue(user: string): string {
+  if (LATIN1.test(user) && !user.startsWith(ENCODED_PREFIX)) return user;
+  const encoded = encodeURIComponent(user).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `${ENCODED_PREFIX}${encoded}`;
 }
 
 type Signer = (user: string, tokenId: string, scope: string) => Promise<string>;
@@ -158,7 +180,7 @@ export function forwardIdentityStep(options: Readonly<ForwardIdentityOptions>): 
       return;
     }
     const user = auth.user;
-    addHeader(req, header, user);
+    addHeader(req, header, identityHeaderValue(user));
     if (sign === undefined || jwtHeader === undefined) {
       next();
       return;

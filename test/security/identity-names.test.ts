@@ -86,14 +86,26 @@ describe('one user, one spelling', () => {
     expect(sameUser('KATE', 'kate')).toBe(true);
   });
 
+  it('refuses look-alike users and groups in the gate’s options at startup, naming the option', () => {
+    for (const c of FOLDING) {
+      expect(() => createTokenGate({ permissions: { manageOthers: [`${c}-admins`] } }), hex(c)).toThrow(
+        /`permissions\.manageOthers\[0\]`/,
+      );
+      expect(() => createTokenGate({ groups: { [`${c}ate`]: ['developers'] } }), hex(c)).toThrow(/`groups`/);
+      expect(() => createTokenGate({ groups: { kate: [`${c}-admins`] } }), hex(c)).toThrow(
+        /`groups\["kate"\]\[0\]`/,
+      );
+    }
+  });
+
   describe('stores never list a victim’s tokens under a look-alike', () => {
-    const opened: Array<{ name: string; store: () => Promise<TokenStore>; close: () => Promise<void> }> = [];
+    const opened: TokenStore[] = [];
     const temp = tempDir('names');
     const pool = testPool();
     const schema = freshSchema('names');
     let redis: Awaited<ReturnType<typeof openRedisStore>> | undefined;
     afterAll(async () => {
-      for (const o of opened) await o.close();
+      for (const store of opened) await store.close?.();
       await redis?.cleanup();
       await dropSchema(pool, schema);
       await pool.end();
@@ -114,7 +126,7 @@ describe('one user, one spelling', () => {
     ];
     it.each(kinds)('%s', async (_kind, open) => {
       const store = await open();
-      opened.push({ name: _kind, store: async () => store, close: async () => store.close?.() });
+      opened.push(store);
       for (const c of FOLDING) await store.put(makeRecord({ user: victimOf(c) }));
       await store.put(makeRecord({ user: 'kate' }));
       for (const c of FOLDING) {
@@ -133,15 +145,14 @@ describe('one user, one spelling', () => {
     const ids = new Map<string, string>();
 
     beforeAll(async () => {
-      // mallory-<i> holds the look-alike of the admin group `<ascii>-admins`.
-      const groups: Record<string, string[]> = { root: ['bitbucket-admins'] };
+      // root is a real admin; mallory-<i> holds the look-alike of the admin group `<ascii>-admins`.
       gate = createTokenGate({
         groups: (user) =>
           user === 'root'
             ? ['bitbucket-admins']
             : user.startsWith('mallory-')
               ? [`${FOLDING[Number(user.slice(8))]}-admins`, 'bitbuc\u212Aet-admins']
-              : (groups[user] ?? []),
+              : [],
         permissions: {
           manageOthers: ['bitbucket-admins', ...new Set(FOLDING.map((c) => `${asciiOf(c)}-admins`))],
         },
@@ -220,6 +231,35 @@ describe('one user, one spelling', () => {
       }
       expect(await gate.tokens.list(victimOf('\u212A'))).toHaveLength(1);
     });
+  });
+
+  it('a token stored under a look-alike before the rule (an upgrade from 0.2.0) no longer authenticates', async () => {
+    const store = new MemoryTokenStore();
+    const gate = createTokenGate({ store });
+    const app = express().use('/rest', gate.protect(), (req, res) => {
+      res.json({ user: req.auth?.user });
+    });
+    try {
+      const genuine = await gate.tokens.create({ user: 'kate', name: 'laptop', scope: 'read' });
+      for (const c of FOLDING) {
+        // As 0.2.0 stored it: the record of a look-alike owner, written straight into the store.
+        const { token, info } = await gate.tokens.create({
+          user: victimOf(c),
+          name: 'legacy',
+          scope: 'read',
+        });
+        const record = (await store.get(info.id))!;
+        await store.put({ ...record, user: spoofOf(c) });
+        const res = await request(app).get('/rest/api/1.0/projects').set('Authorization', `Bearer ${token}`);
+        expect(res.status, hex(c)).toBe(401);
+      }
+      const ok = await request(app)
+        .get('/rest/api/1.0/projects')
+        .set('Authorization', `Bearer ${genuine.token}`);
+      expect(ok.body).toEqual({ user: 'kate' });
+    } finally {
+      await gate.close();
+    }
   });
 
   it('a look-alike never inherits kate’s cached Bitbucket groups', async () => {

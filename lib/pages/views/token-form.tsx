@@ -131,13 +131,84 @@ export interface CreateFormProps {
   formId: string;
   /** More fields after the restrictions (room for an upstream credential, e.g. a Bitbucket access token). */
   children?: ComponentChildren;
+  /**
+   * Access-token mode: the Bitbucket credential the create needs. `password`: the caller logged
+   * in with a password, so the form may ask for it again (it is never kept in the session).
+   */
+  upstream?: { password: boolean };
+}
+
+/** A password-type field that is never filled in again from what was sent. */
+function SecretField(props: {
+  state: TokenFormState;
+  name: string;
+  label: string;
+  hint: string;
+  autocomplete: string;
+}) {
+  const { state, name, label, hint } = props;
+  const error = errorOf(state, name);
+  return (
+    <div class="field">
+      <label for={`f-${name}`}>{label}</label>
+      <p class="hint" id={`f-${name}-hint`}>
+        {hint}
+      </p>
+      <input
+        type="password"
+        id={`f-${name}`}
+        name={name}
+        autocomplete={props.autocomplete}
+        aria-invalid={error === undefined ? undefined : 'true'}
+        aria-describedby={describedBy(`f-${name}-hint`, error !== undefined && `f-${name}-error`)}
+      />
+      <FieldError id={`f-${name}-error`} message={error} />
+    </div>
+  );
+}
+
+/** Access-token mode: the owner's Bitbucket password (minting) or a Bitbucket token of theirs (linking). */
+function UpstreamFields({ state, password }: { state: TokenFormState; password: boolean }) {
+  return (
+    <fieldset>
+      <legend>Bitbucket credential</legend>
+      <div class="grid">
+        {password && (
+          <SecretField
+            state={state}
+            name="bitbucketPassword"
+            label="Your Bitbucket password"
+            hint="Bitbucket makes the access token behind this one with it. Used for this request only, never stored."
+            autocomplete="current-password"
+          />
+        )}
+        <SecretField
+          state={state}
+          name="bitbucketToken"
+          label={password ? 'Or a Bitbucket HTTP access token' : 'A Bitbucket HTTP access token'}
+          hint="One the user created in Bitbucket (Manage account → HTTP access tokens), with at least this token’s permissions."
+          autocomplete="off"
+        />
+      </div>
+    </fieldset>
+  );
 }
 
 /** The "Create token" form: name, scope, expiry, optional restrictions (and user, for managers). */
-export function CreateForm({ frame, state, expiry, mayWrite, onBehalf, formId, children }: CreateFormProps) {
+export function CreateForm({
+  frame,
+  state,
+  expiry,
+  mayWrite,
+  onBehalf,
+  formId,
+  children,
+  upstream,
+}: CreateFormProps) {
   const scope = state.values['scope'] === 'write' && mayWrite ? 'write' : 'read';
   const chosen = state.values['expiry'] || expiry.preset;
   const scopeError = errorOf(state, 'scope');
+  const askPassword = upstream?.password === true && !onBehalf;
   const expiryError = errorOf(state, 'expiry') ?? errorOf(state, 'expiryDate');
   return (
     <form
@@ -221,6 +292,7 @@ export function CreateForm({ frame, state, expiry, mayWrite, onBehalf, formId, c
         <FieldError id="scope-error" message={scopeError} />
       </fieldset>
       <RestrictionFields state={state} />
+      {upstream !== undefined && <UpstreamFields state={state} password={askPassword} />}
       {children}
       {state.error !== undefined &&
         ![
@@ -233,6 +305,8 @@ export function CreateForm({ frame, state, expiry, mayWrite, onBehalf, formId, c
           'requiredHeaders',
           'resources',
           'rateLimit',
+          ...(upstream === undefined ? [] : ['bitbucketToken']),
+          ...(askPassword ? ['bitbucketPassword'] : []),
         ].includes(state.error.field) && (
           <p class="error-text" role="alert">
             {state.error.message}
