@@ -32,6 +32,7 @@ describe('TokenService.create', () => {
       requiredHeaders: null,
       resources: null,
       rateLimit: null,
+      origin: null,
     });
     expect(JSON.stringify(info)).not.toContain(token.slice(15, 58));
   });
