@@ -3,10 +3,13 @@ import { TokenGateError } from '../errors.js';
 import { authenticateClient } from './client-auth.js';
 import { type CodeRecord, type DeviceRecord, digest, type GrantState } from './grant-state.js';
 import type { GrantContext, GrantHandler, GrantResult } from './grants.js';
-import { type OAuthIssuer, oauthError } from './issuer.js';
+import { type Issued, type OAuthIssuer, oauthError } from './issuer.js';
 import type { OAuthConfig } from './options.js';
 import { verifierMatches } from './pkce.js';
 import { parseScope } from './scope.js';
+
+/** How long a spent code is remembered, so that its replay revokes what it gave. */
+const USED_CODE_MS = 600_000;
 
 export const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -63,14 +66,29 @@ export function tokenEndpoint(context: EndpointContext) {
     if (code === null || code === '' || code.length > 200)
       return oauthError(400, 'invalid_request', '`code` is required.');
     // Taken at once: a code works once, whatever happens next (a wrong verifier spends it too).
-    const record = await state.take<CodeRecord>('code', digest(code));
+    const key = digest(code);
+    const record = await state.take<CodeRecord>('code', key);
     const invalid = oauthError(400, 'invalid_grant', 'The code is invalid, expired or already used.');
-    if (record === null || record.client !== clientId) return invalid;
+    if (record === null) {
+      // A replayed code was intercepted: what it gave is revoked (RFC 6749 §4.1.2).
+      const used = await state.take<Issued>('code-used', key);
+      if (used !== null) await issuer.revokeIssued(used, clientIp);
+      return invalid;
+    }
+    if (record.client !== clientId) return invalid;
     if (form.get('redirect_uri') !== record.redirectUri)
       return oauthError(400, 'invalid_grant', '`redirect_uri` differs from the authorization request.');
     if (!verifierMatches(form.get('code_verifier'), record.challenge))
       return oauthError(400, 'invalid_grant', 'The PKCE `code_verifier` does not match the code challenge.');
-    return issuer.issue(record, clientIp);
+    const issued = await issuer.issue(record, clientIp);
+    if (issued.accessTokenId !== undefined && issued.family !== undefined)
+      await state.put(
+        'code-used',
+        key,
+        { accessTokenId: issued.accessTokenId, family: issued.family },
+        USED_CODE_MS,
+      );
+    return { status: issued.status, body: issued.body } as GrantResult;
   }
 
   async function deviceGrant(

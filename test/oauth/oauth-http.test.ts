@@ -347,6 +347,11 @@ describe('gate.oauth over HTTP', () => {
       const [ok, reused] = await exchange();
       expect(ok!.status).toBe(200);
       expect(reused!.body).toMatchObject({ error: 'invalid_grant' });
+      // A replayed code was intercepted: what it gave is revoked (RFC 6749 §4.1.2).
+      expect(await gate.tokens.verify(ok!.body.access_token)).toBeNull();
+      expect(
+        (await token({ grant_type: 'refresh_token', refresh_token: ok!.body.refresh_token })).body.error,
+      ).toBe('invalid_grant');
       for (const change of [
         { code_verifier: pkce().verifier },
         { code_verifier: 'x'.repeat(200) },
