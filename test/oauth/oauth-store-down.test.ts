@@ -44,14 +44,11 @@ describe('gate.oauth when the store fails', () => {
     await server.stop();
     const calls = [
       request(app).post('/oauth/device_authorization').type('form').send({ client_id: 'git' }),
-      request(app)
-        .post('/oauth/token')
-        .type('form')
-        .send({
-          grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
-          device_code: started.body.device_code,
-          client_id: 'git',
-        }),
+      request(app).post('/oauth/token').type('form').send({
+        grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+        device_code: started.body.device_code,
+        client_id: 'git',
+      }),
       request(app)
         .post('/oauth/token')
         .type('form')
