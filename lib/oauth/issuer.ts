@@ -72,7 +72,7 @@ export class OAuthIssuer {
     clientId: string,
     scope: Scope | null,
     clientIp: string | null,
-  ): Promise<GrantResult> {
+  ): Promise<GrantResult & { replayedBy?: string }> {
     const parsed = parseRefreshToken(token);
     const invalid = oauthError(400, 'invalid_grant', 'The refresh token is invalid, expired or revoked.');
     if (parsed === null) return invalid;
@@ -82,7 +82,10 @@ export class OAuthIssuer {
     if (!sameDigest(family.secret, digest(parsed.secret)) || family.client !== clientId) {
       // A refresh token used twice was copied: the family ends, with its access token.
       await this.#tokens.revoke(family.accessTokenId, { actor: family.user, clientIp });
-      return oauthError(400, 'invalid_grant', 'The refresh token was already used: this sign-in is revoked.');
+      return {
+        ...oauthError(400, 'invalid_grant', 'The refresh token was already used: this sign-in is revoked.'),
+        replayedBy: family.user,
+      };
     }
     const now = this.#now();
     if (!(await this.#alive(family, now))) {

@@ -21,6 +21,8 @@ export interface EndpointContext {
   /** Grants other parts of the gate add (federation's token exchange), by `grant_type`. */
   extraGrants: ReadonlyMap<string, GrantHandler>;
   clientIp(req: Request): string | null;
+  /** Reports a replayed code or refresh token (`auth.denied`, `OAUTH_GRANT_REPLAYED`): a sign of theft. */
+  reportReplay(req: Request, user: string | undefined, clientIp: string | null): void;
 }
 
 /** The form of a POST, each parameter at most once (RFC 6749 §3.2); null when it is not a form. */
@@ -58,6 +60,7 @@ export function tokenEndpoint(context: EndpointContext) {
   const { config, state, issuer, extraGrants } = context;
 
   async function codeGrant(
+    req: Request,
     form: URLSearchParams,
     clientId: string,
     clientIp: string | null,
@@ -71,8 +74,11 @@ export function tokenEndpoint(context: EndpointContext) {
     const invalid = oauthError(400, 'invalid_grant', 'The code is invalid, expired or already used.');
     if (record === null) {
       // A replayed code was intercepted: what it gave is revoked (RFC 6749 §4.1.2).
-      const used = await state.take<Issued>('code-used', key);
-      if (used !== null) await issuer.revokeIssued(used, clientIp);
+      const used = await state.take<Issued & { user: string }>('code-used', key);
+      if (used !== null) {
+        await issuer.revokeIssued(used, clientIp);
+        context.reportReplay(req, used.user, clientIp);
+      }
       return invalid;
     }
     if (record.client !== clientId) return invalid;
@@ -85,7 +91,7 @@ export function tokenEndpoint(context: EndpointContext) {
       await state.put(
         'code-used',
         key,
-        { accessTokenId: issued.accessTokenId, family: issued.family },
+        { accessTokenId: issued.accessTokenId, family: issued.family, user: record.user },
         USED_CODE_MS,
       );
     return { status: issued.status, body: issued.body } as GrantResult;
@@ -146,13 +152,15 @@ export function tokenEndpoint(context: EndpointContext) {
         return;
       }
       let result: GrantResult;
-      if (grantType === 'authorization_code') result = await codeGrant(form, client.clientId, clientIp);
+      if (grantType === 'authorization_code') result = await codeGrant(req, form, client.clientId, clientIp);
       else if (grantType === 'refresh_token') {
         const scope = parseScope(form.get('scope'));
-        result =
-          scope === undefined
-            ? oauthError(400, 'invalid_scope', 'Scopes are `read` and `write`.')
-            : await issuer.refresh(form.get('refresh_token'), client.clientId, scope, clientIp);
+        if (scope === undefined) result = oauthError(400, 'invalid_scope', 'Scopes are `read` and `write`.');
+        else {
+          const refreshed = await issuer.refresh(form.get('refresh_token'), client.clientId, scope, clientIp);
+          if (refreshed.replayedBy !== undefined) context.reportReplay(req, refreshed.replayedBy, clientIp);
+          result = { status: refreshed.status, body: refreshed.body } as GrantResult;
+        }
       } else if (grantType === DEVICE_GRANT) result = await deviceGrant(form, client.clientId, clientIp);
       else if (grantType === null) result = oauthError(400, 'invalid_request', '`grant_type` is required.');
       else
