@@ -309,6 +309,7 @@ describe('express-api-tokens (the built CLI)', () => {
           'lastUsedIp',
           'name',
           'rateLimit',
+          'origin',
           'requiredHeaders',
           'resources',
           'scope',
