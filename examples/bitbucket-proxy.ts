@@ -191,6 +191,10 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
       ...(demo ? { cloneExample: 'scm/demo/repo.git' } : {}),
     }),
   );
+  // git signs in through the browser (OAuth 2.0 for credential helpers; docs/git-sign-in.md):
+  // consent and device pages under /tokens, the endpoints under /oauth, the metadata at the root.
+  app.use('/oauth', gate.oauth({ ...(env['PUBLIC_URL'] ? { publicUrl: env['PUBLIC_URL'] } : {}) }));
+  app.get('/.well-known/oauth-authorization-server', gate.oauthMetadata());
   app.use(['/rest', '/scm'], gate.protect(), forwardTo(bitbucketUrl));
 
   const host = env['HOST'] ?? '127.0.0.1';
@@ -251,6 +255,22 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   };
 }
 
+/**
+ * The `git config` lines that make git sign in through the browser with git-credential-oauth
+ * (0.4.2 and later) for this proxy: a cache for the short-lived token, then the OAuth helper
+ * with this server's client id and endpoints (relative to the host, as the helper reads them).
+ */
+export function gitSignInConfig(url: string): string[] {
+  return [
+    `$ git config --global --add credential.helper "cache --timeout 28800"`,
+    `$ git config --global --add credential.helper oauth`,
+    `$ git config --global credential.${url}.oauthClientId git`,
+    `$ git config --global credential.${url}.oauthAuthURL /tokens/oauth/authorize`,
+    `$ git config --global credential.${url}.oauthTokenURL /oauth/token`,
+    `$ git config --global credential.${url}.oauthDeviceAuthURL /oauth/device_authorization`,
+  ];
+}
+
 /** The demo's welcome text: tokens and commands that work as printed. */
 export function demoInstructions(proxy: RunningProxy): string {
   const { url } = proxy;
@@ -279,6 +299,10 @@ export function demoInstructions(proxy: RunningProxy): string {
     `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens/api`,
     '',
     `Token page: ${url}/tokens/ (log in as ${DEMO_USER} / ${DEMO_PASSWORD})`,
+    '',
+    'Or let git sign in through the browser, with no token to copy (git-credential-oauth; docs/git-sign-in.md):',
+    ...gitSignInConfig(url),
+    `Then: git clone ${url}/scm/demo/repo.git demo-repo-3 (your browser opens the login and consent)`,
     '',
     'Press Ctrl+C to stop.',
   ].join('\n');

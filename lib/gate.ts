@@ -10,6 +10,9 @@ import type { ManagementContext } from './http/management-context.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { validateOptions } from './internal/options.js';
 import type { GrantHandler } from './oauth/grants.js';
+import type { OAuthOptions } from './oauth/options.js';
+import { oauthPageRoutes } from './oauth/page-routes.js';
+import { OAuthServer } from './oauth/server.js';
 import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/health.js';
 import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
 import { GateMetrics } from './ops/metrics.js';
@@ -76,6 +79,20 @@ export interface TokenGate {
   healthHandlers(): HealthHandlers;
   /** The token pages: log in, create, copy once, rotate and revoke tokens; the token manager. */
   pages(options: PagesOptions): Router;
+  /**
+   * The OAuth 2.0 authorization server for git credential helpers (git-credential-oauth, Git
+   * Credential Manager): `POST token`, `POST device_authorization`, `POST revoke` and the RFC
+   * 8414 metadata. Its browser steps (consent, device code entry) are token pages, at
+   * `<pages>/oauth/authorize` and `<pages>/device`. Tokens it issues are ordinary API tokens.
+   * Call it once.
+   * @example
+   * app.use('/tokens', gate.pages({ login, session }));
+   * app.use('/oauth', gate.oauth({ clients: [{ id: 'git', name: 'Git' }] }));
+   * app.get('/.well-known/oauth-authorization-server', gate.oauthMetadata());
+   */
+  oauth(options?: OAuthOptions): Router;
+  /** The RFC 8414 metadata document's handler, for the host root. Needs `gate.oauth()` first. */
+  oauthMetadata(): RequestHandler;
   /**
    * Stops timers and listening for revocations, and closes the store the gate made itself
    * (when you gave none). Does not close a store (or client) you passed in.
@@ -159,7 +176,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(upstream === undefined ? {} : { upstream: upstream.hook }),
   });
   const verifier = verifierOf(tokens);
-  // Grants of the OAuth token endpoint that come from elsewhere: federation's token exchange.
+  // Extra grant types of the OAuth token endpoint, by `grant_type`: federation's token exchange.
   const extraGrants = new Map<string, GrantHandler>();
   if (options.federation !== undefined && options.federation.length > 0)
     extraGrants.set(
@@ -208,6 +225,8 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     timeoutMs: storeTimeoutMs,
     isOpen: () => open,
   });
+  let oauthServer: OAuthServer | undefined;
+
   const reminders =
     options.reminders === false || onEvent === undefined || store.expiringBetween === undefined
       ? undefined
@@ -224,7 +243,27 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     }),
     health: () => health.check(),
     healthHandlers: called('healthHandlers', () => health.handlers()),
-    pages: called('pages', (pagesOptions?: PagesOptions) => createPagesRouter(management, pagesOptions!)),
+    pages: called('pages', (pagesOptions?: PagesOptions) =>
+      createPagesRouter(management, pagesOptions!, (router, kit) =>
+        oauthPageRoutes(router, kit, () => oauthServer),
+      ),
+    ),
+    oauth: called('oauth', (oauthOptions?: OAuthOptions) => {
+      if (oauthServer !== undefined)
+        throw new TypeError('Call `gate.oauth()` once, and mount its router where you need it');
+      oauthServer = new OAuthServer(oauthOptions ?? {}, {
+        tokens,
+        store,
+        expiry,
+        resolveClientIp,
+        extraGrants,
+      });
+      return oauthServer.router();
+    }),
+    oauthMetadata: called('oauthMetadata', () => {
+      if (oauthServer === undefined) throw new TypeError('`gate.oauthMetadata()` needs `gate.oauth()` first');
+      return oauthServer.metadataHandler();
+    }),
     async close() {
       open = false;
       metrics?.close();

@@ -61,7 +61,9 @@ export { type IpAllowlistOptions, ipAllowlist } from './middleware/ip-allowlist.
 export { type RequireGroupsOptions, requireGroups } from './middleware/require-groups.js';
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
-export type { Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
+export type { Scope, TokenChanges, TokenInfo, TokenOrigin, TokenRecord, TokenRestrictions } from './model.js';
+export type { GrantContext, GrantHandler, GrantResult } from './oauth/grants.js';
+export type { OAuthClient, OAuthOptions } from './oauth/options.js';
 export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';
 export { type OidcLogin, type OidcLoginOptions, oidcLogin } from './pages/logins/oidc-login.js';
 export {

@@ -35,6 +35,19 @@ export interface TokenRestrictions {
 }
 
 /**
+ * How a token was issued when no person made it by hand: `oauth` (a git credential helper or
+ * another native client signed in through the browser or the device flow) or `federation` (a CI
+ * identity token exchanged). `client` is the OAuth client id, `ip` the address it was issued to.
+ * @example
+ * const origin: TokenOrigin = { via: 'oauth', client: 'git', ip: '203.0.113.7' };
+ */
+export interface TokenOrigin {
+  via: 'oauth' | 'federation';
+  client: string;
+  ip: string | null;
+}
+
+/**
  * A token as stored. Holds the hash of the secret, never the secret itself.
  * Times are epoch milliseconds. Stores keep every field as given.
  * @example
@@ -74,6 +87,8 @@ export interface TokenRecord extends TokenRestrictions {
    * Stores keep it verbatim.
    */
   seal?: string;
+  /** How it was issued: null (or absent, in records written before 0.3.0) for a hand-made token. */
+  origin?: TokenOrigin | null;
 }
 
 /**
@@ -117,4 +132,6 @@ export interface TokenInfo extends Readonly<TokenRestrictions> {
   readonly lastUsedAt: string | null;
   /** The client address of that use, or null. */
   readonly lastUsedIp: string | null;
+  /** How it was issued (`oauth`: signed in by git; `federation`: CI), or null for a hand-made token. */
+  readonly origin: Readonly<TokenOrigin> | null;
 }

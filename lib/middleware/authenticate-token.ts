@@ -33,8 +33,8 @@ export interface AuthenticateTokenOptions {
   onEvent?: EventListener;
 }
 
-/** Basic user parts that stand for "whoever owns this token". */
-const ANY_USER = new Set(['', 'x-token-auth']);
+/** Basic user parts that stand for "whoever owns this token" (`oauth2`: what OAuth credential helpers send). */
+const ANY_USER = new Set(['', 'x-token-auth', 'oauth2']);
 
 const invalid = () =>
   new AuthenticationError('TOKEN_INVALID', 'The API token is invalid, expired or revoked.');

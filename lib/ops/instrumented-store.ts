@@ -39,6 +39,9 @@ const TIMED = [
   'countFailure',
   'failureCount',
   'claim',
+  'putValue',
+  'getValue',
+  'takeValue',
   'expiringBetween',
 ] as const;
 

@@ -131,7 +131,8 @@ export function loginRoutes(router: Router, kit: PageKit): void {
       kit.html(page, 200, continuePage({ ...page.frame, user }));
       return;
     }
-    kit.redirect(page, '');
+    // Back to the page that sent the browser to log in (an OAuth consent), else to My tokens.
+    kit.redirect(page, kit.takeReturnTo(page.req, page.res) ?? '');
   }
 
   router.get(

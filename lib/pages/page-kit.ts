@@ -29,6 +29,8 @@ export interface PageRequest {
 /** A page request with someone logged in. */
 export type UserRequest = PageRequest & { caller: Caller; session: Session };
 
+/** Pages a login may return to: never an absolute URL, only these relative paths (no open redirect). */
+const RETURN_PATH = /^(?:oauth\/authorize|device)(?:\?[\x21-\x7e]{0,3000})?$/;
 const HOST = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
 /** Most claim groups a session carries (only those the permissions name are kept anyway). */
 const MAX_SESSION_GROUPS = 50;
@@ -110,6 +112,25 @@ export class PageKit {
 
   clearPending(req: Request, res: Response): void {
     clearCookie(res, `${this.#cookieName}_login`, this.#cookieSettings(req, 'Lax'));
+  }
+
+  /**
+   * Where the login sends the browser back to (the OAuth consent or device page that asked
+   * for it): a path relative to the pages' root, one of `RETURN_PATH`'s, for the login's duration.
+   */
+  setReturnTo(req: Request, res: Response, path: string): void {
+    if (!RETURN_PATH.test(path)) return;
+    const value = Buffer.from(path).toString('base64url');
+    setCookie(res, `${this.#cookieName}_return`, value, this.#cookieSettings(req, 'Lax'), LOGIN_WINDOW_MS);
+  }
+
+  /** The path a login returns to (and forgets it), or undefined. */
+  takeReturnTo(req: Request, res: Response): string | undefined {
+    const value = readCookie(req, `${this.#cookieName}_return`);
+    if (value === undefined) return undefined;
+    clearCookie(res, `${this.#cookieName}_return`, this.#cookieSettings(req, 'Lax'));
+    const path = Buffer.from(value, 'base64url').toString('utf8');
+    return RETURN_PATH.test(path) ? path : undefined;
   }
 
   /** True when a state-changing request comes from our own pages (see `fromOwnPages`). */

@@ -15,7 +15,12 @@ import { tokenRoutes } from './token-routes.js';
  * once, rotate and revoke their tokens, and a token manager for `manageOthers`. They act only
  * through the management context (the token service and the gate's permissions).
  */
-export function createPagesRouter(context: ManagementContext, options: Readonly<PagesOptions>): Router {
+export function createPagesRouter(
+  context: ManagementContext,
+  options: Readonly<PagesOptions>,
+  /** More pages from other parts of the gate (the OAuth consent and device pages), sharing the kit. */
+  extend?: (router: Router, kit: PageKit) => void,
+): Router {
   if (typeof options !== 'object' || options === null)
     throw new TypeError('gate.pages() takes an options object: { login | principal, session: { secret } }');
   validateOptions<PagesOptions>(options, PAGES_OPTIONS);
@@ -50,6 +55,7 @@ export function createPagesRouter(context: ManagementContext, options: Readonly<
   const renderManager = managerRoutes(router, kit);
   tokenRoutes(router, kit, renderManager);
   loginRoutes(router, kit);
+  extend?.(router, kit);
 
   router.use((req: Request, res: Response) => {
     const nonce = newNonce();

@@ -39,6 +39,8 @@ export class MemoryTokenStore implements TokenStore {
   private readonly failures = new FixedWindowCounter();
   /** Claim key → when the claim lapses. Lapsed claims are swept, never evicted early. */
   private readonly claims = new Map<string, number>();
+  /** Keyed values (`putValue`) → value and when it lapses. */
+  private readonly values = new Map<string, { value: string; until: number }>();
   private readonly listeners = new Set<RevocationListener>();
   private readonly timer: NodeJS.Timeout;
 
@@ -162,6 +164,21 @@ export class MemoryTokenStore implements TokenStore {
     return true;
   }
 
+  async putValue(key: string, value: string, ttlMs: number): Promise<void> {
+    this.values.set(key, { value, until: Date.now() + ttlMs });
+  }
+
+  async getValue(key: string): Promise<string | null> {
+    const held = this.values.get(key);
+    return held !== undefined && held.until > Date.now() ? held.value : null;
+  }
+
+  async takeValue(key: string): Promise<string | null> {
+    const value = await this.getValue(key);
+    this.values.delete(key);
+    return value;
+  }
+
   async expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {
     const floor = Math.max(after, Date.now() - EXPIRED_RETENTION_MS);
     const found: TokenRecord[] = [];
@@ -218,6 +235,7 @@ export class MemoryTokenStore implements TokenStore {
       if (record.expiresAt !== null && record.expiresAt + EXPIRED_RETENTION_MS <= now) this.remove(id);
     }
     for (const [key, until] of this.claims) if (until <= now) this.claims.delete(key);
+    for (const [key, held] of this.values) if (held.until <= now) this.values.delete(key);
     this.failures.sweep(now);
   }
 }
@@ -229,6 +247,7 @@ function copy(record: TokenRecord): TokenRecord {
     allowedIps: record.allowedIps === null ? null : [...record.allowedIps],
     requiredHeaders: record.requiredHeaders === null ? null : { ...record.requiredHeaders },
     resources: record.resources === null ? null : [...record.resources],
+    origin: record.origin == null ? null : { ...record.origin },
   };
 }
 

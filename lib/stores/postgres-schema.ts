@@ -2,7 +2,7 @@ import { string } from '../internal/options.js';
 import { IDENTIFIER, quote, RESTRICTED } from './sql-record.js';
 
 /** The schema version this release writes; older ones are upgraded by `ensureSchema()`. */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 /**
  * Where `PostgresTokenStore` keeps its tables.
@@ -37,6 +37,7 @@ export function postgresNames(options: Readonly<PostgresSchemaOptions> = {}) {
     failures: table('failures'),
     claims: table('claims'),
     groups: table('groups'),
+    values: table('values'),
     /** Index names live in the table's schema, so they need no schema of their own. */
     index: (suffix: string) => quote(`${prefix}${suffix}`),
     /** NOTIFY channel of revocations (at most 62 bytes, under PostgreSQL's 63). */
@@ -88,6 +89,10 @@ export function postgresMigrations(n: PostgresNames): string[] {
        WHERE expires_at IS NULL OR expires_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
      INSERT INTO ${n.groups} (group_key, live)
        SELECT count_group, count(*) FROM ${n.tokens} WHERE count_group IS NOT NULL GROUP BY count_group;`,
+    // 3: how a token was issued (OAuth, federation); keyed values (OAuth codes, refresh families).
+    `ALTER TABLE ${n.tokens} ADD COLUMN origin jsonb;
+     CREATE TABLE ${n.values} (key text PRIMARY KEY, value text NOT NULL, until bigint NOT NULL);
+     CREATE INDEX ${n.index('values_until')} ON ${n.values} (until);`,
   ];
 }
 

@@ -116,6 +116,9 @@ export class PostgresTokenStore implements TokenStore {
     | 'countFailure'
     | 'failureCount'
     | 'claim'
+    | 'putValue'
+    | 'getValue'
+    | 'takeValue'
     | 'expiring'
     | 'purge',
     string
@@ -165,13 +168,18 @@ export class PostgresTokenStore implements TokenStore {
       claim: `INSERT INTO ${t.claims} AS c (key, until) VALUES ($1, $2)
         ON CONFLICT (key) DO UPDATE SET until = EXCLUDED.until WHERE c.until <= $3
         RETURNING 1 AS won`,
+      putValue: `INSERT INTO ${t.values} (key, value, until) VALUES ($1, $2, $3)
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, until = EXCLUDED.until`,
+      getValue: `SELECT value FROM ${t.values} WHERE key = $1 AND until > $2`,
+      takeValue: `DELETE FROM ${t.values} WHERE key = $1 RETURNING value, until`,
       expiring: `SELECT * FROM ${t.tokens} WHERE expires_at > $1 AND expires_at <= $2 ORDER BY expires_at, id LIMIT $3`,
       // Purged rows stop counting in their groups in the same statement.
       purge: `WITH a AS (DELETE FROM ${t.tokens} WHERE expires_at <= $1 RETURNING count_group),
         released AS (UPDATE ${t.groups} AS g SET live = g.live - c.n
           FROM (SELECT count_group, count(*) AS n FROM a WHERE count_group IS NOT NULL GROUP BY count_group) AS c
           WHERE g.group_key = c.count_group),
-        b AS (DELETE FROM ${t.failures} WHERE until <= $2)
+        b AS (DELETE FROM ${t.failures} WHERE until <= $2),
+        c AS (DELETE FROM ${t.values} WHERE until <= $2)
         DELETE FROM ${t.claims} WHERE until <= $2`,
     };
   }
@@ -326,6 +334,23 @@ export class PostgresTokenStore implements TokenStore {
     const { rows } = await this.query(this.sql.claim, [key, now + ttlMs, now]);
     this.housekeep();
     return rows.length > 0;
+  }
+
+  async putValue(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.query(this.sql.putValue, [key, value, Date.now() + ttlMs]);
+    this.housekeep();
+  }
+
+  async getValue(key: string): Promise<string | null> {
+    const { rows } = await this.query(this.sql.getValue, [key, Date.now()]);
+    return rows.length === 0 ? null : String(rows[0]!['value']);
+  }
+
+  async takeValue(key: string): Promise<string | null> {
+    // DELETE … RETURNING: of concurrent callers, the one whose delete removes the row reads it.
+    const { rows } = await this.query(this.sql.takeValue, [key]);
+    const row = rows[0];
+    return row === undefined || Number(row['until']) <= Date.now() ? null : String(row['value']);
   }
 
   async expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {

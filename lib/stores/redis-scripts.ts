@@ -109,6 +109,16 @@ export const CLAIM = new RedisScript(`
 if redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then return 1 end
 return 0`);
 
+/** Keeps a value for a while (`putValue`). ARGV: value, ttl ms. */
+export const PUT_VALUE = new RedisScript(`
+return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`);
+
+/** Reads and deletes a value in one step (`takeValue`; GETDEL needs Redis 6.2, this any version). */
+export const TAKE_VALUE = new RedisScript(`
+local value = redis.call('GET', KEYS[1])
+if value then redis.call('DEL', KEYS[1]) end
+return value`);
+
 /** Removes ids from one index zset. ARGV: ids. */
 export const INDEX_REMOVE = new RedisScript(`
 return redis.call('ZREM', KEYS[1], unpack(ARGV))`);

@@ -1,7 +1,7 @@
 import { StoreError, TokenGateError } from '../errors.js';
 import { sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
-import { SCOPES, type Scope } from '../model.js';
+import { SCOPES, type Scope, type TokenOrigin } from '../model.js';
 import type { RedisClientLike } from './redis-client.js';
 import {
   CLAIM,
@@ -17,6 +17,8 @@ import {
   INDEX_EXTEND,
   INDEX_REMOVE,
   PUT_TOKEN,
+  PUT_VALUE,
+  TAKE_VALUE,
   UPDATE_LIVE,
 } from './redis-scripts.js';
 import { isLive, matchesQuery } from './token-query.js';
@@ -63,8 +65,9 @@ const SUBSCRIBE_TIMEOUT_MS = 5_000;
  * Keys: `<p>:t:{<id>}` a hash per token (kept until its expiry plus `EXPIRED_RETENTION_MS`;
  * reads ignore it once expired), `<p>:u:{<user>}` a zset per user, `<p>:{all}:created` and
  * `<p>:{all}:expiring` the token manager's and the reminders' indexes, `<p>:c:{<key>}` claims,
- * `<p>:f:{<key>}` failure counters, `<p>:g:{<group>}` counting groups (a zset of ids scored by
- * expiry: the per-user cap and other bounds). Revocations are published on `<p>:revoked`. User names
+ * `<p>:f:{<key>}` failure counters, `<p>:v:{<key>}` keyed values (`putValue`), `<p>:g:{<group>}`
+ * counting groups (a zset of ids scored by expiry: the per-user cap and other bounds).
+ * Revocations are published on `<p>:revoked`. User names
  * and keys are base64url-encoded in key names, so no name can address another key.
  *
  * @example
@@ -327,6 +330,23 @@ export class RedisTokenStore implements TokenStore {
     );
   }
 
+  putValue(key: string, value: string, ttlMs: number): Promise<void> {
+    return this.guard(async () => {
+      await PUT_VALUE.run(this.redis, [this.namedKey('v', key)], [value, ttlMs]);
+    });
+  }
+
+  getValue(key: string): Promise<string | null> {
+    return this.guard(async () => (await this.redis.get(this.namedKey('v', key))) ?? null);
+  }
+
+  takeValue(key: string): Promise<string | null> {
+    return this.guard(
+      async () =>
+        ((await TAKE_VALUE.run(this.redis, [this.namedKey('v', key)], [])) as string | null) ?? null,
+    );
+  }
+
   expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {
     return this.guard(async () => {
       const floor = Math.max(after, Date.now() - EXPIRED_RETENTION_MS);
@@ -357,7 +377,7 @@ export class RedisTokenStore implements TokenStore {
     });
   }
 
-  private namedKey(kind: 'f' | 'c', key: string): string {
+  private namedKey(kind: 'f' | 'c' | 'v', key: string): string {
     return `${this.prefix}:${kind}:{${Buffer.from(key).toString('base64url')}}`;
   }
 
@@ -478,6 +498,7 @@ function encode(record: TokenRecord): string[] {
     'resources', json(record.resources),
     'upstream', record.upstream ?? '',
     ...(record.seal === undefined ? [] : ['seal', record.seal]),
+    'origin', json(record.origin ?? null),
   ]; // biome-ignore format: field/value pairs read best side by side
 }
 
@@ -516,5 +537,6 @@ function decode(id: string, hash: Record<string, string>): TokenRecord | null {
     resources: optionalJson(hash['resources']) as string[] | null,
     upstream: hash['upstream'] || null,
     ...(hash['seal'] ? { seal: hash['seal'] } : {}),
+    origin: optionalJson(hash['origin']) as TokenOrigin | null,
   };
 }

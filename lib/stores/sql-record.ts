@@ -1,5 +1,5 @@
 import { StoreError } from '../errors.js';
-import { SCOPES, type Scope, type TokenChanges, type TokenRecord } from '../model.js';
+import { SCOPES, type Scope, type TokenChanges, type TokenOrigin, type TokenRecord } from '../model.js';
 import type { TokenQuery } from './token-store.js';
 
 /**
@@ -25,6 +25,7 @@ export const TOKEN_COLUMNS = [
   'resources',
   'upstream',
   'seal',
+  'origin',
 ] as const;
 
 export type SqlValue = string | number | null;
@@ -51,6 +52,7 @@ export function toRow(record: TokenRecord): SqlValue[] {
     json(record.resources),
     record.upstream,
     record.seal ?? null,
+    json(record.origin ?? null),
   ];
 }
 
@@ -106,6 +108,7 @@ export function fromRow(row: Record<string, unknown>): TokenRecord {
     resources: optionalJson(row['resources']) as string[] | null,
     upstream: (row['upstream'] as string | null) ?? null,
     ...(typeof row['seal'] === 'string' ? { seal: row['seal'] } : {}),
+    origin: optionalJson(row['origin']) as TokenOrigin | null,
   };
 }
 

@@ -3,7 +3,7 @@ import { quote, RESTRICTED } from './sql-record.js';
 import type { SqliteDatabaseLike } from './sqlite-types.js';
 
 /** The schema version this release writes; files at a lower version are upgraded on open. */
-export const SQLITE_SCHEMA_VERSION = 3;
+export const SQLITE_SCHEMA_VERSION = 4;
 
 /** Quoted names of the store's tables and indexes under one prefix. */
 export function sqliteNames(prefix: string) {
@@ -13,6 +13,7 @@ export function sqliteNames(prefix: string) {
     tokens: name('tokens'),
     failures: name('failures'),
     claims: name('claims'),
+    values: name('values'),
     revocations: name('revocations'),
     groups: name('groups'),
     index: name,
@@ -65,6 +66,10 @@ function migrations(n: Names): string[] {
        WHERE expires_at IS NULL OR expires_at > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
      INSERT INTO ${n.groups} (group_key, live)
        SELECT count_group, count(*) FROM ${n.tokens} WHERE count_group IS NOT NULL GROUP BY count_group;`,
+    // 4: how a token was issued (OAuth, federation); keyed values (OAuth codes, refresh families).
+    `ALTER TABLE ${n.tokens} ADD COLUMN origin TEXT;
+     CREATE TABLE ${n.values} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE INDEX ${n.index('values_until')} ON ${n.values} (until);`,
   ];
 }
 

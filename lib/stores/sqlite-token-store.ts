@@ -87,6 +87,10 @@ type Statements = Record<
   | 'countFailure'
   | 'failureCount'
   | 'claim'
+  | 'putValue'
+  | 'getValue'
+  | 'takeValue'
+  | 'purgeValues'
   | 'expiring'
   | 'purgeTokens'
   | 'purgeFailures'
@@ -209,6 +213,10 @@ export class SqliteTokenStore implements TokenStore {
       claim: `INSERT INTO ${t.claims} (key, until) VALUES (?, ?)
         ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE until <= ?
         RETURNING 1 AS won`,
+      putValue: `INSERT OR REPLACE INTO ${t.values} (key, value, until) VALUES (?, ?, ?)`,
+      getValue: `SELECT value FROM ${t.values} WHERE key = ? AND until > ?`,
+      takeValue: `DELETE FROM ${t.values} WHERE key = ? RETURNING value, until`,
+      purgeValues: `DELETE FROM ${t.values} WHERE until <= ?`,
       expiring: `SELECT * FROM ${t.tokens} WHERE expires_at > ? AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`,
       purgeTokens: `DELETE FROM ${t.tokens} WHERE expires_at <= ?`,
       purgeFailures: `DELETE FROM ${t.failures} WHERE until <= ?`,
@@ -393,6 +401,28 @@ export class SqliteTokenStore implements TokenStore {
     });
   }
 
+  async putValue(key: string, value: string, ttlMs: number): Promise<void> {
+    this.guard(() => {
+      this.sql.putValue.run(key, value, Date.now() + ttlMs);
+      this.housekeep();
+    });
+  }
+
+  async getValue(key: string): Promise<string | null> {
+    return this.guard(() => {
+      const row = this.sql.getValue.get(key, Date.now()) as { value: string } | undefined;
+      return row?.value ?? null;
+    });
+  }
+
+  async takeValue(key: string): Promise<string | null> {
+    return this.guard(() => {
+      // One statement: of processes sharing the file, one deletes the row and reads it.
+      const row = this.sql.takeValue.get(key) as { value: string; until: number } | undefined;
+      return row !== undefined && row.until > Date.now() ? row.value : null;
+    });
+  }
+
   async expiringBetween(after: number, upTo: number, limit: number): Promise<TokenRecord[]> {
     return this.guard(() => {
       const floor = Math.max(after, Date.now() - EXPIRED_RETENTION_MS);
@@ -491,6 +521,7 @@ export class SqliteTokenStore implements TokenStore {
       }
       this.sql.purgeFailures.run(now);
       this.sql.purgeClaims.run(now);
+      this.sql.purgeValues.run(now);
       this.sql.purgeLog.run(now - REVOCATION_LOG_MS);
     });
   }

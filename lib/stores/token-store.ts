@@ -157,6 +157,19 @@ export interface TokenStore {
    */
   claim?(key: string, ttlMs: number): Promise<boolean>;
   /**
+   * Optional. Keeps `value` under `key` for `ttlMs`, replacing what was there. With `getValue`
+   * and `takeValue`, the short-lived state every instance must see: the OAuth server's
+   * authorization codes, device codes and refresh token families (`gate.oauth()` needs all three).
+   */
+  putValue?(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Optional. The value under `key`, or null when there is none or it lapsed. */
+  getValue?(key: string): Promise<string | null>;
+  /**
+   * Optional. Reads and removes the value under `key` in one atomic step: of concurrent callers
+   * on any instance, exactly one gets it (single-use codes, refresh token rotation).
+   */
+  takeValue?(key: string): Promise<string | null>;
+  /**
    * Optional. Records with `after < expiresAt <= upTo`, soonest first, at most `limit`,
    * including records that expired less than `EXPIRED_RETENTION_MS` ago. Expiry reminders and
    * `token.expired` events need it; without it they are off.

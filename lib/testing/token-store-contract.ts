@@ -77,6 +77,7 @@ export function makeRecord(overrides: Partial<TokenRecord> = {}): TokenRecord {
     requiredHeaders: null,
     resources: null,
     upstream: null,
+    origin: null,
     ...overrides,
   };
 }
@@ -180,6 +181,16 @@ export function runTokenStoreContract(
         expect(await store.get(restricted.id)).toEqual(restricted);
         expect(await store.get(empty.id)).toEqual(empty);
         expect((await store.listByUser(restricted.user))[0]).toEqual(restricted);
+      });
+
+      it('keeps how a token was issued (its origin) exactly', async () => {
+        const issued = makeRecord({ origin: { via: 'oauth', client: 'git', ip: '2001:db8::7' } });
+        const federated = makeRecord({ origin: { via: 'federation', client: 'ci:github', ip: null } });
+        await store.put(issued);
+        await store.put(federated);
+        expect(await store.get(issued.id)).toEqual(issued);
+        expect(await store.get(federated.id)).toEqual(federated);
+        expect((await store.listByUser(issued.user)).find((r) => r.id === issued.id)).toEqual(issued);
       });
 
       it('answers null for an unknown id', async () => {
@@ -660,6 +671,55 @@ export function runTokenStoreContract(
             peer.claim(key, 60_000),
           ]);
           expect(results.filter(Boolean)).toHaveLength(1);
+        }
+      });
+    });
+
+    describe('keyed values', () => {
+      it('keeps a value until it lapses, and replaces it', async () => {
+        if (!store.putValue || !store.getValue || !store.takeValue) return;
+        const key = `oauth:family:${randomBytes(4).toString('hex')}`;
+        expect(await store.getValue(key)).toBeNull();
+        await store.putValue(key, '{"a":"ü\\u0000"}', SHORT_MS);
+        expect(await store.getValue(key)).toBe('{"a":"ü\\u0000"}');
+        await store.putValue(key, 'second', SHORT_MS);
+        expect(await store.getValue(key)).toBe('second');
+        await sleep(PAST_SHORT_MS);
+        expect(await store.getValue(key)).toBeNull();
+        expect(await store.takeValue(key)).toBeNull();
+      });
+
+      it('hands a value to one take only', async () => {
+        if (!store.putValue || !store.takeValue || !store.getValue) return;
+        const key = `oauth:code:${randomBytes(4).toString('hex')}`;
+        await store.putValue(key, 'code-record', 60_000);
+        expect(await store.takeValue(key)).toBe('code-record');
+        expect(await store.takeValue(key)).toBeNull();
+        expect(await store.getValue(key)).toBeNull();
+      });
+
+      it('keeps hostile value keys apart', async () => {
+        if (!store.putValue || !store.getValue) return;
+        const tag = randomBytes(3).toString('hex');
+        for (const [i, key] of HOSTILE.entries()) await store.putValue(`${tag}${key}`, String(i), 60_000);
+        for (const [i, key] of HOSTILE.entries())
+          expect(await store.getValue(`${tag}${key}`)).toBe(String(i));
+      });
+
+      it('lets exactly one of two instances take a value at the same time', async () => {
+        const peer = harness.peer;
+        if (!peer || !store.putValue || !store.takeValue || !peer.takeValue || !peer.getValue) return;
+        for (let round = 0; round < 5; round++) {
+          const key = `race:${randomBytes(4).toString('hex')}`;
+          await store.putValue(key, 'once', 60_000);
+          expect(await peer.getValue(key)).toBe('once');
+          const results = await Promise.all([
+            store.takeValue(key),
+            peer.takeValue(key),
+            store.takeValue(key),
+            peer.takeValue(key),
+          ]);
+          expect(results.filter((r) => r !== null)).toEqual(['once']);
         }
       });
     });

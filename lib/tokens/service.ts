@@ -3,7 +3,7 @@ import type { EventListener, TokenChangedEvent } from '../events.js';
 import { any, func, integer, object, type Shape, validateOptions, withMethods } from '../internal/options.js';
 import { parseInstant, validateName, validateScope, validateUser } from '../internal/validate.js';
 import { storeCall } from '../internal/with-timeout.js';
-import type { Scope, TokenInfo, TokenRecord } from '../model.js';
+import type { Scope, TokenInfo, TokenOrigin, TokenRecord } from '../model.js';
 import { type CountLimit, type TokenQuery, type TokenStore, userGroup } from '../stores/token-store.js';
 import {
   checkExpiryPolicy,
@@ -15,6 +15,7 @@ import {
 import { generateToken, isTokenId } from './format.js';
 import type { TokenHasher } from './hashers.js';
 import { type RestrictionsInput, validateRestrictions } from './restrictions.js';
+import { REVOKED_ALL_KEEP_MS, revokedAllKey } from './revoked-all.js';
 import { toTokenInfo } from './token-info.js';
 import type { UpstreamCredentials, UpstreamGrant, UpstreamHook } from './upstream-hook.js';
 import { type CacheOptions, TokenVerifier } from './verifier.js';
@@ -91,6 +92,8 @@ export interface CreateTokenInput extends RestrictionsInput {
    * (see `upstreamCredentialsRequired`); refused otherwise.
    */
   upstream?: UpstreamCredentials;
+  /** How it is issued, when not by hand (`gate.oauth()`, federation). Default null. */
+  origin?: TokenOrigin | null;
 }
 
 /**
@@ -188,6 +191,20 @@ const TOKEN_SERVICE_OPTIONS: Shape<TokenServiceOptions> = {
   upstream: withMethods(['acquire', 'release'], 'an UpstreamHook'),
   now: func,
 };
+/** A token's origin as given to `create`: checked, copied, null when absent. */
+function validateOrigin(origin: unknown): TokenOrigin | null {
+  if (origin === undefined || origin === null) return null;
+  const { via, client, ip } = origin as Partial<TokenOrigin>;
+  if (
+    (via !== 'oauth' && via !== 'federation') ||
+    typeof client !== 'string' ||
+    !/^[\x21-\x7e]{1,100}$/.test(client) ||
+    (ip !== null && (typeof ip !== 'string' || ip.length > 64))
+  )
+    throw new ValidationError('origin', '`origin` must be { via: "oauth" | "federation", client, ip }.');
+  return { via, client, ip: ip ?? null };
+}
+
 const UPDATE_FIELDS = new Set(['name', 'allowedIps', 'requiredHeaders', 'resources']);
 
 const engines = new WeakMap<TokenService, TokenVerifier>();
@@ -308,6 +325,7 @@ export class TokenService {
         allowedIps: restrictions.allowedIps ?? null,
         requiredHeaders: restrictions.requiredHeaders ?? null,
         resources: restrictions.resources ?? null,
+        origin: validateOrigin(input.origin),
       },
       group ?? this.#userLimit(user),
       { credentials: input.upstream, actor: createdBy },
@@ -503,6 +521,11 @@ export class TokenService {
    */
   async revokeAll(target: { user: string }, context: ChangeContext = {}): Promise<number> {
     const user = validateUser(target?.user);
+    // First the mark that ends refresh tokens issued until now (gate.oauth()): a store that
+    // cannot write it fails the call before any token is touched.
+    const store = this.#store;
+    if (store.putValue !== undefined)
+      await this.#call(() => store.putValue!(revokedAllKey(user), String(this.#now()), REVOKED_ALL_KEEP_MS));
     const revoked: TokenRecord[] = [];
     // Tokens created while we revoke are caught by a second pass.
     for (let pass = 0; pass < 2; pass++) {

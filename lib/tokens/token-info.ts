@@ -26,6 +26,7 @@ export function toTokenInfo(record: TokenRecord): TokenInfo {
     allowedIps: frozen(record.allowedIps),
     requiredHeaders: frozen(record.requiredHeaders),
     resources: frozen(record.resources),
+    origin: frozen(record.origin ?? null),
   });
   infos.set(record, info);
   return info;

@@ -56,6 +56,7 @@ describe('PostgresTokenStore', () => {
       'Api_groups',
       'Api_schema_version',
       'Api_tokens',
+      'Api_values',
     ]);
     await store.close();
   });
@@ -81,7 +82,7 @@ describe('PostgresTokenStore', () => {
     await new PostgresTokenStore({ pool, schema }).ensureSchema();
     await pool.query(`UPDATE "${schema}"."bbt_schema_version" SET version = 7`);
     const store = new PostgresTokenStore({ pool, schema });
-    await expect(store.ensureSchema()).rejects.toThrow(/schema version 7.*schema version 2 at most/);
+    await expect(store.ensureSchema()).rejects.toThrow(/schema version 7.*schema version 3 at most/);
     await expect(store.get(makeRecord().id)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
   });
 
@@ -90,7 +91,7 @@ describe('PostgresTokenStore', () => {
     const stores = Array.from({ length: 6 }, () => new PostgresTokenStore({ pool, schema }));
     await Promise.all(stores.map((store) => store.ensureSchema()));
     const { rows } = await pool.query(`SELECT version FROM "${schema}"."bbt_schema_version"`);
-    expect(rows).toEqual([{ version: 2 }]);
+    expect(rows).toEqual([{ version: 3 }]);
   });
 
   it('has an index for every query of the token manager', async () => {
@@ -112,6 +113,7 @@ describe('PostgresTokenStore', () => {
         expiringBetween: `SELECT * FROM ${t} WHERE expires_at > 1 AND expires_at <= 2 ORDER BY expires_at, id LIMIT 10`,
         failures: `SELECT count FROM "${schema}"."bbt_failures" WHERE key = 'k' AND until > 1`,
         claims: `SELECT * FROM "${schema}"."bbt_claims" WHERE key = 'k'`,
+        values: `SELECT value FROM "${schema}"."bbt_values" WHERE key = 'k' AND until > 1`,
       };
       for (const [name, sql] of Object.entries(queries)) {
         const { rows } = await client.query(`EXPLAIN ${sql}`);

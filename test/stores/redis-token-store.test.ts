@@ -72,6 +72,7 @@ describe('RedisTokenStore', () => {
         'lastUsedAt',
         'lastUsedIp',
         'name',
+        'origin',
         'requiredHeaders',
         'resources',
         'scope',

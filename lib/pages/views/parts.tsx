@@ -47,6 +47,19 @@ export function LastUsed({ info }: { info: TokenInfo }) {
   );
 }
 
+/** How a token was issued when not by hand: "Signed in by git from 10.0.0.7" (OAuth) or "Issued to CI …" (federation). */
+export function originText(info: TokenInfo): string | null {
+  const { origin } = info;
+  if (origin === null) return null;
+  const from = origin.ip === null ? '' : ` from ${origin.ip}`;
+  return origin.via === 'oauth' ? `Signed in by ${origin.client}${from}` : `Issued to CI (${origin.client})${from}`;
+}
+
+export function Origin({ info }: { info: TokenInfo }) {
+  const text = originText(info);
+  return text === null ? null : <span class="sub">{text}</span>;
+}
+
 export function isRestricted(info: TokenInfo): boolean {
   return info.allowedIps !== null || info.requiredHeaders !== null || info.resources !== null;
 }

@@ -1,6 +1,6 @@
 import type { TokenInfo } from '../../model.js';
 import { Csrf, type Frame, renderPage } from './layout.js';
-import { Alert, Expires, LastUsed, Restrictions, ScopeBadge, Status, Time, type Tone } from './parts.js';
+import { Alert, Expires, LastUsed, Origin, originText, Restrictions, ScopeBadge, Status, Time, type Tone } from './parts.js';
 import { CreateForm, type CreateFormProps, RestrictionFields, type TokenFormState } from './token-form.js';
 
 export interface Notice {
@@ -71,6 +71,7 @@ export function TokenTable(props: {
               <td>
                 <a href={`${frame.root}token/${info.id}`}>{info.name}</a>
                 <span class="sub mono">{info.id}</span>
+                <Origin info={info} />
               </td>
               <td>
                 <ScopeBadge scope={info.scope} />
@@ -259,6 +260,12 @@ export function tokenPage(view: TokenView): string {
         <dl class="facts">
           <dt>User</dt>
           <dd>{info.user}</dd>
+          {info.origin !== null && (
+            <>
+              <dt>Issued</dt>
+              <dd>{originText(info)}</dd>
+            </>
+          )}
           <dt>Id</dt>
           <dd class="mono">{info.id}</dd>
           <dt>Scope</dt>

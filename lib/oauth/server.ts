@@ -1,0 +1,115 @@
+import express, {
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type Router,
+} from 'express';
+import { validateOptions } from '../internal/options.js';
+import type { ClientIpResolver } from '../request/client-address.js';
+import type { TokenStore } from '../stores/token-store.js';
+import type { ExpiryPolicy } from '../tokens/expiry-policy.js';
+import type { TokenService } from '../tokens/service.js';
+import { deviceEndpoint } from './device-endpoint.js';
+import { GrantState, holdsGrants } from './grant-state.js';
+import type { GrantHandler } from './grants.js';
+import { OAuthIssuer, oauthError } from './issuer.js';
+import { metadataDocument, urlsFor } from './metadata.js';
+import { OAUTH_OPTIONS, type OAuthConfig, type OAuthOptions, resolveOAuthOptions } from './options.js';
+import { revocationEndpoint } from './revocation-endpoint.js';
+import { type EndpointContext, sendResult, tokenEndpoint } from './token-endpoint.js';
+
+/** What the gate hands the OAuth server. */
+export interface OAuthDeps {
+  tokens: TokenService;
+  store: TokenStore;
+  expiry: ExpiryPolicy;
+  resolveClientIp: ClientIpResolver;
+  /** Extra `grant_type`s of the token endpoint (federation's token exchange); empty by default. */
+  extraGrants: ReadonlyMap<string, GrantHandler>;
+}
+
+/** Runs an async handler; errors that are not answered go to Express. */
+const handled =
+  (handler: (req: Request, res: Response) => Promise<void>): RequestHandler =>
+  (req, res, next) => {
+    handler(req, res).catch(next);
+  };
+
+/**
+ * The OAuth 2.0 authorization server of `gate.oauth()`: its plain-HTTP endpoints (token,
+ * device authorization, revocation, metadata) and, for the token pages, what the browser steps
+ * (consent, device code entry) need.
+ */
+export class OAuthServer {
+  readonly config: OAuthConfig;
+  readonly state: GrantState;
+  readonly issuer: OAuthIssuer;
+  readonly context: EndpointContext;
+  readonly #deps: OAuthDeps;
+
+  constructor(options: Readonly<OAuthOptions>, deps: OAuthDeps) {
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError('gate.oauth() takes an options object');
+    validateOptions<OAuthOptions>(options, OAUTH_OPTIONS);
+    if (deps.tokens.upstreamCredentialsRequired)
+      throw new TypeError(
+        '`gate.oauth()` cannot issue tokens in access-token mode (`upstream: bitbucketAccessTokens(...)`): each token there needs the owner’s Bitbucket credentials',
+      );
+    const { store } = deps;
+    if (!holdsGrants(store))
+      throw new TypeError(
+        '`gate.oauth()` needs a store with keyed values (`putValue`, `getValue`, `takeValue`): every built-in store has them',
+      );
+    this.config = resolveOAuthOptions(options, deps.expiry.maxDays);
+    this.state = new GrantState(store);
+    this.issuer = new OAuthIssuer(deps.tokens, this.state, this.config);
+    this.#deps = deps;
+    this.context = {
+      config: this.config,
+      state: this.state,
+      issuer: this.issuer,
+      extraGrants: deps.extraGrants,
+      clientIp: (req) => deps.resolveClientIp(req)?.text ?? null,
+    };
+  }
+
+  /** The endpoints: `POST token`, `POST device_authorization`, `POST revoke`, and the metadata. */
+  router(): Router {
+    const router = express.Router();
+    const form = express.text({ type: 'application/x-www-form-urlencoded', limit: '16kb' });
+    const urls = (req: Request) => urlsFor(this.config, req);
+    router.use((_req, res, next) => {
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.setHeader('Referrer-Policy', 'no-referrer');
+      next();
+    });
+    router.post('/token', form, handled(tokenEndpoint(this.context)));
+    router.post('/device_authorization', form, handled(deviceEndpoint(this.context, urls)));
+    router.post('/revoke', form, handled(revocationEndpoint(this.context, this.#deps.tokens)));
+    router.get('/.well-known/oauth-authorization-server', this.metadataHandler());
+    for (const path of ['/token', '/device_authorization', '/revoke'])
+      router.all(path, (_req, res) => {
+        res.setHeader('Allow', 'POST');
+        sendResult(res, oauthError(400, 'invalid_request', 'Use POST.'));
+      });
+    router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+      const status = (err as { status?: unknown })?.status;
+      if (res.headersSent || typeof status !== 'number' || status < 400 || status >= 500) {
+        next(err);
+        return;
+      }
+      // Bodies that cannot be read: too large, wrong charset.
+      sendResult(res, oauthError(400, 'invalid_request', 'The request body could not be read.'));
+    });
+    return router;
+  }
+
+  /** GET handler of the RFC 8414 document; mount it at `/.well-known/oauth-authorization-server`. */
+  metadataHandler(): RequestHandler {
+    return (req, res) => {
+      res.setHeader('Cache-Control', 'public, max-age=3600');
+      res.json(metadataDocument(this.config, urlsFor(this.config, req), this.#deps.extraGrants.keys()));
+    };
+  }
+}
