@@ -281,6 +281,7 @@ describe('express-api-tokens (the built CLI)', () => {
           'lastUsedAt',
           'lastUsedIp',
           'name',
+          'origin',
           'requiredHeaders',
           'resources',
           'scope',

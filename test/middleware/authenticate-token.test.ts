@@ -22,7 +22,7 @@ describe.each(EXPRESS_VERSIONS)('authenticateToken on %s', (_name, makeApp) => {
     authenticateToken({ tokens, onEvent: (e) => events.push(e) }),
   );
 
-  it('authenticates Bearer and Basic (owner in any case, empty, x-token-auth) tokens', async () => {
+  it('authenticates Bearer and Basic (owner in any case, empty, x-token-auth, oauth2) tokens', async () => {
     const { token, info } = await tokens.create({ user: 'Alice', name: 'x', scope: 'read' });
     for (const header of [
       `Bearer ${token}`,
@@ -31,6 +31,7 @@ describe.each(EXPRESS_VERSIONS)('authenticateToken on %s', (_name, makeApp) => {
       basic('ALICE', token),
       basic('', token),
       basic('x-token-auth', token),
+      basic('oauth2', token),
       basic(token, ''),
       basic(token, 'x-oauth-basic'),
     ]) {

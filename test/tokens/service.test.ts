@@ -31,6 +31,7 @@ describe('TokenService.create', () => {
       allowedIps: null,
       requiredHeaders: null,
       resources: null,
+      origin: null,
     });
     expect(JSON.stringify(info)).not.toContain(token.slice(15, 58));
   });
