@@ -192,6 +192,7 @@ export function createTokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler 
           scope: scope === 'read' ? 'read' : rule.scope,
           expiresAt: new Date(issued + rule.ttlSeconds * 1000),
           createdBy: FEDERATION_ACTOR,
+          origin: { via: 'federation', client: rule.name, ip: context.clientIp },
           ...(rule.resources === null ? {} : { resources: rule.resources }),
           ...(rule.allowedIps === null ? {} : { allowedIps: rule.allowedIps }),
         },

@@ -123,6 +123,7 @@ describe('token exchange (RFC 8693) of CI job tokens', () => {
         resources: ['OPS/deploy'],
         allowedIps: null,
         name: `${new URL(ci.issuer).host} project_path:ops/deploy:ref_type:branch:ref:main`,
+        origin: { via: 'federation', client: 'deploy', ip: expect.any(String) },
       });
       const expiresAt = Date.parse(info!.expiresAt!);
       expect(expiresAt).toBeGreaterThanOrEqual(before + 600_000);
