@@ -27,10 +27,14 @@ export type {
   AuthSucceededEvent,
   EventListener,
   TokenChangedEvent,
+  TokenExchangedEvent,
+  TokenExchangeRefusedEvent,
   TokenExpiryEvent,
   TokenRotatedEvent,
   UpstreamTokenEvent,
 } from './events.js';
+export type { ClaimConditions } from './federation/claim-conditions.js';
+export type { FederationRule } from './federation/trust-rules.js';
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 export {
   createTokenGate,
