@@ -227,6 +227,29 @@ export interface TokenExchangeRefusedEvent extends EventBase {
 }
 
 /**
+ * The right secret was presented for a token whose stored record was changed outside the
+ * library (a direct write to Redis, PostgreSQL or SQLite: its seal is broken), or whose record
+ * was never sealed (written before 0.3.0 and not yet sealed with `express-api-tokens seal`).
+ * The request got the same 401 as a wrong secret. Never carries a secret.
+ * @example
+ * createTokenGate({
+ *   onEvent: (event) => {
+ *     if (event.type === 'token.tampered') console.error(`token ${event.tokenId} record ${event.reason}`);
+ *   },
+ * });
+ */
+export interface TokenTamperedEvent extends EventBase {
+  /** `'token.tampered'`. */
+  type: 'token.tampered';
+  /** The token's id. */
+  tokenId: string;
+  /** The owner the stored record names now: not to be trusted, the record was changed. */
+  user: string;
+  /** `broken`: the record no longer matches its seal; `unsealed`: it has none. */
+  reason: 'broken' | 'unsealed';
+}
+
+/**
  * Every event `onEvent` receives; `type` tells them apart. None carries a secret.
  * @example
  * const onEvent = (event: AuditEvent) => {
@@ -243,7 +266,8 @@ export type AuditEvent =
   | TokenExpiryEvent
   | UpstreamTokenEvent
   | TokenExchangedEvent
-  | TokenExchangeRefusedEvent;
+  | TokenExchangeRefusedEvent
+  | TokenTamperedEvent;
 
 /**
  * Receives audit events. Never receives a secret. A listener that throws never breaks a request.

@@ -26,6 +26,7 @@ import { assertTokenPrefix } from './tokens/format.js';
 import { resolveHasher } from './tokens/hashers.js';
 import { ExpiryReminders } from './tokens/reminders.js';
 import { listenForRevocations } from './tokens/revocation-feed.js';
+import { warnPublicSeal } from './tokens/seal.js';
 import { TokenService, verifierOf } from './tokens/service.js';
 import { type AttachedUpstream, attachUpstream } from './upstream/bitbucket-access-tokens.js';
 
@@ -128,6 +129,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
   const expiry = options.expiry ?? {};
   checkExpiryPolicy(expiry);
   const hasher = resolveHasher(options.hasher, options.pepper);
+  if (hasher.seal === undefined) warnPublicSeal();
   const givenStore: TokenStore = options.store ?? new MemoryTokenStore();
   const ownsStore = options.store === undefined;
   const kind = storeKind(givenStore);

@@ -31,6 +31,7 @@ export type {
   TokenExchangeRefusedEvent,
   TokenExpiryEvent,
   TokenRotatedEvent,
+  TokenTamperedEvent,
   UpstreamTokenEvent,
 } from './events.js';
 export type { ClaimConditions } from './federation/claim-conditions.js';
@@ -108,11 +109,13 @@ export {
   type SqliteTokenStoreOptions,
 } from './stores/sqlite-token-store.js';
 export {
+  type CountLimit,
   EXPIRED_RETENTION_MS,
   type RevocationListener,
   type TokenQuery,
   type TokenSearchPage,
   type TokenStore,
+  userGroup,
 } from './stores/token-store.js';
 export type { ExpiryPolicy } from './tokens/expiry-policy.js';
 export {

@@ -290,6 +290,24 @@ export function createProgram(io: CliIo, version: string): Command {
       }),
     );
 
+  program
+    .command('seal')
+    .description(
+      'seal the records written before 0.3.0 (once, right after upgrading: until then they are refused)',
+    )
+    .option('--no-pepper', 'seal although TOKEN_PEPPER is not set (only if your proxies run without one)')
+    .action(
+      session({ hasher: true }, async (s) => {
+        const { sealed, intact, broken } = await s.tokens.sealUnsealed();
+        await s.out(`sealed ${sealed} token${sealed === 1 ? '' : 's'}; ${intact} already sealed`);
+        if (broken > 0)
+          s.note(
+            `${broken} token${broken === 1 ? ' has a record' : 's have records'} changed outside express-api-tokens ` +
+              '(seal broken): left refused. Revoke them, or check TOKEN_PEPPER is the proxies’ pepper.',
+          );
+      }),
+    );
+
   for (const command of program.commands) {
     command.exitOverride().configureOutput({
       writeOut: (text) => io.stdout.write(text),

@@ -73,7 +73,11 @@ export interface TokenGateOptions {
   store?: TokenStore;
   /** `'sha256'` (default; HMAC-SHA256 with `pepper`), `'bcrypt'`, or your own `TokenHasher`. */
   hasher?: 'sha256' | 'bcrypt' | TokenHasher;
-  /** HMAC key of the `sha256` hasher, kept outside the store. Default: a fixed public key. */
+  /**
+   * Server-side secret, kept outside the store: the HMAC key of the `sha256` hasher, and the key
+   * that seals token records (`sha256` and `bcrypt`), so a write to the store cannot change what
+   * a token may do. Default: a fixed public key, which protects nothing (docs/security.md).
+   */
   pepper?: string | Buffer;
   /** Prefix of token strings. Default `'bbt'` (tokens look like `bbt_…`). */
   tokenPrefix?: string;

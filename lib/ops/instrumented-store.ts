@@ -30,6 +30,7 @@ export function storeKind(store: TokenStore): string {
 
 const TIMED = [
   'put',
+  'putCounted',
   'get',
   'listByUser',
   'update',

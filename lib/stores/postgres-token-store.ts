@@ -227,7 +227,9 @@ export class PostgresTokenStore implements TokenStore {
       const held = () => live - (before === group ? 1 : 0);
       if (held() >= max) {
         const released = await q(
-          `WITH r AS (UPDATE ${t.tokens} SET count_group = NULL WHERE count_group = $1 AND expires_at <= $2 RETURNING id)
+          // Rows a concurrent delete holds are skipped (it uncounts them itself): no lock cycle.
+          `WITH r AS (UPDATE ${t.tokens} SET count_group = NULL WHERE id IN (SELECT id FROM ${t.tokens}
+             WHERE count_group = $1 AND expires_at <= $2 FOR UPDATE SKIP LOCKED) RETURNING id)
            UPDATE ${t.groups} SET live = live - (SELECT count(*) FROM r) WHERE group_key = $1
            RETURNING live, (SELECT count_group FROM ${t.tokens} WHERE id = $3 AND id NOT IN (SELECT id FROM r)) AS before`,
           [group, now, record.id],

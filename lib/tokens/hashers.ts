@@ -1,6 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { fail, integer, validateOptions } from '../internal/options.js';
 import { BcryptPool } from './bcrypt-pool.js';
+import { keyedSeal } from './seal.js';
 
 /**
  * Turns a token's secret material into what the store keeps, and checks it back.
@@ -29,6 +30,13 @@ export interface TokenHasher {
    * slow work, and run the slow check for the real token even while its id is under attack.
    */
   quickCheck?(material: string, stored: string): boolean | undefined;
+  /**
+   * Optional: a MAC of `data` under a server-side secret that the store never sees (the
+   * pepper). Records are sealed with it, so a direct write to the store cannot change what a
+   * token may do (docs/security.md). Without it records are sealed under a public key, which
+   * protects against nothing deliberate.
+   */
+  seal?(data: string): string;
   /** Optional: releases threads or other resources. */
   close?(): Promise<void>;
 }
@@ -67,6 +75,8 @@ export function sha256Hasher(options: Readonly<Sha256HasherOptions> = {}): Token
   return {
     name: 'sha256',
     slow: false,
+    // The default pepper is public: it seals nothing an attacker could not seal too.
+    ...(options.pepper === undefined ? {} : { seal: keyedSeal(options.pepper) }),
     async hash(material) {
       return SHA256_TAG + digest(material).toString('base64url');
     },
@@ -100,6 +110,12 @@ export interface BcryptHasherOptions {
    * still holds the loop for most of its time).
    */
   threads?: number;
+  /**
+   * Server-side secret that seals token records (bcrypt hashes need none, but without it a
+   * direct write to the store can change what a token may do, or add a token). Kept out of the
+   * store. Default: none (records sealed under a public key).
+   */
+  pepper?: string | Buffer;
 }
 
 /**
@@ -120,7 +136,11 @@ function quickCheck(material: string): string {
  * @example createTokenGate({ hasher: bcryptHasher({ cost: 12 }) })
  */
 export function bcryptHasher(options: Readonly<BcryptHasherOptions> = {}): TokenHasher {
-  validateOptions<BcryptHasherOptions>(options, { cost: integer(4, 31), threads: integer(0, 64) });
+  validateOptions<BcryptHasherOptions>(options, {
+    cost: integer(4, 31),
+    threads: integer(0, 64),
+    pepper: pepperCheck,
+  });
   const cost = options.cost ?? 10;
   const pool = new BcryptPool(options.threads ?? 2);
   const split = (stored: string): { check: string | null; bcrypt: string } | null => {
@@ -132,6 +152,7 @@ export function bcryptHasher(options: Readonly<BcryptHasherOptions> = {}): Token
   return {
     name: 'bcrypt',
     slow: true,
+    ...(options.pepper === undefined ? {} : { seal: keyedSeal(options.pepper) }),
     async hash(material) {
       return `${BCRYPT_TAG}${quickCheck(material)}$${await pool.hash(material, cost)}`;
     },
@@ -157,9 +178,11 @@ export function resolveHasher(
 ): TokenHasher {
   if (hasher === undefined || hasher === 'sha256')
     return sha256Hasher(pepper === undefined ? {} : { pepper });
+  if (hasher === 'bcrypt') return bcryptHasher(pepper === undefined ? {} : { pepper });
   if (pepper !== undefined)
-    throw new TypeError("`pepper` only applies to the 'sha256' hasher; remove it or use hasher: 'sha256'");
-  if (hasher === 'bcrypt') return bcryptHasher();
+    throw new TypeError(
+      "`pepper` applies to the 'sha256' and 'bcrypt' hashers; give your own hasher a `seal` instead",
+    );
   if (
     typeof hasher === 'object' &&
     hasher !== null &&

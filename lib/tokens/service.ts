@@ -3,7 +3,7 @@ import type { EventListener, TokenChangedEvent } from '../events.js';
 import { any, func, integer, object, type Shape, validateOptions, withMethods } from '../internal/options.js';
 import { parseInstant, validateName, validateScope, validateUser } from '../internal/validate.js';
 import { storeCall } from '../internal/with-timeout.js';
-import type { Scope, TokenInfo, TokenOrigin, TokenRecord } from '../model.js';
+import type { Scope, TokenChanges, TokenInfo, TokenOrigin, TokenRecord } from '../model.js';
 import { type CountLimit, type TokenQuery, type TokenStore, userGroup } from '../stores/token-store.js';
 import {
   checkExpiryPolicy,
@@ -16,9 +16,10 @@ import { generateToken, isTokenId } from './format.js';
 import type { TokenHasher } from './hashers.js';
 import { type RestrictionsInput, validateRestrictions } from './restrictions.js';
 import { REVOKED_ALL_KEEP_MS, revokedAllKey } from './revoked-all.js';
+import { checkSeal, type SealFunction, type SealState, sealOf } from './seal.js';
 import { toTokenInfo } from './token-info.js';
 import type { UpstreamCredentials, UpstreamGrant, UpstreamHook } from './upstream-hook.js';
-import { type CacheOptions, TokenVerifier } from './verifier.js';
+import { type CacheOptions, sealFunctionOf, TokenVerifier } from './verifier.js';
 
 export type { ExpiryPolicy } from './expiry-policy.js';
 
@@ -269,6 +270,7 @@ export class TokenService {
   readonly #emit: EventListener;
   readonly #upstream: UpstreamHook | undefined;
   readonly #now: () => number;
+  readonly #seal: SealFunction;
 
   constructor(options: TokenServiceOptions) {
     validateOptions<TokenServiceOptions>(options, TOKEN_SERVICE_OPTIONS);
@@ -283,7 +285,12 @@ export class TokenService {
     this.#upstream = options.upstream;
     this.upstreamCredentialsRequired = options.upstream !== undefined;
     this.#now = options.now ?? Date.now;
-    this.#verifier = new TokenVerifier({ ...options, tokenPrefix: this.tokenPrefix });
+    this.#seal = sealFunctionOf(options.hasher);
+    this.#verifier = new TokenVerifier({
+      ...options,
+      tokenPrefix: this.tokenPrefix,
+      onTampered: (record, state) => this.#tampered(record, state),
+    });
     engines.set(this, this.#verifier);
     groupCreators.set(this, (input, limit, context) => this.#create(input, context, limit));
   }
@@ -354,7 +361,9 @@ export class TokenService {
     draft: Omit<TokenRecord, 'id' | 'hash' | 'lastUsedAt' | 'lastUsedIp' | 'upstream'>,
     limit: CountLimit,
     upstream: { credentials: UpstreamCredentials | undefined; actor: string; from?: TokenRecord },
-  ): Promise<CreatedToken & { upstream: { upstream?: UpstreamGrant['origin'] } }> {
+  ): Promise<
+    CreatedToken & { upstream: { upstream?: UpstreamGrant['origin'] }; undoUpstream: () => Promise<void> }
+  > {
     if (upstream.credentials !== undefined && this.#upstream === undefined)
       throw new ValidationError(
         'upstream',
@@ -364,7 +373,7 @@ export class TokenService {
     // A store without the counted write: the cap is checked by listing, a best effort only.
     if (putCounted === undefined && limit.group === userGroup(draft.user)) {
       const held = await this.#call(() => this.#store.listByUser(draft.user));
-      if (held.length >= limit.max) throw limitReached(draft.user, limit);
+      if (held.length >= limit.max) throw limitReached(draft.user, limit, this.#maxPerUser);
     }
     const { token, id, secret } = generateToken(this.tokenPrefix);
     // Hashed before an upstream credential exists, so nothing after it but the store can fail.
@@ -380,7 +389,7 @@ export class TokenService {
       now: this.#now(),
     });
     const notAfter = grant?.notAfter ?? null;
-    const record: TokenRecord = {
+    const unsealed: TokenRecord = {
       ...draft,
       expiresAt:
         notAfter !== null && (draft.expiresAt === null || draft.expiresAt > notAfter)
@@ -392,6 +401,7 @@ export class TokenService {
       lastUsedIp: null,
       upstream: grant?.sealed ?? null,
     };
+    const record: TokenRecord = { ...unsealed, seal: sealOf(unsealed, this.#seal) };
     let stored = true;
     try {
       if (putCounted === undefined) await this.#call(() => this.#store.put(record));
@@ -403,12 +413,13 @@ export class TokenService {
     }
     if (!stored) {
       await grant?.undo().catch(() => {});
-      throw limitReached(draft.user, limit);
+      throw limitReached(draft.user, limit, this.#maxPerUser);
     }
     return {
       token,
       info: toTokenInfo(record),
       upstream: grant === undefined ? {} : { upstream: grant.origin },
+      undoUpstream: async () => grant?.undo(),
     };
   }
 
@@ -474,7 +485,7 @@ export class TokenService {
       ...validateRestrictions(changes),
     };
     if (!isTokenId(id)) return null;
-    const updated = await this.#call(() => this.#store.update(id, valid));
+    const updated = await this.#resealed(id, valid);
     this.#verifier.forget(id);
     if (!updated) return null;
     const info = await this.get(id);
@@ -569,10 +580,11 @@ export class TokenService {
       if (!(await this.revoke(old.id, context))) {
         await this.#call(() => this.#store.delete(created.info.id));
         this.#verifier.forget(created.info.id);
+        await created.undoUpstream().catch(() => {});
         throw new NotFoundError();
       }
     } else {
-      await this.#call(() => this.#store.update(old.id, { expiresAt: until }));
+      await this.#resealed(old.id, { expiresAt: until });
       this.#verifier.forget(old.id);
     }
     this.#report('token.created', created.info, context, {
@@ -613,10 +625,73 @@ export class TokenService {
     return { token: created.token, info: created.info };
   }
 
+  /** A live token to copy or rotate: never one whose record was changed in the store (that would launder the change). */
   async #existing(id: string): Promise<TokenRecord> {
     const record = await this.#live(id);
-    if (record === null) throw new NotFoundError();
+    if (record === null || !this.#intact(record)) throw new NotFoundError();
     return record;
+  }
+
+  /** True when the record's seal holds; otherwise reports `token.tampered`. */
+  #intact(record: TokenRecord): boolean {
+    const state = checkSeal(record, this.#seal);
+    if (state === 'intact') return true;
+    this.#tampered(record, state);
+    return false;
+  }
+
+  #tampered(record: TokenRecord, state: Exclude<SealState, 'intact'>): void {
+    this.#emit({
+      type: 'token.tampered',
+      time: new Date(this.#now()).toISOString(),
+      clientIp: null,
+      tokenId: record.id,
+      user: record.user,
+      reason: state,
+    });
+  }
+
+  /**
+   * Changes a live token and seals the result. Changes to unsealed fields (the name) need no
+   * new seal; sealed ones are applied only to a record whose seal holds, so a change made
+   * outside the library is never sealed by a legitimate one. False when the token is gone (or
+   * its record was tampered with). A concurrent change to another sealed field breaks the seal
+   * (the token then fails closed) rather than carrying a stale one.
+   */
+  async #resealed(id: string, changes: TokenChanges): Promise<boolean> {
+    const sealed = Object.keys(changes).some((key) => key !== 'name');
+    if (!sealed) return this.#call(() => this.#store.update(id, changes));
+    const current = await this.#call(() => this.#store.get(id));
+    if (current === null || this.#expired(current) || !this.#intact(current)) return false;
+    const { seal: _old, ...next } = { ...current, ...definedOnly(changes) };
+    return this.#call(() => this.#store.update(id, { ...changes, seal: sealOf(next, this.#seal) }));
+  }
+
+  /**
+   * Seals every live record that has none: records written before 0.3.0, which verification
+   * refuses until sealed (`token.tampered`, reason `unsealed`). Run it once, right after the
+   * upgrade, from a trusted place with the gate's pepper (`express-api-tokens seal` does): it
+   * seals records as they are, so anything changed in the store before it runs is sealed too.
+   * Records whose seal is broken are left alone and counted.
+   * @example
+   * const { sealed } = await gate.tokens.sealUnsealed();
+   * console.log(`sealed ${sealed} tokens from 0.2.0`);
+   */
+  async sealUnsealed(): Promise<{ sealed: number; intact: number; broken: number }> {
+    const counts = { sealed: 0, intact: 0, broken: 0 };
+    let start: number | undefined = 0;
+    while (start !== undefined) {
+      const page = await this.#call(() => this.#store.search({ start: start!, limit: 500 }));
+      for (const record of page.values) {
+        const state = checkSeal(record, this.#seal);
+        if (state === 'intact') counts.intact++;
+        else if (state === 'broken') counts.broken++;
+        else if (await this.#call(() => this.#store.update(record.id, { seal: sealOf(record, this.#seal) })))
+          counts.sealed++;
+      }
+      start = page.isLastPage ? undefined : page.nextStart;
+    }
+    return counts;
   }
 
   #likeDraft(original: TokenRecord, now: number, context: ChangeContext) {
@@ -664,11 +739,16 @@ export class TokenService {
   }
 }
 
-function limitReached(user: string, limit: CountLimit): BadRequestError {
+function limitReached(user: string, limit: CountLimit, maxPerUser: number): BadRequestError {
   return new BadRequestError(
     'TOKEN_LIMIT_REACHED',
     limit.group === userGroup(user)
-      ? `${user} already has the most API tokens allowed. Revoke one first.`
+      ? `${user} already has ${maxPerUser} API tokens, the most allowed. Revoke one first.`
       : `The most live tokens allowed for ${limit.group} (${limit.max}) are in use. Try again when one expires.`,
   );
+}
+
+/** The fields of a change that are set (undefined means "leave alone"). */
+function definedOnly(changes: TokenChanges): TokenChanges {
+  return Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined));
 }

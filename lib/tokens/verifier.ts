@@ -7,6 +7,7 @@ import type { TokenInfo, TokenRecord } from '../model.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { parseToken } from './format.js';
 import type { TokenHasher } from './hashers.js';
+import { checkSeal, PUBLIC_SEAL, type SealFunction, type SealState } from './seal.js';
 import { toTokenInfo } from './token-info.js';
 
 /**
@@ -26,7 +27,7 @@ export interface CacheOptions {
 }
 
 /** Why a token was refused; kept for audit events, never shown to the client. */
-export type VerifyFailure = 'malformed' | 'unknown' | 'expired' | 'mismatch' | 'throttled';
+export type VerifyFailure = 'malformed' | 'unknown' | 'expired' | 'mismatch' | 'throttled' | 'tampered';
 
 /** A verified token: its record, and the public view of it (shared, frozen). */
 export interface Verified {
@@ -65,6 +66,8 @@ export interface VerifierOptions {
   touchIntervalMs?: number;
   /** Concurrent slow checks (bcrypt). Default 4; 256 more may wait. */
   maxConcurrentSlowChecks?: number;
+  /** Told when the right secret meets a record whose seal is missing or broken (a store write). */
+  onTampered?: (record: TokenRecord, state: Exclude<SealState, 'intact'>) => void;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -90,6 +93,8 @@ export class TokenVerifier {
   readonly #timeoutMs: number;
   readonly #touchIntervalMs: number;
   readonly #now: () => number;
+  readonly #seal: SealFunction;
+  readonly #onTampered: NonNullable<VerifierOptions['onTampered']>;
   /** Verified outcomes by cache key, handed out as they are: a hit allocates nothing. */
   readonly #cache: BoundedCache<string, Verified>;
   readonly #keyById: BoundedCache<string, string>;
@@ -121,6 +126,8 @@ export class TokenVerifier {
     this.#timeoutMs = options.storeTimeoutMs ?? 2_000;
     this.#touchIntervalMs = options.touchIntervalMs ?? 60_000;
     this.#now = options.now ?? Date.now;
+    this.#seal = sealFunctionOf(options.hasher);
+    this.#onTampered = options.onTampered ?? (() => {});
     const cache = options.cache ?? {};
     const maxEntries = cache.maxEntries ?? 10_000;
     this.#cache = new BoundedCache(maxEntries, cache.ttlMs ?? 5_000);
@@ -233,6 +240,13 @@ export class TokenVerifier {
         if (this.#slow !== undefined) this.#wrongSecrets.set(key, true);
         return { ok: false, reason: 'mismatch', id };
       }
+      // The right secret, but is this the record the library wrote? A store write that changed
+      // the owner, scope, expiry, restrictions or hash breaks the seal: the same 401 as a wrong secret.
+      const seal = checkSeal(record, this.#seal);
+      if (seal !== 'intact') {
+        this.#onTampered(record, seal);
+        return { ok: false, reason: 'tampered', id };
+      }
       const now = this.#now();
       if (record.expiresAt !== null && record.expiresAt <= now) return { ok: false, reason: 'expired', id };
       if (this.#slow !== undefined) this.#verifiedHashes.set(key, record.hash);
@@ -318,4 +332,9 @@ export class TokenVerifier {
   async close(): Promise<void> {
     await this.#hasher.close?.();
   }
+}
+
+/** The hasher's seal (keyed from its pepper), or the public one when it has no secret. */
+export function sealFunctionOf(hasher: TokenHasher): SealFunction {
+  return typeof hasher.seal === 'function' ? (data) => hasher.seal!(data) : PUBLIC_SEAL;
 }

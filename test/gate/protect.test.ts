@@ -4,6 +4,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { createTokenGate, type TokenGateOptions } from '../../lib/gate.js';
 import { RedisTokenStore } from '../../lib/stores/redis-token-store.js';
+import { sha256Hasher } from '../../lib/tokens/hashers.js';
 import { verifierOf } from '../../lib/tokens/service.js';
 import { basic, EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 import { openRedisStore } from '../support/redis-store.js';
@@ -198,7 +199,7 @@ describe('createTokenGate options', () => {
       'did you mean `identity.jwt.algorithm`?',
     ],
     [{ identity: { jwt: { key: 'k'.repeat(32), ttlSeconds: 0 } } }, '`identity.jwt.ttlSeconds`'],
-    [{ hasher: 'bcrypt', pepper: 'x' }, '`pepper`'],
+    [{ hasher: sha256Hasher(), pepper: 'x' }, '`pepper`'],
     [{ pepper: '' }, '`pepper`'],
     [{ ipallowlist: [] }, 'did you mean `ipAllowlist`?'],
     [{ trustedProxy: [] }, 'did you mean `trustedProxies`?'],

@@ -114,7 +114,10 @@ describe('metrics', () => {
       }),
     ).toBe(3);
     expect(
-      s.value('express_api_tokens_store_call_duration_seconds_count', { store: 'memory', operation: 'put' }),
+      s.value('express_api_tokens_store_call_duration_seconds_count', {
+        store: 'memory',
+        operation: 'putCounted',
+      }),
     ).toBe(3);
     // Misses are lookups: the first use of read and of outsider, foreign ×5 (unknown ids are
     // not cached), unused ×3. Every other well-formed token was answered by the cache.

@@ -8,6 +8,7 @@ import { PostgresTokenStore } from '../../lib/stores/postgres-token-store.js';
 import { SqliteTokenStore } from '../../lib/stores/sqlite-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';
 import { makeRecord } from '../../lib/testing/index.js';
+import { keyedSeal, sealOf } from '../../lib/tokens/seal.js';
 import { dropSchema, freshSchema, testPool } from '../support/postgres.js';
 import { openRedisStore } from '../support/redis-store.js';
 import { tempDir } from '../support/temp-dir.js';
@@ -33,12 +34,16 @@ async function migrates(from: TokenStore, to: TokenStore): Promise<void> {
       before.tokens.create({ user: `user${i % 4}`, name: `t${i}`, scope: 'read' }),
     ),
   );
-  await from.update(made[0]!.info.id, {
+  // Restrictions and an upstream blob, written as the library writes them (sealed with the pepper).
+  const changes = {
     allowedIps: ['10.0.0.0/8'],
     requiredHeaders: { 'x-ci': '1' },
     resources: ['PROJ/repo'],
     upstream: 'sealed',
-  });
+  };
+  const first = (await from.get(made[0]!.info.id))!;
+  const seal = sealOf({ ...first, ...changes }, keyedSeal(options.pepper));
+  await from.update(made[0]!.info.id, { ...changes, seal });
   await from.touch(made[1]!.info.id, 1_700_000_000_000, '203.0.113.5');
   await before.tokens.revoke(made[2]!.info.id);
   const expiring = makeRecord({ expiresAt: Date.now() + 50 });

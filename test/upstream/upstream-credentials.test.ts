@@ -14,6 +14,7 @@ import type { TokenRecord } from '../../lib/model.js';
 import { middlewareOf } from '../../lib/request/step.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { sha256Hasher } from '../../lib/tokens/hashers.js';
+import { PUBLIC_SEAL, sealOf } from '../../lib/tokens/seal.js';
 import { TokenService } from '../../lib/tokens/service.js';
 import { bitbucketAccessTokens } from '../../lib/upstream/bitbucket-access-tokens.js';
 import { BitbucketTokenApi } from '../../lib/upstream/bitbucket-token-api.js';
@@ -218,7 +219,12 @@ describe('upstreamCredentials (the request step)', () => {
       expiresAt: null,
       origin: 'minted',
     });
-    await store.update(info.id, { upstream: sealed });
+    // Written as the library writes it: the record sealed again (no pepper: the public seal).
+    const record = (await store.get(info.id))!;
+    await store.update(info.id, {
+      upstream: sealed,
+      seal: sealOf({ ...record, upstream: sealed }, PUBLIC_SEAL),
+    });
     return token;
   }
 
