@@ -134,7 +134,7 @@ describe('openTokenStore', () => {
       'SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1',
       [schema],
     );
-    expect(rows[0]!.n).toBe(5);
+    expect(rows[0]!.n).toBe(6); // tokens, failures, claims, groups, values, schema_version
     await dropSchema(pool, schema);
     await pool.end();
   });
