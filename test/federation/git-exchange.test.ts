@@ -66,7 +66,8 @@ describe('a CI job clones and pushes with an exchanged token, through the exampl
       output += chunk.toString();
     });
     const started = Date.now();
-    while (!output.includes('Press Ctrl+C') && Date.now() - started < 60_000) await sleep(50);
+    while (!output.includes('Press Ctrl+C') && proxy.exitCode === null && Date.now() - started < 60_000)
+      await sleep(50);
     const printed = /proxy on (http:\/\/\S+)/.exec(output);
     if (printed === null)
       throw new Error(`The example proxy did not start within 60 s; it printed:\n${output}`);
