@@ -398,6 +398,30 @@ describe('token exchange (RFC 8693) of CI job tokens', () => {
       }
     });
 
+    it.each([
+      [
+        'names another issuer in its discovery document',
+        { discovery: { issuer: 'https://evil.example.com' } },
+      ],
+      [
+        'points to keys over plain http off loopback',
+        { discovery: { jwks_uri: 'http://keys.example.com/jwks' } },
+      ],
+      ['answers 500 for its keys', { jwksStatus: 500 }],
+    ])('an issuer that %s means 503 and never a token', async (_what, options) => {
+      const own = await startCiIssuer(options);
+      try {
+        const store = new MemoryTokenStore();
+        const { app } = instance(store, own.issuer);
+        const res = await exchange(app, await own.sign());
+        expect(res.status).toBe(503);
+        expect(res.body.error).toBe('temporarily_unavailable');
+        expect((await store.search({ start: 0, limit: 10 })).values).toEqual([]);
+      } finally {
+        await own.close();
+      }
+    });
+
     it('an issuer that cannot be reached means 503 and never a token; cached keys keep working', async () => {
       const own = await startCiIssuer();
       try {
