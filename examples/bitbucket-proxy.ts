@@ -198,8 +198,11 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
   );
   // git signs in through the browser (OAuth 2.0 for credential helpers; docs/git-sign-in.md):
   // consent and device pages under /tokens, the endpoints under /oauth, the metadata at the root.
-  app.use('/oauth', gate.oauth({ ...(env['PUBLIC_URL'] ? { publicUrl: env['PUBLIC_URL'] } : {}) }));
-  app.get('/.well-known/oauth-authorization-server', gate.oauthMetadata());
+  // (Not in access-token mode: there each token needs the owner's Bitbucket credentials.)
+  if (!upstreamOption) {
+    app.use('/oauth', gate.oauth({ ...(env['PUBLIC_URL'] ? { publicUrl: env['PUBLIC_URL'] } : {}) }));
+    app.get('/.well-known/oauth-authorization-server', gate.oauthMetadata());
+  }
   app.use(['/rest', '/scm'], gate.protect(), forwardTo(bitbucketUrl));
 
   const host = env['HOST'] ?? '127.0.0.1';
@@ -305,10 +308,14 @@ export function demoInstructions(proxy: RunningProxy): string {
     '',
     `Token page: ${url}/tokens/ (log in as ${DEMO_USER} / ${DEMO_PASSWORD})`,
     '',
-    'Or let git sign in through the browser, with no token to copy (git-credential-oauth; docs/git-sign-in.md):',
-    ...gitSignInConfig(url),
-    `Then: git clone ${url}/scm/demo/repo.git demo-repo-3 (your browser opens the login and consent)`,
-    '',
+    ...(proxy.demo!.upstream.mode === 'access-token'
+      ? []
+      : [
+          'Or let git sign in through the browser, with no token to copy (git-credential-oauth; docs/git-sign-in.md):',
+          ...gitSignInConfig(url),
+          `Then: git clone ${url}/scm/demo/repo.git demo-repo-3 (your browser opens the login and consent)`,
+          '',
+        ]),
     'Press Ctrl+C to stop.',
   ].join('\n');
 }

@@ -259,6 +259,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
         expiry,
         resolveClientIp,
         extraGrants,
+        emit,
       });
       return oauthServer.router();
     }),

@@ -16,6 +16,12 @@ export const oauthError = (
   body: { error, ...(description === undefined ? {} : { error_description: description }) },
 });
 
+/** What one sign-in issued, remembered so that a replayed code can undo it. */
+export interface Issued {
+  accessTokenId: string;
+  family: string;
+}
+
 const REFRESH = /^[a-z][a-z0-9]{0,15}r_([0-9a-f]{32})\.([A-Za-z0-9_-]{43})$/;
 
 /** The family id and secret of a refresh token string, or null when it is not one of ours. */
@@ -50,8 +56,14 @@ export class OAuthIssuer {
   }
 
   /** A new sign-in (code or device grant): an access token and a new refresh family. */
-  async issue(grant: Grant, clientIp: string | null): Promise<GrantResult> {
+  async issue(grant: Grant, clientIp: string | null): Promise<GrantResult & Partial<Issued>> {
     return this.#mint(grant, clientIp, randomBytes(16).toString('hex'), this.#now());
+  }
+
+  /** Ends what one sign-in issued: its access token and its refresh family (a replayed code). */
+  async revokeIssued(issued: Issued, clientIp: string | null): Promise<void> {
+    const family = await this.#state.take<FamilyRecord>('family', issued.family);
+    await this.#tokens.revoke(family?.accessTokenId ?? issued.accessTokenId, { clientIp });
   }
 
   /** The refresh grant: rotates the family, or ends it when the token was used before. */
@@ -60,7 +72,7 @@ export class OAuthIssuer {
     clientId: string,
     scope: Scope | null,
     clientIp: string | null,
-  ): Promise<GrantResult> {
+  ): Promise<GrantResult & { replayedBy?: string }> {
     const parsed = parseRefreshToken(token);
     const invalid = oauthError(400, 'invalid_grant', 'The refresh token is invalid, expired or revoked.');
     if (parsed === null) return invalid;
@@ -70,7 +82,10 @@ export class OAuthIssuer {
     if (!sameDigest(family.secret, digest(parsed.secret)) || family.client !== clientId) {
       // A refresh token used twice was copied: the family ends, with its access token.
       await this.#tokens.revoke(family.accessTokenId, { actor: family.user, clientIp });
-      return oauthError(400, 'invalid_grant', 'The refresh token was already used: this sign-in is revoked.');
+      return {
+        ...oauthError(400, 'invalid_grant', 'The refresh token was already used: this sign-in is revoked.'),
+        replayedBy: family.user,
+      };
     }
     const now = this.#now();
     if (!(await this.#alive(family, now))) {
@@ -113,7 +128,7 @@ export class OAuthIssuer {
     clientIp: string | null,
     familyId: string,
     signedInAt: number,
-  ): Promise<GrantResult> {
+  ): Promise<GrantResult & Issued> {
     const now = this.#now();
     const lifetimeMs = Math.min(grant.lifetimeMs, this.#config.accessTokenTtlMs);
     const client = this.#config.clients.get(grant.client);
@@ -151,6 +166,6 @@ export class OAuthIssuer {
       await this.#state.put('family', familyId, family, Math.min(this.#config.refreshIdleMs, remaining));
       body['refresh_token'] = `${this.#tokens.tokenPrefix}r_${familyId}.${secret}`;
     }
-    return { status: 200, body };
+    return { status: 200, body, accessTokenId: created.info.id, family: familyId };
   }
 }

@@ -5,6 +5,8 @@ import express, {
   type Response,
   type Router,
 } from 'express';
+import type { EventListener } from '../events.js';
+import { requestPath } from '../http/respond.js';
 import { validateOptions } from '../internal/options.js';
 import type { ClientIpResolver } from '../request/client-address.js';
 import type { TokenStore } from '../stores/token-store.js';
@@ -27,6 +29,8 @@ export interface OAuthDeps {
   resolveClientIp: ClientIpResolver;
   /** Extra `grant_type`s of the token endpoint (federation's token exchange); empty by default. */
   extraGrants: ReadonlyMap<string, GrantHandler>;
+  /** The gate's audit events. Default: none. */
+  emit?: EventListener;
 }
 
 /** Runs an async handler; errors that are not answered go to Express. */
@@ -71,6 +75,16 @@ export class OAuthServer {
       issuer: this.issuer,
       extraGrants: deps.extraGrants,
       clientIp: (req) => deps.resolveClientIp(req)?.text ?? null,
+      reportReplay: (req, user, clientIp) =>
+        deps.emit?.({
+          type: 'auth.denied',
+          time: new Date().toISOString(),
+          code: 'OAUTH_GRANT_REPLAYED',
+          clientIp,
+          method: req.method,
+          path: requestPath(req),
+          ...(user === undefined ? {} : { user }),
+        }),
     };
   }
 

@@ -3,10 +3,13 @@ import { TokenGateError } from '../errors.js';
 import { authenticateClient } from './client-auth.js';
 import { type CodeRecord, type DeviceRecord, digest, type GrantState } from './grant-state.js';
 import type { GrantContext, GrantHandler, GrantResult } from './grants.js';
-import { type OAuthIssuer, oauthError } from './issuer.js';
+import { type Issued, type OAuthIssuer, oauthError } from './issuer.js';
 import type { OAuthConfig } from './options.js';
 import { verifierMatches } from './pkce.js';
 import { parseScope } from './scope.js';
+
+/** How long a spent code is remembered, so that its replay revokes what it gave. */
+const USED_CODE_MS = 600_000;
 
 export const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -18,6 +21,8 @@ export interface EndpointContext {
   /** Grants other parts of the gate add (federation's token exchange), by `grant_type`. */
   extraGrants: ReadonlyMap<string, GrantHandler>;
   clientIp(req: Request): string | null;
+  /** Reports a replayed code or refresh token (`auth.denied`, `OAUTH_GRANT_REPLAYED`): a sign of theft. */
+  reportReplay(req: Request, user: string | undefined, clientIp: string | null): void;
 }
 
 /** The form of a POST, each parameter at most once (RFC 6749 §3.2); null when it is not a form. */
@@ -55,6 +60,7 @@ export function tokenEndpoint(context: EndpointContext) {
   const { config, state, issuer, extraGrants } = context;
 
   async function codeGrant(
+    req: Request,
     form: URLSearchParams,
     clientId: string,
     clientIp: string | null,
@@ -63,14 +69,32 @@ export function tokenEndpoint(context: EndpointContext) {
     if (code === null || code === '' || code.length > 200)
       return oauthError(400, 'invalid_request', '`code` is required.');
     // Taken at once: a code works once, whatever happens next (a wrong verifier spends it too).
-    const record = await state.take<CodeRecord>('code', digest(code));
+    const key = digest(code);
+    const record = await state.take<CodeRecord>('code', key);
     const invalid = oauthError(400, 'invalid_grant', 'The code is invalid, expired or already used.');
-    if (record === null || record.client !== clientId) return invalid;
+    if (record === null) {
+      // A replayed code was intercepted: what it gave is revoked (RFC 6749 §4.1.2).
+      const used = await state.take<Issued & { user: string }>('code-used', key);
+      if (used !== null) {
+        await issuer.revokeIssued(used, clientIp);
+        context.reportReplay(req, used.user, clientIp);
+      }
+      return invalid;
+    }
+    if (record.client !== clientId) return invalid;
     if (form.get('redirect_uri') !== record.redirectUri)
       return oauthError(400, 'invalid_grant', '`redirect_uri` differs from the authorization request.');
     if (!verifierMatches(form.get('code_verifier'), record.challenge))
       return oauthError(400, 'invalid_grant', 'The PKCE `code_verifier` does not match the code challenge.');
-    return issuer.issue(record, clientIp);
+    const issued = await issuer.issue(record, clientIp);
+    if (issued.accessTokenId !== undefined && issued.family !== undefined)
+      await state.put(
+        'code-used',
+        key,
+        { accessTokenId: issued.accessTokenId, family: issued.family, user: record.user },
+        USED_CODE_MS,
+      );
+    return { status: issued.status, body: issued.body } as GrantResult;
   }
 
   async function deviceGrant(
@@ -128,13 +152,15 @@ export function tokenEndpoint(context: EndpointContext) {
         return;
       }
       let result: GrantResult;
-      if (grantType === 'authorization_code') result = await codeGrant(form, client.clientId, clientIp);
+      if (grantType === 'authorization_code') result = await codeGrant(req, form, client.clientId, clientIp);
       else if (grantType === 'refresh_token') {
         const scope = parseScope(form.get('scope'));
-        result =
-          scope === undefined
-            ? oauthError(400, 'invalid_scope', 'Scopes are `read` and `write`.')
-            : await issuer.refresh(form.get('refresh_token'), client.clientId, scope, clientIp);
+        if (scope === undefined) result = oauthError(400, 'invalid_scope', 'Scopes are `read` and `write`.');
+        else {
+          const refreshed = await issuer.refresh(form.get('refresh_token'), client.clientId, scope, clientIp);
+          if (refreshed.replayedBy !== undefined) context.reportReplay(req, refreshed.replayedBy, clientIp);
+          result = { status: refreshed.status, body: refreshed.body } as GrantResult;
+        }
       } else if (grantType === DEVICE_GRANT) result = await deviceGrant(form, client.clientId, clientIp);
       else if (grantType === null) result = oauthError(400, 'invalid_request', '`grant_type` is required.');
       else

@@ -55,18 +55,20 @@ export function consentPage(view: ConsentView): string {
         {Object.entries(view.hidden).map(([name, value]) => (
           <input type="hidden" name={name} value={value} />
         ))}
-        <fieldset class="choices">
+        <fieldset>
           <legend>Scope</legend>
-          <label class="choice">
-            <input type="radio" name="grantScope" value="read" checked={scope === 'read'} /> Read: clone,
-            fetch and read the REST API
-          </label>
-          {view.mayWrite && view.requested !== 'read' && (
+          <div class="choices">
             <label class="choice">
-              <input type="radio" name="grantScope" value="write" checked={scope === 'write'} /> Write: also
-              push
+              <input type="radio" name="grantScope" value="read" checked={scope === 'read'} />
+              <span>Read — clone, fetch, read the REST API</span>
             </label>
-          )}
+            {view.mayWrite && view.requested !== 'read' && (
+              <label class="choice">
+                <input type="radio" name="grantScope" value="write" checked={scope === 'write'} />
+                <span>Write — also push</span>
+              </label>
+            )}
+          </div>
         </fieldset>
         <div class="field">
           <label for="resources">Repositories (optional)</label>

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../support/browser.js';
+import { launchChromium, SHOTS_DIR, seriousViolations } from '../support/browser.js';
 
 const run = promisify(execFile);
 
@@ -74,6 +74,8 @@ describe('git sign-in through the browser (git-credential-oauth, device flow)', 
       await logIn(page);
       await page.getByRole('heading', { name: 'Sign in to Git?' }).waitFor();
       expect(await page.getByText('asks for an API token of demo').count()).toBe(1);
+      expect(await seriousViolations(page)).toEqual([]);
+      await page.screenshot({ path: join(SHOTS_DIR, 'oauth-consent.png'), fullPage: true });
       await page.getByRole('button', { name: 'Allow' }).click();
       // The helper's own loopback server answers the redirect.
       await page.getByText('Success. You may close this page and return to Git.').waitFor();
@@ -176,6 +178,8 @@ describe('git sign-in through the browser (git-credential-oauth, device flow)', 
     await page.goto(String(started['verification_uri_complete']));
     await logIn(page);
     expect(await page.getByLabel('Code').inputValue()).toBe(started['user_code']);
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.screenshot({ path: join(SHOTS_DIR, 'oauth-device.png'), fullPage: true });
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.getByRole('heading', { name: 'Sign in to Git?' }).waitFor();
     await page.getByRole('button', { name: 'Allow' }).click();

@@ -347,6 +347,14 @@ describe('gate.oauth over HTTP', () => {
       const [ok, reused] = await exchange();
       expect(ok!.status).toBe(200);
       expect(reused!.body).toMatchObject({ error: 'invalid_grant' });
+      expect(
+        events.filter((e) => e.type === 'auth.denied' && e.code === 'OAUTH_GRANT_REPLAYED'),
+      ).toMatchObject([{ user: 'alice', path: '/oauth/token', clientIp: '127.0.0.1' }]);
+      // A replayed code was intercepted: what it gave is revoked (RFC 6749 §4.1.2).
+      expect(await gate.tokens.verify(ok!.body.access_token)).toBeNull();
+      expect(
+        (await token({ grant_type: 'refresh_token', refresh_token: ok!.body.refresh_token })).body.error,
+      ).toBe('invalid_grant');
       for (const change of [
         { code_verifier: pkce().verifier },
         { code_verifier: 'x'.repeat(200) },
@@ -393,6 +401,9 @@ describe('gate.oauth over HTTP', () => {
       expect((await gate.tokens.list('alice')).filter((t) => t.origin?.via === 'oauth')).toHaveLength(1);
       const reuse = await token({ grant_type: 'refresh_token', refresh_token: body['refresh_token']! });
       expect(reuse.body).toMatchObject({ error: 'invalid_grant' });
+      expect(
+        events.filter((e) => e.type === 'auth.denied' && e.code === 'OAUTH_GRANT_REPLAYED'),
+      ).toMatchObject([{ user: 'alice', method: 'POST', path: '/oauth/token' }]);
       expect(await gate.tokens.verify(first.body.access_token)).toBeNull();
       const after = await token({ grant_type: 'refresh_token', refresh_token: first.body.refresh_token });
       expect(after.body).toMatchObject({ error: 'invalid_grant' });

@@ -86,6 +86,23 @@ describe('PostgresTokenStore', () => {
     await expect(store.get(makeRecord().id)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
   });
 
+  it('upgrades tables of schema version 1, keeping their tokens', async () => {
+    const schema = schemaFor('upgrade');
+    const first = new PostgresTokenStore({ pool, schema });
+    const record = makeRecord();
+    await first.put(record);
+    // Back to what 0.2.0 wrote: no origin column, no values table, version 1.
+    await pool.query(`ALTER TABLE "${schema}"."bbt_tokens" DROP COLUMN origin`);
+    await pool.query(`DROP TABLE "${schema}"."bbt_values"`);
+    await pool.query(`UPDATE "${schema}"."bbt_schema_version" SET version = 1`);
+    const store = new PostgresTokenStore({ pool, schema });
+    expect(await store.get(record.id)).toEqual(record);
+    await store.putValue('after-upgrade', 'kept', 60_000);
+    expect(await store.takeValue('after-upgrade')).toBe('kept');
+    const { rows } = await pool.query(`SELECT version FROM "${schema}"."bbt_schema_version"`);
+    expect(rows).toEqual([{ version: 2 }]);
+  });
+
   it('creates the schema once when a fleet starts at the same moment', async () => {
     const schema = schemaFor('race');
     const stores = Array.from({ length: 6 }, () => new PostgresTokenStore({ pool, schema }));

@@ -113,6 +113,8 @@ describe('SqliteTokenStore', () => {
     expect(await store.claim('after-upgrade', 1_000)).toBe(true);
     await store.update(record.id, { resources: ['PROJ'] });
     expect((await store.get(record.id))?.resources).toEqual(['PROJ']);
+    await store.putValue('after-upgrade', 'kept', 60_000);
+    expect(await store.takeValue('after-upgrade')).toBe('kept');
     await store.close();
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT version FROM bbt_schema_version').all()).toEqual([

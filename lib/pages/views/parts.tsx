@@ -52,7 +52,9 @@ export function originText(info: TokenInfo): string | null {
   const { origin } = info;
   if (origin === null) return null;
   const from = origin.ip === null ? '' : ` from ${origin.ip}`;
-  return origin.via === 'oauth' ? `Signed in by ${origin.client}${from}` : `Issued to CI (${origin.client})${from}`;
+  return origin.via === 'oauth'
+    ? `Signed in by ${origin.client}${from}`
+    : `Issued to CI (${origin.client})${from}`;
 }
 
 export function Origin({ info }: { info: TokenInfo }) {

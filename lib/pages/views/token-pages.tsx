@@ -1,6 +1,17 @@
 import type { TokenInfo } from '../../model.js';
 import { Csrf, type Frame, renderPage } from './layout.js';
-import { Alert, Expires, LastUsed, Origin, originText, Restrictions, ScopeBadge, Status, Time, type Tone } from './parts.js';
+import {
+  Alert,
+  Expires,
+  LastUsed,
+  Origin,
+  originText,
+  Restrictions,
+  ScopeBadge,
+  Status,
+  Time,
+  type Tone,
+} from './parts.js';
 import { CreateForm, type CreateFormProps, RestrictionFields, type TokenFormState } from './token-form.js';
 
 export interface Notice {
