@@ -74,11 +74,11 @@ describe('createTokenGate({ federation })', () => {
     );
   });
 
-  it('answers a refused job token on that endpoint as invalid_grant', async () => {
+  it('answers a refused job token on that endpoint as invalid_request (RFC 8693 §2.2.2)', async () => {
     const res = await exchange(await ci.sign({ project_path: 'ops/other' }));
     expect(res.status).toBe(400);
     expect(res.body).toEqual({
-      error: 'invalid_grant',
+      error: 'invalid_request',
       error_description: 'The subject token is not accepted.',
     });
   });

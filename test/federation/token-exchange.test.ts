@@ -17,7 +17,7 @@ import { tokenEndpointApp } from '../support/token-endpoint.js';
 
 const AUDIENCE = 'https://git.example.com';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
-const REFUSED = { error: 'invalid_grant', error_description: 'The subject token is not accepted.' };
+const REFUSED = { error: 'invalid_request', error_description: 'The subject token is not accepted.' };
 
 function rulesFor(issuer: string, extra: Partial<FederationRule> = {}): FederationRule[] {
   return [
@@ -216,7 +216,7 @@ describe('token exchange (RFC 8693) of CI job tokens', () => {
     });
   });
 
-  describe('refusals: 400 invalid_grant, no token, the reason only in the audit log', () => {
+  describe('refusals: 400 invalid_request, no token, the reason only in the audit log', () => {
     let store: MemoryTokenStore;
     let setup: ReturnType<typeof instance>;
 
