@@ -22,6 +22,7 @@ import {
   bitbucketLogin,
   bitbucketPasswordVerifier,
   createTokenGate,
+  type FederationRule,
   type GroupsOption,
   openTokenStore,
   passwordLogin,
@@ -181,6 +182,10 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     onEvent: logEvent,
     // Prometheus metrics at /metrics (prom-client is an optional peer dependency).
     metrics: true,
+    // CI jobs exchange their identity tokens at /oauth/token (docs/ci.md): trust rules from a JSON file.
+    ...(env['FEDERATION_RULES']
+      ? { federation: JSON.parse(readFileSync(env['FEDERATION_RULES'], 'utf8')) as FederationRule[] }
+      : {}),
   };
   const gate = createTokenGate(options);
 

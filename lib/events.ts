@@ -198,7 +198,7 @@ export interface TokenExchangedEvent extends EventBase {
 
 /**
  * A token exchange was refused. `reason` says which check failed, for the operator only: the
- * client is told no more than `invalid_grant`. Never carries the job token.
+ * client is told no more than `invalid_request`. Never carries the job token.
  * @example
  * createTokenGate({
  *   onEvent: (event) => {

@@ -192,7 +192,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ...(maxRateLimit === undefined ? {} : { maxRateLimit }),
   });
   const verifier = verifierOf(tokens);
-  // Grants of the OAuth token endpoint that come from elsewhere: federation's token exchange.
+  // Extra grant types of the OAuth token endpoint, by `grant_type`: federation's token exchange.
   const extraGrants = new Map<string, GrantHandler>();
   if (options.federation !== undefined && options.federation.length > 0)
     extraGrants.set(

@@ -30,12 +30,16 @@ export type {
   AuthSucceededEvent,
   EventListener,
   TokenChangedEvent,
+  TokenExchangedEvent,
+  TokenExchangeRefusedEvent,
   TokenExpiryEvent,
   TokenLeakedEvent,
   TokenRotatedEvent,
   TokenTamperedEvent,
   UpstreamTokenEvent,
 } from './events.js';
+export type { ClaimConditions } from './federation/claim-conditions.js';
+export type { FederationRule } from './federation/trust-rules.js';
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 export {
   createTokenGate,

@@ -3,7 +3,7 @@ import type { IssuerKeys } from './issuer-keys.js';
 import type { CompiledRule } from './trust-rules.js';
 
 /**
- * Why a job token was refused, for the audit log only: the client hears `invalid_grant` whatever
+ * Why a job token was refused, for the audit log only: the client hears `invalid_request` whatever
  * the reason, so a prober learns nothing about which check failed.
  */
 export type RefusalReason =

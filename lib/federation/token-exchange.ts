@@ -46,7 +46,8 @@ const error = (status: 400 | 503, code: string, description: string): GrantResul
 });
 
 // One answer for every failed check: which one failed is for the audit log, not for the caller.
-const REFUSED = error(400, 'invalid_grant', 'The subject token is not accepted.');
+// RFC 8693 §2.2.2: an invalid or unacceptable subject token is `invalid_request`.
+const REFUSED = error(400, 'invalid_request', 'The subject token is not accepted.');
 const UNAVAILABLE = error(
   503,
   'temporarily_unavailable',
@@ -77,7 +78,7 @@ function single(form: URLSearchParams, name: string): string | undefined | null 
  * The RFC 8693 token exchange as a grant of the OAuth token endpoint: a CI job posts its
  * identity token (`subject_token`, a JWT) and receives a short-lived API token limited to what
  * the first matching `federation` rule allows. Every refusal of the job token is the same
- * `invalid_grant`; the reason goes to the audit log (`token.exchange-refused`). An issuer or
+ * `invalid_request` (RFC 8693 §2.2.2); the reason goes to the audit log (`token.exchange-refused`). An issuer or
  * store that cannot be reached is a 503 and never a token.
  * @example
  * const grant = createTokenExchangeGrant({ tokens: gate.tokens, store, rules, emit: console.log });
@@ -192,6 +193,7 @@ export function createTokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler 
           scope: scope === 'read' ? 'read' : rule.scope,
           expiresAt: new Date(issued + rule.ttlSeconds * 1000),
           createdBy: FEDERATION_ACTOR,
+          origin: { via: 'federation', client: rule.name, ip: context.clientIp },
           ...(rule.resources === null ? {} : { resources: rule.resources }),
           ...(rule.allowedIps === null ? {} : { allowedIps: rule.allowedIps }),
         },

@@ -38,7 +38,10 @@ import {
  * createTokenGate({ store, federation: [rule] });
  */
 export interface FederationRule {
-  /** Names the rule in events and token names' audit trail. Default `'federation[<index>]'`. */
+  /**
+   * Names the rule in events, in the issued tokens' origin and in its bound's counting group:
+   * 1 to 100 printable ASCII characters without spaces. Default `'federation[<index>]'`.
+   */
   name?: string;
   /**
    * The CI's issuer URL, exactly as its tokens' `iss` (its
@@ -131,7 +134,7 @@ export function isFetchableUrl(url: URL, allowInsecureLoopback: boolean): boolea
 }
 
 const RULE_SHAPE: Shape<FederationRule> = {
-  name: string({ maxLength: 100, pattern: /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/ }),
+  name: string({ maxLength: 100, pattern: /^[\x21-\x7e]+$/ }),
   issuer: string({ maxLength: 2_000 }),
   audience: string({ maxLength: 1_000 }),
   claims: claimsCheck,

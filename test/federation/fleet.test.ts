@@ -110,7 +110,7 @@ describe('a job token is used once across a fleet', () => {
       expect(await second.tokens.verify(issued.body.access_token)).toMatchObject({ user: 'ci-deploy' });
       const replay = await exchange(second.app, jobToken);
       expect(replay.status).toBe(400);
-      expect(replay.body.error).toBe('invalid_grant');
+      expect(replay.body.error).toBe('invalid_request');
     });
 
     it('gives one token when both instances race for the same job token', async () => {

@@ -17,7 +17,7 @@ import { tokenEndpointApp } from '../support/token-endpoint.js';
 
 const AUDIENCE = 'https://git.example.com';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
-const REFUSED = { error: 'invalid_grant', error_description: 'The subject token is not accepted.' };
+const REFUSED = { error: 'invalid_request', error_description: 'The subject token is not accepted.' };
 
 function rulesFor(issuer: string, extra: Partial<FederationRule> = {}): FederationRule[] {
   return [
@@ -123,6 +123,7 @@ describe('token exchange (RFC 8693) of CI job tokens', () => {
         resources: ['OPS/deploy'],
         allowedIps: null,
         name: `${new URL(ci.issuer).host} project_path:ops/deploy:ref_type:branch:ref:main`,
+        origin: { via: 'federation', client: 'deploy', ip: expect.any(String) },
       });
       const expiresAt = Date.parse(info!.expiresAt!);
       expect(expiresAt).toBeGreaterThanOrEqual(before + 600_000);
@@ -215,7 +216,7 @@ describe('token exchange (RFC 8693) of CI job tokens', () => {
     });
   });
 
-  describe('refusals: 400 invalid_grant, no token, the reason only in the audit log', () => {
+  describe('refusals: 400 invalid_request, no token, the reason only in the audit log', () => {
     let store: MemoryTokenStore;
     let setup: ReturnType<typeof instance>;
 
@@ -392,6 +393,30 @@ describe('token exchange (RFC 8693) of CI job tokens', () => {
         await own.rotate({ alg: 'PS256' });
         await sleep(250);
         expect((await exchange(app, await own.sign())).status).toBe(200);
+      } finally {
+        await own.close();
+      }
+    });
+
+    it.each([
+      [
+        'names another issuer in its discovery document',
+        { discovery: { issuer: 'https://evil.example.com' } },
+      ],
+      [
+        'points to keys over plain http off loopback',
+        { discovery: { jwks_uri: 'http://keys.example.com/jwks' } },
+      ],
+      ['answers 500 for its keys', { jwksStatus: 500 }],
+    ])('an issuer that %s means 503 and never a token', async (_what, options) => {
+      const own = await startCiIssuer(options);
+      try {
+        const store = new MemoryTokenStore();
+        const { app } = instance(store, own.issuer);
+        const res = await exchange(app, await own.sign());
+        expect(res.status).toBe(503);
+        expect(res.body.error).toBe('temporarily_unavailable');
+        expect((await store.search({ start: 0, limit: 10 })).values).toEqual([]);
       } finally {
         await own.close();
       }

@@ -50,6 +50,7 @@ describe('federation trust rules', () => {
     [{ ttlSeconds: 3_601 }, /`federation\[0\]\.ttlSeconds` must be an integer from 10 to 3600/],
     [{ resources: ['not a project'] }, /`federation\[0\]`: `resources\[0\]`/],
     [{ allowedIps: ['10.0.0.1/8'] }, /`federation\[0\]`: `allowedIps\[0\]`/],
+    [{ name: 'two words' }, /`federation\[0\]\.name` must match/],
     [
       { audiance: 'x' },
       /Unknown option `federation\[0\]\.audiance`; did you mean `federation\[0\]\.audience`\?/,

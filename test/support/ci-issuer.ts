@@ -40,9 +40,15 @@ async function makeKey(alg: string): Promise<SigningKey> {
   return { kid, alg, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
 }
 
-export async function startCiIssuer(
-  options: { alg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA' } = {},
-): Promise<CiIssuer> {
+export interface CiIssuerOptions {
+  alg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+  /** What the discovery document says instead of the truth (a misconfigured or hostile issuer). */
+  discovery?: { issuer?: string; jwks_uri?: string };
+  /** The JWKS answer's status instead of 200. */
+  jwksStatus?: number;
+}
+
+export async function startCiIssuer(options: CiIssuerOptions = {}): Promise<CiIssuer> {
   let published: SigningKey[] = [await makeKey(options.alg ?? 'RS256')];
   const unpublished = await makeKey(options.alg ?? 'RS256');
   let current = published[0]!;
@@ -61,10 +67,12 @@ export async function startCiIssuer(
             issuer,
             jwks_uri: `${issuer}/oauth/discovery/keys`,
             id_token_signing_alg_values_supported: ['RS256'],
+            ...options.discovery,
           }),
         );
       } else if (req.url === '/oauth/discovery/keys') {
         requests.jwks++;
+        res.statusCode = options.jwksStatus ?? 200;
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ keys: published.map((k) => k.publicJwk) }));
       } else {
