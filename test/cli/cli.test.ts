@@ -205,6 +205,7 @@ describe('express-api-tokens (the built CLI)', () => {
   });
 
   it("sets a token's own rate limit on create and later, and refuses a malformed one", async () => {
+    expect((await cli(['init'], env())).code).toBe(0);
     const created = await cli(
       ['create', '--user', 'rita', '--name', 'ci', '--scope', 'read', '--rate-limit', '60/60'],
       env(),

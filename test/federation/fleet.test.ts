@@ -148,7 +148,9 @@ describe('a job token is used once across a fleet', () => {
       console.log(
         `federation exchange on ${_name}, cached keys, ES256: median ${median(times).toFixed(2)} ms`,
       );
-      expect(median(times)).toBeLessThan(25);
+      // Two durable writes (the jti claim, the counted insert): the figure is reported; the bound
+      // only catches a lost cache (a JWKS fetch per exchange) on a busy machine.
+      expect(median(times)).toBeLessThan(200);
     });
   });
 
