@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import express from 'express';
 import request from 'supertest';
@@ -163,6 +164,11 @@ describe('push protection on the request path', () => {
         res.on('end', () => callback(null, Buffer.concat(chunks)));
       });
   const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+  /** The pushes waited on disk, and are gone once forwarded or refused. */
+  const spoolIsEmpty = async () => {
+    for (let i = 0; i < 50 && readdirSync(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readdirSync(dir).map((f) => `${f} ${statSync(join(dir, f)).size}`)).toEqual([]);
+  };
 
   it('refuses a gzip-encoded push holding a live token; nothing reaches the upstream', async () => {
     const { gate, app, events } = proxyWith({ pushProtection: { tempDir: dir } });
@@ -211,6 +217,7 @@ describe('push protection on the request path', () => {
         encoding,
       });
     }
+    await spoolIsEmpty();
     await gate.close();
   });
 
@@ -262,6 +269,35 @@ describe('push protection on the request path', () => {
     expect(encoded.status).toBe(400);
     expect(encoded.body.toString('latin1')).toContain('Content-Encoding br cannot be read');
     expect(received.length).toBe(before);
+    await gate.close();
+  });
+
+  it('works with another streaming proxy: fetch() forwarding req as a web stream', async () => {
+    const gate = createTokenGate({ pushProtection: { tempDir: dir } });
+    const app = express();
+    app.use('/scm', gate.protect(), async (req, res) => {
+      const answer = await fetch(`${upstreamUrl}${req.originalUrl}`, {
+        method: 'POST',
+        headers: { 'content-type': String(req.headers['content-type']) },
+        body: Readable.toWeb(req) as ReadableStream,
+        duplex: 'half',
+      } as RequestInit);
+      res.status(answer.status).type(answer.headers.get('content-type') ?? 'text/plain');
+      res.end(Buffer.from(await answer.arrayBuffer()));
+    });
+    const pusher = await gate.tokens.create({ user: 'ann', name: 'push', scope: 'write' });
+    const leaked = await gate.tokens.create({ user: 'ann', name: 'leaky', scope: 'read' });
+    const clean = pushBody({ 'big.bin': 'r'.repeat(1_500_000), 'a.txt': 'nothing here' });
+    const passed = await post(app, '/scm/proj/repo.git/git-receive-pack', pusher.token).send(clean);
+    expect(passed.status).toBe(200);
+    expect(received.at(-1)!.sha).toBe(sha(clean));
+    const before = received.length;
+    const refused = await post(app, '/scm/proj/repo.git/git-receive-pack', pusher.token).send(
+      pushBody({ 'a.txt': leaked.token, 'big.bin': 'r'.repeat(1_500_000) }),
+    );
+    expect(refused.body.toString('latin1')).toContain('push contains a live API token');
+    expect(received.length).toBe(before);
+    await spoolIsEmpty();
     await gate.close();
   });
 
