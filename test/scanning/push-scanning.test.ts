@@ -301,6 +301,16 @@ describe('push protection on the request path', () => {
     await gate.close();
   });
 
+  it('checks its options at startup, naming them', () => {
+    expect(() => createTokenGate({ pushProtection: { tempDir: '/nonexistent/spool' } })).toThrow(
+      /`pushProtection.tempDir` must be a writable directory/,
+    );
+    expect(() => createTokenGate({ pushProtection: { revok: false } as never })).toThrow(
+      /Unknown option `pushProtection.revok`/,
+    );
+    expect(() => createTokenGate({ pushProtection: true as never })).toThrow(/pushProtection/);
+  });
+
   it('lets everything through with pushProtection: false', async () => {
     const { gate, app } = proxyWith({ pushProtection: false });
     const pusher = await gate.tokens.create({ user: 'ann', name: 'push', scope: 'write' });
