@@ -8,14 +8,16 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import express from 'express';
+import { Redis } from 'ioredis';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { forwardTo } from '../../lib/forward/index.js';
 import { createTokenGate, type TokenGateOptions } from '../../lib/gate.js';
 import { PackScanner } from '../../lib/scanning/pack-scanner.js';
 import { TokenMatcher } from '../../lib/scanning/token-matcher.js';
 import { generateToken } from '../../lib/tokens/format.js';
+import { openRedisStore } from '../support/redis-store.js';
 
 const ZERO = '0'.repeat(40);
 const pkt = (line: string) => `${(line.length + 4).toString(16).padStart(4, '0')}${line}`;
@@ -299,6 +301,36 @@ describe('push protection on the request path', () => {
     expect(received.length).toBe(before);
     await spoolIsEmpty();
     await gate.close();
+  });
+
+  it('fails closed: a push whose token cannot be looked up (store down) is refused', async () => {
+    const { store, redis, cleanup } = await openRedisStore(
+      new Redis(inject('redisUrl'), { enableOfflineQueue: false, maxRetriesPerRequest: 0 }),
+    );
+    // Anonymous pushes pass the gate (`anonymous: 'pass'`) without the store; only the scan needs it.
+    const { gate, app } = proxyWith({ store, storeTimeoutMs: 300 });
+    const leaked = await gate.tokens.create({ user: 'ann', name: 'leaky', scope: 'read' });
+    const body = pushBody({ 'a.txt': leaked.token });
+    redis.disconnect();
+    const before = received.length;
+    const res = await request(app)
+      .post('/scm/proj/repo.git/git-receive-pack')
+      .set('Content-Type', 'application/x-git-receive-pack-request')
+      .buffer(true)
+      .parse((r, callback) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (chunk: Buffer) => chunks.push(chunk));
+        r.on('end', () => callback(null, Buffer.concat(chunks)));
+      })
+      .send(body);
+    expect(res.body.toString('latin1')).toContain(
+      'ng refs/heads/main push could not be checked for API tokens',
+    );
+    expect(res.body.toString('latin1')).toContain('The token store is unavailable');
+    expect(received.length).toBe(before);
+    await gate.close();
+    await redis.connect();
+    await cleanup();
   });
 
   it('checks its options at startup, naming them', () => {
