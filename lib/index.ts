@@ -154,6 +154,7 @@ export {
   type CreatedToken,
   type CreateTokenInput,
   type RotateOptions,
+  type TokenIdentity,
   type TokenPage,
   TokenService,
   type TokenServiceOptions,

@@ -28,7 +28,10 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
 });
 
-createProgram({ env: process.env, stdout: process.stdout, stderr: process.stderr }, packageVersion())
+createProgram(
+  { env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
+  packageVersion(),
+)
   .parseAsync(process.argv)
   .then(
     () => 0,

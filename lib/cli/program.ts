@@ -1,7 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import type { EventListener } from '../events.js';
 import type { Scope, TokenInfo } from '../model.js';
+import { revokeReported } from '../scanning/revocation-endpoint.js';
+import { TokenMatcher } from '../scanning/token-matcher.js';
 import { redactUrl } from '../stores/open-token-store.js';
 import type { TokenQuery } from '../stores/token-store.js';
 import { isTokenId, parseToken } from '../tokens/format.js';
@@ -28,6 +31,8 @@ export interface CliIo {
   env: Env;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Where `identify` and `revoke-leaked -` read tokens (never from arguments). Default: none. */
+  stdin?: NodeJS.ReadableStream;
 }
 
 interface GlobalOptions {
@@ -39,6 +44,8 @@ interface GlobalOptions {
 interface Session {
   tokens: TokenService;
   change: ChangeContext;
+  /** The audit log's listener (for events a command reports itself). */
+  emit: EventListener;
   out: (text: string) => Promise<void>;
   note: (text: string) => void;
   /** The store URL, password hidden. */
@@ -158,6 +165,7 @@ export function createProgram(io: CliIo, version: string): Command {
           {
             tokens,
             change: { actor: cliActor(io.env), clientIp: null },
+            emit: onEvent,
             out: lineWriter(io.stdout),
             note,
             storeUrl: redactUrl(url),
@@ -383,6 +391,56 @@ export function createProgram(io: CliIo, version: string): Command {
       }),
     );
 
+  program
+    .command('identify')
+    .description('whose a token is: read from stdin (never an argument), shown without its secret or hash')
+    .option('--json', 'as one JSON object')
+    .option('--no-pepper', 'without TOKEN_PEPPER (only if your proxies run without a pepper)')
+    .action(
+      session<{ json?: boolean }>({ hasher: true }, async (s, options) => {
+        const text = await readInput(io, '-');
+        const found = tokensIn(text, s.tokens.tokenPrefix);
+        if (found.length !== 1)
+          throw new CliError(
+            EXIT.USAGE,
+            `identify reads one ${s.tokens.tokenPrefix}_ token from stdin; it found ${found.length} (checksums checked).`,
+          );
+        const identity = await s.tokens.identify(found[0]!);
+        if (options.json) await s.out(JSON.stringify(identity));
+        else {
+          await s.out(`status      ${identity.status}`);
+          if (identity.info !== undefined) for (const line of tokenDetails(identity.info)) await s.out(line);
+        }
+        if (identity.status === 'unknown')
+          throw new CliError(
+            EXIT.NOT_FOUND,
+            'Unknown token: never issued on this store, revoked, or a wrong secret.',
+          );
+      }),
+    );
+
+  program
+    .command('revoke-leaked')
+    .description(
+      'revoke every live token found anywhere in a file (or - for stdin), with token.leaked events',
+    )
+    .argument('<file>', 'any text holding tokens (a log, a paste, a scanner report), or - for stdin')
+    .option('--no-pepper', 'without TOKEN_PEPPER (only if your proxies run without a pepper)')
+    .action(
+      session({ hasher: true }, async (s, _options, [file = '-']) => {
+        const found = tokensIn(await readInput(io, file), s.tokens.tokenPrefix);
+        const revoked = await revokeReported(
+          found.map((token) => ({ token, finder: 'cli' })),
+          { tokens: s.tokens, emit: s.emit },
+          { actor: s.change.actor ?? 'cli', clientIp: null },
+        );
+        for (const id of revoked) await s.out(`revoked ${id}`);
+        s.note(
+          `${found.length} well-formed token${found.length === 1 ? '' : 's'} found, ${revoked.length} live one${revoked.length === 1 ? '' : 's'} revoked`,
+        );
+      }),
+    );
+
   for (const command of program.commands) {
     command.exitOverride().configureOutput({
       writeOut: (text) => io.stdout.write(text),
@@ -391,6 +449,37 @@ export function createProgram(io: CliIo, version: string): Command {
     command.showHelpAfterError('(run with --help for usage)');
   }
   return program;
+}
+
+/** A file's text, or stdin's for `-` (at most 64 MB: a log, a paste, a scanner's report). */
+async function readInput(io: CliIo, file: string): Promise<string> {
+  if (file !== '-') {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      throw new CliError(
+        EXIT.USAGE,
+        `Cannot read ${file}: ${(err as { code?: string }).code ?? 'unreadable'}.`,
+      );
+    }
+  }
+  if (io.stdin === undefined) throw new CliError(EXIT.USAGE, 'No stdin to read tokens from.');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of io.stdin) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    size += buffer.length;
+    if (size > 64 << 20) throw new CliError(EXIT.USAGE, 'stdin holds more than 64 MB.');
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Every distinct well-formed token (checksum checked) in a text, in order. */
+function tokensIn(text: string, prefix: string): string[] {
+  const found = new Set<string>();
+  new TokenMatcher(prefix, (token) => found.add(token)).write(Buffer.from(text, 'latin1'));
+  return [...found];
 }
 
 function positive(value: string): number {

@@ -4,9 +4,11 @@ import { tokenQueryOf } from '../http/request-input.js';
 import { validateUser } from '../internal/validate.js';
 import type { TokenInfo } from '../model.js';
 import type { TokenQuery } from '../stores/token-store.js';
+import { parseToken } from '../tokens/format.js';
 import { formFields } from './form-input.js';
 import { type PageKit, pageRoute, type UserRequest } from './page-kit.js';
 import { createFormProps, noticeOf, requireUser } from './token-routes.js';
+import { identifyPage } from './views/identify-page.js';
 import { managerPage } from './views/manager-page.js';
 import type { TokenFormState } from './views/token-form.js';
 import { confirmPage } from './views/token-pages.js';
@@ -115,6 +117,25 @@ export function managerRoutes(router: Router, kit: PageKit) {
       }
       await tokens.revokeAll({ user }, page.change);
       kit.redirect(page, `manage?user=${encodeURIComponent(user)}&done=revoked-all`);
+    }),
+  );
+
+  // Identify a pasted token: posted (never in a URL), CSRF-checked, administrators only.
+  router.post(
+    '/manage/identify',
+    pageRoute(kit, async (page) => {
+      if (!requireUser(kit, page)) return;
+      const fields = formFields(page.req, ['_csrf', 'token']);
+      if (!kit.checkForm(page, fields['_csrf'])) return;
+      assertManager(page);
+      const frame = { ...page.frame, current: 'manage' as const };
+      const token = (fields['token'] ?? '').trim();
+      if (parseToken(token, tokens.tokenPrefix) === null) {
+        const message = `That is not a ${tokens.tokenPrefix}_ token (its length, characters or checksum are wrong).`;
+        kit.html(page, 400, identifyPage(frame, undefined, page.now, message));
+        return;
+      }
+      kit.html(page, 200, identifyPage(frame, await tokens.identify(token), page.now));
     }),
   );
 

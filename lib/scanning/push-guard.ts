@@ -169,37 +169,50 @@ export function guardPush(req: Request, res: Response, next: NextFunction, optio
   if (alreadyEnded) bodyComplete();
 }
 
-/** Feeds `req` from the file as its reader asks for more, then ends it and removes the file. */
+/** Feeds `req` from the file as its reader asks for more, then ends it. */
 function replay(req: Request, file: string, realPush: Push): void {
-  const handle = open(file, 'r');
+  // Open, then unlink at once: the data stays readable through the handle, and no name is
+  // left behind whatever the proxy does (it may answer before it reads the body to its end).
+  const handle = open(file, 'r').then(async (h) => {
+    await unlink(file).catch(() => {});
+    return h;
+  });
   let position = 0;
   let done = false;
+  let pumping = false;
   const finish = () => {
     if (done) return;
     done = true;
     handle.then((h) => h.close()).catch(() => {});
-    unlink(file).catch(() => {});
   };
   req.once('close', finish);
-  let inflight = false;
-  req._read = () => {
-    if (inflight || done) return;
-    inflight = true;
-    handle
-      .then(async (h) => {
+  // Reads on while the stream takes more; when it is full, its next `_read()` resumes.
+  const pump = async () => {
+    if (pumping || done) return;
+    pumping = true;
+    try {
+      const h = await handle;
+      for (;;) {
         const { bytesRead, buffer } = await h.read(Buffer.allocUnsafe(READ_SIZE), 0, READ_SIZE, position);
+        if (done) return;
         position += bytesRead;
-        inflight = false;
         if (bytesRead === 0) {
           finish();
           realPush.call(req, null);
-        } else realPush.call(req, buffer.subarray(0, bytesRead));
-      })
-      .catch((err: unknown) => {
-        finish();
-        req.destroy(err as Error);
-      });
+          return;
+        }
+        if (!realPush.call(req, buffer.subarray(0, bytesRead))) return;
+      }
+    } catch (err) {
+      finish();
+      req.destroy(err as Error);
+    } finally {
+      pumping = false;
+    }
+  };
+  req._read = () => {
+    void pump();
   };
   // A read asked for while the push was held never got its answer, and the stream waits for it.
-  req._read(READ_SIZE);
+  void pump();
 }

@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Request, Response } from 'express';
 import { ValidationError } from '../errors.js';
@@ -75,6 +76,10 @@ export function pushProtectionStep(
 ): Step {
   const revoke = options.revoke ?? true;
   const tempDir = options.tempDir ?? tmpdir();
+  if (!isWritableDirectory(tempDir))
+    throw new TypeError(
+      `\`pushProtection.tempDir\` must be a writable directory, got ${JSON.stringify(tempDir)}`,
+    );
   const { tokens, emit } = parts;
 
   return function pushProtection(req, res, auth, next) {
@@ -135,6 +140,15 @@ export function pushProtectionStep(
     };
     guardPush(req, res, next, { prefix: tokens.tokenPrefix, tempDir, onToken: lookUp, judge });
   };
+}
+
+function isWritableDirectory(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function refusal(scanner: PackScanner, reason: string, messages: string[]): PushVerdict {

@@ -94,16 +94,16 @@ export function parseReports(body: unknown): LeakReport[] {
 
 /**
  * Revokes every live token among `reports` (on every instance, through the store's revocation
- * feed) and reports each with `token.leaked`; the rest are ignored. Answers how many were live.
+ * feed) and reports each with `token.leaked`; the rest are ignored. Answers the revoked ids.
  */
 export async function revokeReported(
   reports: readonly LeakReport[],
   parts: Pick<RevocationParts, 'tokens' | 'emit'>,
   context: { clientIp: string | null; actor: string },
-): Promise<number> {
+): Promise<string[]> {
   const { tokens, emit } = parts;
   const seen = new Set<string>();
-  let revoked = 0;
+  const revoked: string[] = [];
   for (const report of reports) {
     const token = report.token.trim();
     if (seen.has(token) || parseToken(token, tokens.tokenPrefix) === null) continue;
@@ -112,7 +112,7 @@ export async function revokeReported(
     if (info === null) continue;
     const done = await withRetries(() => tokens.revoke(info.id, context));
     if (!done) continue;
-    revoked++;
+    revoked.push(info.id);
     emit({
       type: 'token.leaked',
       time: new Date().toISOString(),

@@ -28,6 +28,7 @@ import { type RestrictionsInput, rateLimitProblem, validateRestrictions } from '
 import { REVOKED_ALL_KEEP_MS, revokedAllKey } from './revoked-all.js';
 import { checkSeal, type SealFunction, type SealState, sealOf } from './seal.js';
 import { toTokenInfo } from './token-info.js';
+import { isTombstone } from './tombstone.js';
 import type { UpstreamCredentials, UpstreamGrant, UpstreamHook } from './upstream-hook.js';
 import { type CacheOptions, sealFunctionOf, TokenVerifier } from './verifier.js';
 
@@ -135,6 +136,16 @@ export interface ChangeContext {
   /** The address the change came from. */
   clientIp?: string | null;
 }
+
+/**
+ * What `identify()` tells of a token string.
+ * @example
+ * const identity: TokenIdentity = await gate.tokens.identify(token);
+ * if (identity.status === 'live') console.log(`${identity.info.user}'s "${identity.info.name}"`);
+ */
+export type TokenIdentity =
+  | { status: 'live' | 'expired' | 'revoked'; info: TokenInfo }
+  | { status: 'unknown'; info?: undefined };
 
 /**
  * Options of `rotate()`.
@@ -646,6 +657,25 @@ export class TokenService {
       ...created.upstream,
     });
     return { token: created.token, info: created.info };
+  }
+
+  /**
+   * Whose a token string is, for an administrator who was handed one: `live` (it works now),
+   * `expired`, `revoked` (only while a tombstone remains: revoked tokens are deleted, and are
+   * then `unknown`), or `unknown` (never issued here, revoked, or a wrong secret). The info is
+   * given only when the secret matched (or for a tombstone); never a hash.
+   * @example const { status, info } = await gate.tokens.identify(pastedToken);
+   */
+  async identify(token: string): Promise<TokenIdentity> {
+    const outcome = await this.#verifier.check(token);
+    if (outcome.ok) return { status: 'live', info: outcome.info };
+    if (outcome.reason !== 'expired' && outcome.reason !== 'mismatch') return { status: 'unknown' };
+    const record = await this.#call(() => this.#store.get(outcome.id!));
+    if (record === null) return { status: 'unknown' };
+    if (isTombstone(record)) return { status: 'revoked', info: toTokenInfo(record) };
+    return outcome.reason === 'expired'
+      ? { status: 'expired', info: toTokenInfo(record) }
+      : { status: 'unknown' };
   }
 
   /** A live token to copy or rotate: never one whose record was changed in the store (that would launder the change). */

@@ -177,6 +177,52 @@ describe('push protection, with git through the example proxy', () => {
     expect(leaks()).toEqual([expect.objectContaining({ tokenId: leaked.info.id, path: 'a changed file' })]);
   }, 60_000);
 
+  it('refuses a rotated token written over the old one, where the delta copies the old `bbt_`', async () => {
+    const repo = await cloneFresh('rotation');
+    const old = await newToken('before rotation');
+    await proxy.gate.tokens.revoke(old.info.id);
+    const lines = Array.from({ length: 3000 }, (_, i) => `setting ${i} = ${randomBytes(10).toString('hex')}`);
+    lines.splice(1500, 0, `api_token = ${old.token}`);
+    writeFileSync(join(repo, 'app.conf'), `${lines.join('\n')}\n`);
+    await git('-C', repo, 'add', 'app.conf');
+    await commitAll(repo, 'config with the old (revoked) token');
+    await git('-C', repo, 'push', '-q', 'origin', 'HEAD:main');
+    // The new token's first character differs from the old one's, so git's delta copies exactly
+    // `api_token = bbt_` from the old line and inserts the new token's 60 characters.
+    let rotated = await newToken('after rotation');
+    while (rotated.token[4] === old.token[4]) rotated = await newToken('after rotation');
+    lines[1500] = `api_token = ${rotated.token}`;
+    writeFileSync(join(repo, 'app.conf'), `${lines.join('\n')}\n`);
+    await commitAll(repo, 'rotate the token');
+    const before = await upstreamState();
+    const push = await git('-C', repo, 'push', 'origin', 'HEAD:main').catch((err: { stderr: string }) => err);
+    expect((push as { stderr: string }).stderr).toContain(
+      `(id ${rotated.info.id}, owner demo) in a changed file`,
+    );
+    expect(await upstreamState()).toEqual(before);
+  }, 60_000);
+
+  it('mounts the revocation endpoint: curl kills a live token without logging in', async () => {
+    const found = await newToken('found on a wiki');
+    const res = await run('curl', [
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      JSON.stringify({ credentials: [found.token, 'bbt_nothing'] }),
+      `${proxy.url}/tokens/leaked`,
+    ]);
+    expect(res.stdout).toBe('202');
+    for (let i = 0; i < 100 && (await proxy.gate.tokens.verify(found.token)) !== null; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(await proxy.gate.tokens.verify(found.token)).toBeNull();
+    expect(leaks()).toEqual([expect.objectContaining({ tokenId: found.info.id, source: 'report' })]);
+  });
+
   it('lets a string with a wrong checksum and a revoked token through', async () => {
     const repo = await cloneFresh('harmless');
     const live = await newToken('checksum base');

@@ -1,20 +1,23 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import express from 'express';
+import { Redis } from 'ioredis';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { forwardTo } from '../../lib/forward/index.js';
 import { createTokenGate, type TokenGateOptions } from '../../lib/gate.js';
 import { PackScanner } from '../../lib/scanning/pack-scanner.js';
 import { TokenMatcher } from '../../lib/scanning/token-matcher.js';
 import { generateToken } from '../../lib/tokens/format.js';
+import { openRedisStore } from '../support/redis-store.js';
 
 const ZERO = '0'.repeat(40);
 const pkt = (line: string) => `${(line.length + 4).toString(16).padStart(4, '0')}${line}`;
@@ -163,6 +166,11 @@ describe('push protection on the request path', () => {
         res.on('end', () => callback(null, Buffer.concat(chunks)));
       });
   const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+  /** The pushes waited on disk, and are gone once forwarded or refused. */
+  const spoolIsEmpty = async () => {
+    for (let i = 0; i < 50 && readdirSync(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readdirSync(dir).map((f) => `${f} ${statSync(join(dir, f)).size}`)).toEqual([]);
+  };
 
   it('refuses a gzip-encoded push holding a live token; nothing reaches the upstream', async () => {
     const { gate, app, events } = proxyWith({ pushProtection: { tempDir: dir } });
@@ -211,6 +219,7 @@ describe('push protection on the request path', () => {
         encoding,
       });
     }
+    await spoolIsEmpty();
     await gate.close();
   });
 
@@ -263,6 +272,78 @@ describe('push protection on the request path', () => {
     expect(encoded.body.toString('latin1')).toContain('Content-Encoding br cannot be read');
     expect(received.length).toBe(before);
     await gate.close();
+  });
+
+  it('works with another streaming proxy: fetch() forwarding req as a web stream', async () => {
+    const gate = createTokenGate({ pushProtection: { tempDir: dir } });
+    const app = express();
+    app.use('/scm', gate.protect(), async (req, res) => {
+      const answer = await fetch(`${upstreamUrl}${req.originalUrl}`, {
+        method: 'POST',
+        headers: { 'content-type': String(req.headers['content-type']) },
+        body: Readable.toWeb(req) as ReadableStream,
+        duplex: 'half',
+      } as RequestInit);
+      res.status(answer.status).type(answer.headers.get('content-type') ?? 'text/plain');
+      res.end(Buffer.from(await answer.arrayBuffer()));
+    });
+    const pusher = await gate.tokens.create({ user: 'ann', name: 'push', scope: 'write' });
+    const leaked = await gate.tokens.create({ user: 'ann', name: 'leaky', scope: 'read' });
+    const clean = pushBody({ 'big.bin': 'r'.repeat(1_500_000), 'a.txt': 'nothing here' });
+    const passed = await post(app, '/scm/proj/repo.git/git-receive-pack', pusher.token).send(clean);
+    expect(passed.status).toBe(200);
+    expect(received.at(-1)!.sha).toBe(sha(clean));
+    const before = received.length;
+    const refused = await post(app, '/scm/proj/repo.git/git-receive-pack', pusher.token).send(
+      pushBody({ 'a.txt': leaked.token, 'big.bin': 'r'.repeat(1_500_000) }),
+    );
+    expect(refused.body.toString('latin1')).toContain('push contains a live API token');
+    expect(received.length).toBe(before);
+    await spoolIsEmpty();
+    await gate.close();
+  });
+
+  it('fails closed: a push whose token cannot be looked up (store down) is refused', async () => {
+    const { store, redis, keyPrefix, cleanup } = await openRedisStore(
+      new Redis(inject('redisUrl'), { enableOfflineQueue: false, maxRetriesPerRequest: 0 }),
+    );
+    // Anonymous pushes pass the gate (`anonymous: 'pass'`) without the store; only the scan needs it.
+    const { gate, app } = proxyWith({ store, storeTimeoutMs: 300 });
+    const leaked = await gate.tokens.create({ user: 'ann', name: 'leaky', scope: 'read' });
+    const body = pushBody({ 'a.txt': leaked.token });
+    redis.disconnect();
+    const before = received.length;
+    const res = await request(app)
+      .post('/scm/proj/repo.git/git-receive-pack')
+      .set('Content-Type', 'application/x-git-receive-pack-request')
+      .buffer(true)
+      .parse((r, callback) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (chunk: Buffer) => chunks.push(chunk));
+        r.on('end', () => callback(null, Buffer.concat(chunks)));
+      })
+      .send(body);
+    expect(res.body.toString('latin1')).toContain(
+      'ng refs/heads/main push could not be checked for API tokens',
+    );
+    expect(res.body.toString('latin1')).toContain('The token store is unavailable');
+    expect(received.length).toBe(before);
+    await gate.close();
+    await cleanup().catch(() => {}); // its own connection is the one cut: remove the keys with another
+    const fresh = new Redis(inject('redisUrl'));
+    const keys = await fresh.keys(`${keyPrefix}:*`);
+    if (keys.length > 0) await fresh.del(...keys);
+    fresh.disconnect();
+  });
+
+  it('checks its options at startup, naming them', () => {
+    expect(() => createTokenGate({ pushProtection: { tempDir: '/nonexistent/spool' } })).toThrow(
+      /`pushProtection.tempDir` must be a writable directory/,
+    );
+    expect(() => createTokenGate({ pushProtection: { revok: false } as never })).toThrow(
+      /Unknown option `pushProtection.revok`/,
+    );
+    expect(() => createTokenGate({ pushProtection: true as never })).toThrow(/pushProtection/);
   });
 
   it('lets everything through with pushProtection: false', async () => {

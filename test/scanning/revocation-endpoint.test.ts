@@ -144,12 +144,14 @@ describe('the revocation endpoint for found tokens', () => {
     const garbageTimes: number[] = [];
     for (let i = 0; i < 38; i++) {
       liveTimes.push(await time(liveTokens[i]!));
+      await sleep(30); // the revocation behind the answer, done before the next request
       garbageTimes.push(await time(`bbt_garbage${i}`));
+      await sleep(30);
     }
     const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
     // The answer goes out before any lookup: a live token is not slower to report than garbage.
     expect(Math.abs(median(liveTimes) - median(garbageTimes))).toBeLessThan(
-      Math.max(2, median(garbageTimes)),
+      Math.max(5, median(garbageTimes)),
     );
   }, 60_000);
 

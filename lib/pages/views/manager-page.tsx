@@ -1,4 +1,5 @@
 import type { TokenInfo } from '../../model.js';
+import { IdentifyForm } from './identify-page.js';
 import { Csrf, type Frame, renderPage } from './layout.js';
 import { Alert } from './parts.js';
 import { CreateForm, type CreateFormProps } from './token-form.js';
@@ -173,6 +174,11 @@ export function managerPage(view: ManagerView): string {
             </button>
           </form>
         )}
+      </section>
+      <section class="card" aria-labelledby="identify-heading">
+        <h2 id="identify-heading">Identify a token</h2>
+        <p>Whose is a token you were handed? It is looked up, not used, and never shown again.</p>
+        <IdentifyForm frame={frame} />
       </section>
       {view.create !== undefined && (
         <section class="card" aria-labelledby="create-for-heading">
