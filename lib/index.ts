@@ -65,6 +65,15 @@ export { type RequireGroupsOptions, requireGroups } from './middleware/require-g
 export { type RequireScopeOptions, requireScope } from './middleware/require-scope.js';
 export { type TokenRestrictionsOptions, tokenRestrictions } from './middleware/token-restrictions.js';
 export type { RateLimit, Scope, TokenChanges, TokenInfo, TokenRecord, TokenRestrictions } from './model.js';
+export { type BitbucketEmailsOptions, bitbucketEmails } from './notify/bitbucket-emails.js';
+export type {
+  EmailNotifyOptions,
+  NotifyOptions,
+  NotifyRetryOptions,
+  Recipient,
+  WebhookOptions,
+} from './notify/options.js';
+export { signWebhook } from './notify/webhook-sink.js';
 export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';
 export { type OidcLogin, type OidcLoginOptions, oidcLogin } from './pages/logins/oidc-login.js';
 export {

@@ -21,6 +21,7 @@ import { RATE_LIMIT_OPTIONS, type RateLimitOptions } from '../limits/options.js'
 import { REQUIRE_SCOPE_OPTIONS } from '../middleware/require-scope.js';
 import { TOKEN_RESTRICTIONS_OPTIONS } from '../middleware/token-restrictions.js';
 import type { Scope } from '../model.js';
+import { NOTIFY_OPTIONS, type NotifyOptions } from '../notify/options.js';
 import { type MetricsOptions, metricsOption } from '../ops/metrics.js';
 import { THROTTLE_OPTIONS, type ThrottleOptions } from '../request/throttle.js';
 import type { TokenStore } from '../stores/token-store.js';
@@ -153,6 +154,13 @@ export interface TokenGateOptions {
    * @example createTokenGate({ store, rateLimit: { perToken: { requests: 600, windowSeconds: 60 } } });
    */
   rateLimit?: RateLimitOptions;
+  /**
+   * Who is told about audit events besides `onEvent`: e-mail to owners and administrators
+   * (`token.expiring` with a link to renew, `token.leaked`) and signed webhooks; once per fleet,
+   * in the background, never with a secret. Turns expiry reminders on like `onEvent` does.
+   * Default: none.
+   */
+  notify?: NotifyOptions;
 }
 
 const STORE_METHODS = ['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'];
@@ -212,4 +220,5 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
   onEvent: func,
   metrics: metricsOption,
   rateLimit: object(RATE_LIMIT_OPTIONS),
+  notify: object(NOTIFY_OPTIONS),
 };
