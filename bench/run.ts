@@ -15,8 +15,13 @@ import { startRedisServer } from '../test/support/redis-server.js';
 import { loopDelayDuringBcrypt } from './event-loop.js';
 import { library } from './load-library.js';
 
-const UNRESTRICTED = { allowedIps: null, requiredHeaders: null, resources: null,
-    rateLimit: null, upstream: null } as const;
+const UNRESTRICTED = {
+  allowedIps: null,
+  requiredHeaders: null,
+  resources: null,
+  rateLimit: null,
+  upstream: null,
+} as const;
 
 const { MemoryTokenStore, RedisTokenStore, TokenService, bcryptHasher, sha256Hasher } = library;
 type RedisTokenStore = InstanceType<typeof RedisTokenStore>;
