@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenGate, type TokenGate } from '../../lib/gate.js';
 import { managementApiDocument } from '../../lib/http/openapi.js';
 import { PostgresTokenStore } from '../../lib/stores/postgres-token-store.js';
+import { bitbucketAccessTokens } from '../../lib/upstream/bitbucket-access-tokens.js';
 import { openApiFiles } from '../../scripts/openapi-files.js';
 import type { paths } from '../support/management-api.js';
 
@@ -269,6 +271,30 @@ describe('every live answer of the management API matches the document', () => {
     }
   });
 
+  it('answers access-token mode’s refusals as documented', async () => {
+    const upstream = bitbucketAccessTokens({
+      baseUrl: 'http://127.0.0.1:1',
+      encryptionKeys: [{ id: 'k1', key: randomBytes(32) }],
+      timeoutMs: 500,
+    });
+    const mode = createTokenGate({ upstream });
+    try {
+      const modeApp = mount(mode);
+      const none = await as('alice', request(modeApp).post(`${api}/`)).send({ name: 'x', scope: 'read' });
+      expect(none.body.errors[0].code).toBe('UPSTREAM_TOKEN_REQUIRED');
+      conforms('post', '/', none);
+      const unreachable = await as('alice', request(modeApp).post(`${api}/`)).send({
+        name: 'x',
+        scope: 'read',
+        bitbucketToken: 'BBDC-not-a-real-one',
+      });
+      expect(unreachable.status).toBeGreaterThanOrEqual(500);
+      conforms('post', '/', unreachable);
+    } finally {
+      await mode.close();
+    }
+  });
+
   it('saw every documented success and the refusals above', () => {
     for (const expected of [
       'post / 201',
@@ -280,6 +306,7 @@ describe('every live answer of the management API matches the document', () => {
       'post / 403 TOKEN_CANNOT_MINT',
       'post / 413 BODY_TOO_LARGE',
       'post / 503 STORE_UNAVAILABLE',
+      'post / 409 UPSTREAM_TOKEN_REQUIRED',
       'get / 200',
       'get / 403 TOKEN_CANNOT_MANAGE',
       'get /{id} 200',
