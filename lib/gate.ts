@@ -207,7 +207,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
 
   // Revocations made by other instances drop our cached verifications.
   const feed = listenForRevocations(store, verifier);
-  metrics?.watch({ verifier, feed, loginThrottle });
+  metrics?.watch({ verifier, feed, loginThrottle, notifications: notifier });
   let open = true;
   const health = new HealthMonitor({
     store: givenStore,

@@ -2,8 +2,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import express from 'express';
 import { Redis } from 'ioredis';
 import { SMTPServer } from 'smtp-server';
+import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { createTokenGate, type TokenGate } from '../../lib/gate.js';
@@ -211,6 +213,7 @@ describe('signed webhooks', () => {
         webhooks: [{ url: receiver.url, secret: SECRET, retry: { attempts: 4, firstDelayMs: 100 } }],
         onError: (e) => errors.push(e),
       },
+      metrics: true,
     });
     try {
       const { token, info } = await gate.tokens.create({ user: 'dave', name: 'ci', scope: 'write' });
@@ -234,6 +237,10 @@ describe('signed webhooks', () => {
       expect(b - a).toBeGreaterThanOrEqual(100);
       expect(c - b).toBeGreaterThanOrEqual(200);
       expect(errors).toEqual([]);
+      const metrics = express();
+      metrics.get('/metrics', gate.metricsHandler());
+      const text = (await supertest(metrics).get('/metrics')).text;
+      expect(text).toMatch(/express_api_tokens_notifications_total\{outcome="delivered"\} 1/);
     } finally {
       await gate.close();
       await receiver.close();
