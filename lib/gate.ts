@@ -12,6 +12,7 @@ import { createRouter, type RouterOptions } from './http/router.js';
 import { lazyRouter } from './internal/lazy-router.js';
 import { validateOptions } from './internal/options.js';
 import { checkRateLimitOptions } from './limits/options.js';
+import { Notifier } from './notify/notifier.js';
 import type { GrantHandler } from './oauth/grants.js';
 import type { OAuthOptions } from './oauth/options.js';
 import { OAuthServer } from './oauth/server.js';
@@ -113,6 +114,21 @@ export interface TokenGate {
   close(): Promise<void>;
 }
 
+/** The user's listener and the notifier's, each safe on its own; undefined when there is neither. */
+function withNotifier(
+  user: EventListener | undefined,
+  notifier: Notifier | undefined,
+): EventListener | undefined {
+  if (notifier === undefined) return user === undefined ? undefined : safeEmitter(user);
+  const notify = safeEmitter(notifier.listener);
+  if (user === undefined) return notify;
+  const own = safeEmitter(user);
+  return (event) => {
+    own(event);
+    notify(event);
+  };
+}
+
 /** Guards against `app.use(gate.protect)`, written without the call, which would hang every request. */
 function called<T>(name: string, make: (options?: never) => T) {
   return (...args: unknown[]): T => {
@@ -154,7 +170,10 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
       : new GateMetrics(options.metrics, kind);
   const store =
     metrics === undefined ? givenStore : instrumentedStore(givenStore, metrics.storeObserver, storeTimeoutMs);
-  const onEvent = options.onEvent === undefined ? undefined : safeEmitter(options.onEvent);
+  // The notification sinks listen beside the user's listener (and load nodemailer only when asked).
+  const notifier =
+    options.notify === undefined ? undefined : new Notifier(options.notify, store, tokenPrefix);
+  const onEvent = withNotifier(options.onEvent, notifier);
   const userEmit: EventListener = onEvent ?? (() => {});
   const emit = metrics === undefined ? userEmit : metrics.tallies.managementListener(userEmit);
   const groups = toGroupResolver(options.groups);
@@ -238,7 +257,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
 
   // Revocations made by other instances drop our cached verifications.
   const feed = listenForRevocations(store, verifier);
-  metrics?.watch({ verifier, feed, loginThrottle });
+  metrics?.watch({ verifier, feed, loginThrottle, notifications: notifier });
   let open = true;
   const health = new HealthMonitor({
     store: givenStore,
@@ -303,6 +322,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
       health.stop();
       metrics?.close();
       reminders?.stop();
+      notifier?.close();
       upstream?.close();
       await feed.stop();
       await verifier.close();

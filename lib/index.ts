@@ -84,6 +84,15 @@ export type {
   TokenRecord,
   TokenRestrictions,
 } from './model.js';
+export { type BitbucketEmailsOptions, bitbucketEmails } from './notify/bitbucket-emails.js';
+export type {
+  EmailNotifyOptions,
+  NotifyOptions,
+  NotifyRetryOptions,
+  Recipient,
+  WebhookOptions,
+} from './notify/options.js';
+export { signWebhook } from './notify/webhook-sink.js';
 export type { GrantContext, GrantHandler, GrantResult } from './oauth/grants.js';
 export type { OAuthClient, OAuthOptions } from './oauth/options.js';
 export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';

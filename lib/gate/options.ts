@@ -22,6 +22,7 @@ import { RATE_LIMIT_OPTIONS, type RateLimitOptions } from '../limits/options.js'
 import { REQUIRE_SCOPE_OPTIONS } from '../middleware/require-scope.js';
 import { TOKEN_RESTRICTIONS_OPTIONS } from '../middleware/token-restrictions.js';
 import type { Scope } from '../model.js';
+import { NOTIFY_OPTIONS, type NotifyOptions } from '../notify/options.js';
 import { type MetricsOptions, metricsOption } from '../ops/metrics.js';
 import { THROTTLE_OPTIONS, type ThrottleOptions } from '../request/throttle.js';
 import { PUSH_PROTECTION_OPTIONS, type PushProtectionOptions } from '../scanning/push-protection.js';
@@ -199,6 +200,13 @@ export interface TokenGateOptions {
    * @example createTokenGate({ store, rateLimit: { perToken: { requests: 600, windowSeconds: 60 } } });
    */
   rateLimit?: RateLimitOptions;
+  /**
+   * Who is told about audit events besides `onEvent`: e-mail to owners and administrators
+   * (`token.expiring` with a link to renew, `token.leaked`) and signed webhooks; once per fleet,
+   * in the background, never with a secret. Turns expiry reminders on like `onEvent` does.
+   * Default: none.
+   */
+  notify?: NotifyOptions;
 }
 
 const STORE_METHODS = ['put', 'get', 'listByUser', 'update', 'delete', 'touch', 'search'];
@@ -264,4 +272,5 @@ export const GATE_OPTIONS: Shape<TokenGateOptions> = {
   },
   pushProtection: orFalse(object(PUSH_PROTECTION_OPTIONS)),
   rateLimit: object(RATE_LIMIT_OPTIONS),
+  notify: object(NOTIFY_OPTIONS),
 };

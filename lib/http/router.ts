@@ -24,6 +24,7 @@ import {
   mayManage,
   resolveCaller,
 } from './management-context.js';
+import { managementApiDocument } from './openapi.js';
 import { jsonBody, refuseUnknownFields, requestedExpiry, tokenQueryOf } from './request-input.js';
 import { refuse } from './respond.js';
 
@@ -88,6 +89,14 @@ export function createRouter(context: ManagementContext, options: Readonly<Route
   router.use(sameSiteChangesOnly(context, expectedOrigin));
   router.use(express.json({ limit: '16kb', strict: true }));
   router.use(tokensMayOnlyRevokeThemselves(context));
+
+  // The contract of this API (OpenAPI 3.1), public like the API's shape: no login needed.
+  let openApi: string | undefined;
+  router.get('/openapi.json', (_req, res) => {
+    openApi ??= JSON.stringify(managementApiDocument(), null, 2);
+    res.setHeader('Cache-Control', 'no-cache');
+    res.type('application/json').send(openApi);
+  });
 
   /** Routes for logged-in callers: resolves the caller and answers `no-store`. */
   const route =

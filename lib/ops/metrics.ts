@@ -66,6 +66,8 @@ export interface MetricSources {
   verifier: TokenVerifier;
   feed: RevocationFeed;
   loginThrottle: LoginThrottle;
+  /** The notification sinks' delivery counts, with `notify`. */
+  notifications?: { readonly stats: { delivered: number; failed: number; dropped: number } } | undefined;
 }
 
 type PromClient = typeof import('prom-client');
@@ -273,6 +275,19 @@ export class GateMetrics {
           c,
           [...tallies.managementRefused].map(([code, n]) => [{ code }, n]),
         ),
+    );
+    counter(
+      'notifications_total',
+      'Notification deliveries (e-mails, webhook calls) by outcome: delivered, failed (given up after retries) or dropped (queue full).',
+      ['outcome'],
+      (c) => {
+        const stats = sources()?.notifications?.stats;
+        fromNumbers(c, [
+          [{ outcome: 'delivered' }, stats?.delivered ?? 0],
+          [{ outcome: 'failed' }, stats?.failed ?? 0],
+          [{ outcome: 'dropped' }, stats?.dropped ?? 0],
+        ]);
+      },
     );
     counter(
       'rate_limited_total',
