@@ -94,16 +94,17 @@ describe('PostgresTokenStore', () => {
     const first = new PostgresTokenStore({ pool, schema });
     const record = makeRecord();
     await first.put(record);
-    // Back to what 0.2.0 wrote: no origin column, no values table, version 1.
-    await pool.query(`ALTER TABLE "${schema}"."bbt_tokens" DROP COLUMN origin`);
-    await pool.query(`DROP TABLE "${schema}"."bbt_values"`);
+    // Back to what 0.2.0 wrote: none of the later columns and tables, version 1.
+    for (const column of ['origin', 'rate_limit', 'seal', 'count_group'])
+      await pool.query(`ALTER TABLE "${schema}"."bbt_tokens" DROP COLUMN ${column}`);
+    await pool.query(`DROP TABLE "${schema}"."bbt_values", "${schema}"."bbt_groups"`);
     await pool.query(`UPDATE "${schema}"."bbt_schema_version" SET version = 1`);
     const store = new PostgresTokenStore({ pool, schema });
     expect(await store.get(record.id)).toEqual(record);
     await store.putValue('after-upgrade', 'kept', 60_000);
     expect(await store.takeValue('after-upgrade')).toBe('kept');
     const { rows } = await pool.query(`SELECT version FROM "${schema}"."bbt_schema_version"`);
-    expect(rows).toEqual([{ version: 2 }]);
+    expect(rows).toEqual([{ version: POSTGRES_SCHEMA_VERSION }]);
   });
 
   it('creates the schema once when a fleet starts at the same moment', async () => {
