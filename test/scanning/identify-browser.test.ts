@@ -52,7 +52,7 @@ describe('identify a token, in Chromium', () => {
     await page.getByRole('button', { name: 'Identify' }).click();
     await page.getByRole('heading', { name: 'Status: live' }).waitFor();
     expect(page.url()).not.toContain(token.slice(4));
-    const text = await page.locator('main').innerText();
+    const text = (await page.locator('main').textContent()) ?? '';
     expect(text).toContain(info.id);
     expect(text).toContain('alice');
     expect(text).toContain('pipeline');
