@@ -398,6 +398,8 @@ export function createProgram(io: CliIo, version: string): Command {
     .option('--no-pepper', 'without TOKEN_PEPPER (only if your proxies run without a pepper)')
     .action(
       session<{ json?: boolean }>({ hasher: true }, async (s, options) => {
+        if ((io.stdin as { isTTY?: boolean } | undefined)?.isTTY)
+          s.note('Paste the token, then press Ctrl-D.');
         const text = await readInput(io, '-');
         const found = tokensIn(text, s.tokens.tokenPrefix);
         if (found.length !== 1)

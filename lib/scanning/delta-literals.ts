@@ -16,6 +16,8 @@ export class DeltaLiterals {
   #runStart: Buffer[] = [];
   #runStartLength = 0;
   #afterCopy = false;
+  /** The end of the current run of literal bytes. */
+  #tail: Buffer = Buffer.alloc(0);
 
   constructor(matcher: TokenMatcher) {
     this.#matcher = matcher;
@@ -58,6 +60,7 @@ export class DeltaLiterals {
           i += take;
           this.#remaining -= take;
           this.#matcher.write(literal);
+          this.#keepTail(literal);
           if (this.#afterCopy) this.#collectRunStart(literal);
           if (this.#remaining === 0) this.#state = 2;
         }
@@ -72,16 +75,27 @@ export class DeltaLiterals {
   }
 
   #endRun(): void {
+    if (this.#tail.length > 0) this.#matcher.checkTruncated(this.#tail);
+    // A short run after a copy: its start may still be a token body whose head was copied.
+    if (this.#afterCopy && this.#runStartLength > 0)
+      this.#matcher.checkBareBody(Buffer.concat(this.#runStart), true);
+    this.#tail = Buffer.alloc(0);
     this.#matcher.reset();
     this.#runStart = [];
     this.#runStartLength = 0;
     this.#afterCopy = true;
   }
 
+  #keepTail(literal: Buffer): void {
+    const keep = this.#matcher.tailLength;
+    const joined = literal.length >= keep ? literal : Buffer.concat([this.#tail, literal]);
+    this.#tail = Buffer.from(joined.subarray(Math.max(0, joined.length - keep)));
+  }
+
   #collectRunStart(literal: Buffer): void {
     this.#runStart.push(literal);
     this.#runStartLength += literal.length;
-    if (this.#runStartLength >= TOKEN_BODY_LENGTH) {
+    if (this.#runStartLength > TOKEN_BODY_LENGTH) {
       this.#matcher.checkBareBody(Buffer.concat(this.#runStart));
       this.#afterCopy = false;
       this.#runStart = [];

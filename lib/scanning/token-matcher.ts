@@ -1,4 +1,4 @@
-import { parseToken, TOKEN_BODY_LENGTH } from '../tokens/format.js';
+import { assembleToken, ID_LENGTH, parseToken, SECRET_LENGTH, TOKEN_BODY_LENGTH } from '../tokens/format.js';
 
 /**
  * Finds our tokens in a byte stream given in chunks of any size: the prefix, `_`, 60 base62
@@ -6,6 +6,11 @@ import { parseToken, TOKEN_BODY_LENGTH } from '../tokens/format.js';
  * hit is one of ours (or was). State is carried across chunk boundaries: the last few bytes of
  * a chunk are kept and looked at again with the start of the next.
  */
+const BASE62 = /^[0-9A-Za-z]+$/;
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const isBase62 = (byte: number) =>
+  (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a);
+
 export class TokenMatcher {
   readonly #prefix: string;
   readonly #needle: Buffer;
@@ -44,11 +49,44 @@ export class TokenMatcher {
 
   /**
    * Checks a run of bytes that may be a token's body whose prefix came from elsewhere (a delta
-   * that copies `bbt_` from the old version of a line and inserts the new characters).
+   * that copies `bbt_` from the old version of a line and inserts the new characters). The copy
+   * may have taken the first character too, when it equals the old token's (1 time in 62): then
+   * each of the 62 is tried, and the checksum (whole in the run) tells which is right.
+   * `runEnded`: the literal run ends with `body` (a copy follows).
    */
-  checkBareBody(body: Buffer): void {
-    if (body.length < TOKEN_BODY_LENGTH) return;
-    this.#check(`${this.#prefix}_${body.toString('latin1', 0, TOKEN_BODY_LENGTH)}`);
+  checkBareBody(body: Buffer, runEnded = false): void {
+    let run = 0;
+    while (run < body.length && run < TOKEN_BODY_LENGTH && isBase62(body[run]!)) run++;
+    const text = body.toString('latin1', 0, run);
+    if (run === TOKEN_BODY_LENGTH) {
+      this.#check(`${this.#prefix}_${text}`);
+      return;
+    }
+    // Only where the base62 characters end (before the data, or with the run): the token's end.
+    if ((run === body.length && !runEnded) || run !== TOKEN_BODY_LENGTH - 1) return;
+    for (const first of ALPHABET) this.#check(`${this.#prefix}_${first}${text}`);
+  }
+
+  /** Bytes a token takes but for its last character: how much of a run's end to keep. */
+  get tailLength(): number {
+    return this.#span - 1;
+  }
+
+  /**
+   * Checks the end of a run of bytes for a token cut short by the next copy of a delta: git's
+   * delta extends a copy backwards while bytes match, so the last characters of an inserted
+   * token can come from the old version. With its id and secret whole (54 characters after the
+   * prefix) the token is rebuilt; only the store can say whether it is one.
+   */
+  checkTruncated(tail: Buffer): void {
+    const at = tail.lastIndexOf(this.#needle);
+    if (at < 0) return;
+    const body = tail.toString('latin1', at + this.#needle.length);
+    if (body.length < ID_LENGTH + SECRET_LENGTH || body.length >= TOKEN_BODY_LENGTH || !BASE62.test(body))
+      return;
+    this.#onToken(
+      assembleToken(this.#prefix, body.slice(0, ID_LENGTH), body.slice(ID_LENGTH, ID_LENGTH + SECRET_LENGTH)),
+    );
   }
 
   /** Candidates of `data` that start before `startsBefore` and end within `data`. */

@@ -202,6 +202,28 @@ describe('push protection, with git through the example proxy', () => {
     expect(await upstreamState()).toEqual(before);
   }, 60_000);
 
+  it("refuses a token whose last characters git's delta copies from the old file", async () => {
+    const repo = await cloneFresh('cut-short');
+    const leaked = await newToken('cut short');
+    // The old file: the line before the insertion point ends with the token's last 3 characters,
+    // so git extends the copy of what follows backwards over them: the delta inserts only 57.
+    const lines = Array.from({ length: 3000 }, (_, i) => `entry ${i} ${randomBytes(10).toString('hex')}`);
+    lines[1499] = `${lines[1499]}${leaked.token.slice(-3)}`;
+    writeFileSync(join(repo, 'list.txt'), `${lines.join('\n')}\n`);
+    await git('-C', repo, 'add', 'list.txt');
+    await commitAll(repo, 'a list');
+    await git('-C', repo, 'push', '-q', 'origin', 'HEAD:main');
+    lines[1499] = `${lines[1499]!.slice(0, -3)}\nkey ${leaked.token}`;
+    writeFileSync(join(repo, 'list.txt'), `${lines.join('\n')}\n`);
+    await commitAll(repo, 'one more entry');
+    const before = await upstreamState();
+    const push = await git('-C', repo, 'push', 'origin', 'HEAD:main').catch((err: { stderr: string }) => err);
+    expect((push as { stderr: string }).stderr).toContain(
+      `(id ${leaked.info.id}, owner demo) in a changed file`,
+    );
+    expect(await upstreamState()).toEqual(before);
+  }, 60_000);
+
   it('mounts the revocation endpoint: curl kills a live token without logging in', async () => {
     const found = await newToken('found on a wiki');
     const res = await run('curl', [
