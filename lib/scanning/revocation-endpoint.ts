@@ -9,6 +9,7 @@ import {
 import type { EventListener } from '../events.js';
 import { sendError } from '../http/respond.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
+import { addressKey } from '../internal/ip.js';
 import { integer, type Shape, validateOptions } from '../internal/options.js';
 import type { ClientIpResolver } from '../request/client-address.js';
 import { parseToken } from '../tokens/format.js';
@@ -192,7 +193,8 @@ export function revocationEndpoint(
       return;
     }
     const clientIp = parts.resolveClientIp(req)?.text ?? null;
-    if (counter.add(clientIp ?? 'unknown', windowMs) > maxRequests) {
+    // An IPv6 client by its /64, like the login throttle: one subscriber holds the whole range.
+    if (counter.add(addressKey(clientIp), windowMs) > maxRequests) {
       fail(
         req,
         res,
