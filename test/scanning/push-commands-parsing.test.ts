@@ -121,4 +121,37 @@ describe('push commands spelled as git accepts them', () => {
     expect(() => execFileSync('git', ['-C', bare, 'cat-file', '-e', head], { stdio: 'ignore' })).toThrow();
     await gate.close();
   }, 30_000);
+
+  it('judges as a push any path a servlet container maps to git-receive-pack, whatever the content type', async () => {
+    const gate = createTokenGate({ pushProtection: { revoke: false } });
+    const app = express();
+    app.use('/scm', gate.protect(), forwardTo(upstreamUrl));
+    const pusher = await gate.tokens.create({ user: 'ann', name: 'push', scope: 'write' });
+    const leaked = await gate.tokens.create({ user: 'ann', name: 'leaky', scope: 'read' });
+    const { head, pack } = commitWith(`token = ${leaked.token}\n`);
+    const body = Buffer.concat([Buffer.from(`${spellings(head)[0]![1]}0000`), pack]);
+    // Tomcat drops `;parameters` from each segment and resolves dot segments before mapping.
+    for (const path of [
+      '/scm/proj/repo.git/git-receive-pack;jsessionid=1',
+      '/scm/proj/repo.git/git-receive-pack%3Bx',
+      '/scm/proj/repo.git/git-receive-pack/.',
+      '/scm/proj/repo.git/git-receive-pack/x/..',
+      '/scm/proj/repo.git/git-receive-pack;/',
+    ]) {
+      const res = await request(app)
+        .post(path)
+        .set('Authorization', `Bearer ${pusher.token}`)
+        .set('Content-Type', 'application/octet-stream')
+        .buffer(true)
+        .parse((r, callback) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (chunk: Buffer) => chunks.push(chunk));
+          r.on('end', () => callback(null, Buffer.concat(chunks)));
+        })
+        .send(body);
+      expect((res.body as Buffer).toString('latin1'), path).toContain('push contains a live API token');
+    }
+    expect(execFileSync('git', ['-C', bare, 'for-each-ref'], { encoding: 'utf8' })).toBe('');
+    await gate.close();
+  }, 30_000);
 });
