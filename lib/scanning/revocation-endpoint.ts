@@ -124,11 +124,19 @@ export async function revokeReported(
       name: info.name,
       source: 'report',
       revoked: true,
-      ...(report.url === undefined ? {} : { url: report.url }),
-      ...(report.finder === undefined ? {} : { finder: report.finder }),
+      ...(report.url === undefined ? {} : { url: withoutTokens(report.url, tokens.tokenPrefix) }),
+      ...(report.finder === undefined ? {} : { finder: withoutTokens(report.finder, tokens.tokenPrefix) }),
     });
   }
   return revoked;
+}
+
+/**
+ * The finder's text with anything token-shaped cut to its prefix: a URL may carry another
+ * token (one nobody reported), and events never hold a secret.
+ */
+function withoutTokens(text: string, prefix: string): string {
+  return text.replace(new RegExp(`${prefix}_[0-9A-Za-z]+`, 'gi'), `${prefix}_…`);
 }
 
 /** A store that fails now may answer in a moment: three tries, then the error. */
