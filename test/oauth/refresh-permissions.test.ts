@@ -70,16 +70,13 @@ describe('refresh tokens and changed permissions', () => {
         decision: 'allow',
       });
     const code = new URL(back.headers['location'] as string).searchParams.get('code')!;
-    const res = await request(app)
-      .post('/oauth/token')
-      .type('form')
-      .send({
-        grant_type: 'authorization_code',
-        client_id: 'git',
-        code,
-        redirect_uri: REDIRECT,
-        code_verifier: verifier,
-      });
+    const res = await request(app).post('/oauth/token').type('form').send({
+      grant_type: 'authorization_code',
+      client_id: 'git',
+      code,
+      redirect_uri: REDIRECT,
+      code_verifier: verifier,
+    });
     expect(res.status, res.text).toBe(200);
     expect(res.body.scope).toBe(scope);
     return res.body as Record<string, string>;
