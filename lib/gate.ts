@@ -324,7 +324,17 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
       return oauthServer.metadataHandler();
     }),
     revocationEndpoint: called('revocationEndpoint', (endpointOptions?: RevocationEndpointOptions) =>
-      revocationEndpoint({ tokens, emit, resolveClientIp }, endpointOptions),
+      revocationEndpoint(
+        {
+          tokens,
+          emit,
+          resolveClientIp,
+          // Read at each report: `gate.oauth()` may be called after this.
+          endRefreshFamily: async (token) =>
+            oauthServer === undefined ? null : oauthServer.issuer.endLeakedFamily(token),
+        },
+        endpointOptions,
+      ),
     ),
     async close() {
       open = false;

@@ -142,6 +142,20 @@ export class OAuthIssuer {
   }
 
   /**
+   * A refresh token found where it should not be (the revocation endpoint for found tokens):
+   * when it is the family's current one, the family ends, whichever client it belongs to. Answers
+   * the id of the family's access token (for the caller to revoke and report), else null.
+   */
+  async endLeakedFamily(token: string): Promise<string | null> {
+    const parsed = parseRefreshToken(token);
+    if (parsed === null) return null;
+    const family = await this.#state.get<FamilyRecord>('family', parsed.family);
+    if (family === null || !sameDigest(family.secret, digest(parsed.secret))) return null;
+    await this.#state.take('family', parsed.family);
+    return family.accessTokenId;
+  }
+
+  /**
    * A family lives while its user's tokens were not all revoked since the sign-in, and its
    * access token was not revoked before its expiry (revoking it on "My tokens" signs git out).
    */

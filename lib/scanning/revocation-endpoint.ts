@@ -11,6 +11,7 @@ import { sendError } from '../http/respond.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { addressKey } from '../internal/ip.js';
 import { integer, type Shape, validateOptions } from '../internal/options.js';
+import type { TokenInfo } from '../model.js';
 import type { ClientIpResolver } from '../request/client-address.js';
 import { parseToken } from '../tokens/format.js';
 import type { TokenService } from '../tokens/service.js';
@@ -51,6 +52,11 @@ export interface RevocationParts {
   tokens: TokenService;
   emit: EventListener;
   resolveClientIp: ClientIpResolver;
+  /**
+   * Ends the OAuth sign-in of a reported refresh token (`gate.oauth()`), answering the id of its
+   * access token, or null when it is none of ours. Default: refresh tokens are ignored.
+   */
+  endRefreshFamily?: (token: string) => Promise<string | null>;
 }
 
 /**
@@ -99,17 +105,23 @@ export function parseReports(body: unknown): LeakReport[] {
  */
 export async function revokeReported(
   reports: readonly LeakReport[],
-  parts: Pick<RevocationParts, 'tokens' | 'emit'>,
+  parts: Pick<RevocationParts, 'tokens' | 'emit' | 'endRefreshFamily'>,
   context: { clientIp: string | null; actor: string },
 ): Promise<string[]> {
-  const { tokens, emit } = parts;
+  const { tokens, emit, endRefreshFamily } = parts;
   const seen = new Set<string>();
   const revoked: string[] = [];
   for (const report of reports) {
     const token = report.token.trim();
-    if (seen.has(token) || parseToken(token, tokens.tokenPrefix) === null) continue;
+    if (seen.has(token)) continue;
     seen.add(token);
-    const info = await withRetries(() => tokens.verify(token));
+    let info: TokenInfo | null;
+    if (parseToken(token, tokens.tokenPrefix) !== null) info = await withRetries(() => tokens.verify(token));
+    else if (endRefreshFamily !== undefined && token.length <= 200) {
+      // A refresh token: its sign-in ends, and its access token is revoked and reported below.
+      const accessId = await withRetries(() => endRefreshFamily(token));
+      info = accessId === null ? null : await withRetries(() => tokens.get(accessId));
+    } else continue;
     if (info === null) continue;
     const done = await withRetries(() => tokens.revoke(info.id, context));
     if (!done) continue;
