@@ -5,9 +5,9 @@ import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from './federation/tok
 import { compileTrustRules } from './federation/trust-rules.js';
 import { GATE_OPTIONS, type TokenGateOptions } from './gate/options.js';
 import { buildRequestPath } from './gate/request-path.js';
-import { compilePermission, toGroupResolver } from './groups/group-resolver.js';
+import { compilePermission, type GroupResolver, toGroupResolver } from './groups/group-resolver.js';
 import { LoginThrottle } from './http/login-throttle.js';
-import type { ManagementContext } from './http/management-context.js';
+import { type ManagementContext, resolveCaller } from './http/management-context.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { lazyRouter } from './internal/lazy-router.js';
 import { validateOptions } from './internal/options.js';
@@ -307,6 +307,15 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
         resolveClientIp,
         extraGrants,
         emit,
+        mayIssue: async (grant) => {
+          const claimed = grant.claimGroups ?? [];
+          const groups: GroupResolver =
+            claimed.length === 0
+              ? management.groups
+              : async (name) => [...(await management.groups(name)), ...claimed];
+          const caller = await resolveCaller({ ...management, groups }, grant.user);
+          return grant.scope === 'write' ? caller.mayCreateWrite : caller.mayCreate;
+        },
       });
       return oauthServer.router();
     }),
@@ -315,7 +324,17 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
       return oauthServer.metadataHandler();
     }),
     revocationEndpoint: called('revocationEndpoint', (endpointOptions?: RevocationEndpointOptions) =>
-      revocationEndpoint({ tokens, emit, resolveClientIp }, endpointOptions),
+      revocationEndpoint(
+        {
+          tokens,
+          emit,
+          resolveClientIp,
+          // Read at each report: `gate.oauth()` may be called after this.
+          endRefreshFamily: async (token) =>
+            oauthServer === undefined ? null : oauthServer.issuer.endLeakedFamily(token),
+        },
+        endpointOptions,
+      ),
     ),
     async close() {
       open = false;

@@ -1,4 +1,6 @@
 import type { Request, Response } from 'express';
+import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
+import { addressKey } from '../internal/ip.js';
 import { authenticateClient } from './client-auth.js';
 import { type DeviceRecord, digest, newSecret } from './grant-state.js';
 import { oauthError } from './issuer.js';
@@ -7,10 +9,24 @@ import { parseScope } from './scope.js';
 import { type EndpointContext, readForm, resultOfError, sendResult } from './token-endpoint.js';
 import { formatUserCode, newUserCode } from './user-code.js';
 
+/** The window of `maxDeviceAuthorizationsPerIp`. */
+const WINDOW_MS = 60_000;
+
 /** POST /device_authorization (RFC 8628 §3.1): a device code to poll with and a user code to type. */
 export function deviceEndpoint(context: EndpointContext, urls: (req: Request) => OAuthUrls) {
   const { config, state } = context;
+  const started = new FixedWindowCounter();
   return async function oauthDeviceAuthorization(req: Request, res: Response): Promise<void> {
+    // The one write anyone may ask for: bounded per address, so no client fills the store.
+    const { count, resetAt } = started.addBy(addressKey(context.clientIp(req)), 1, WINDOW_MS);
+    if (count > config.maxDeviceAuthorizationsPerIp) {
+      res.setHeader('Retry-After', String(Math.max(1, Math.ceil((resetAt - Date.now()) / 1000))));
+      sendResult(
+        res,
+        oauthError(429, 'temporarily_unavailable', 'Too many sign-ins started. Try again later.'),
+      );
+      return;
+    }
     const form = readForm(req);
     if (typeof form === 'string') {
       sendResult(res, oauthError(400, 'invalid_request', 'Send one form, each parameter once.'));

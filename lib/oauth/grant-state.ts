@@ -17,6 +17,11 @@ export interface Grant {
   resources: string[] | null;
   /** Lifetime of each access token. */
   lifetimeMs: number;
+  /**
+   * Groups the login's provider vouched for at consent (the session's); each refresh judges the
+   * permissions again with these and the gate's `groups` as they are then.
+   */
+  claimGroups?: string[];
 }
 
 /** An authorization code's record, under the digest of the code: single use, 60 s. */

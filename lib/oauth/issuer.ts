@@ -22,6 +22,9 @@ export interface Issued {
   family: string;
 }
 
+/** Whether `grant.user` may now be issued a token of `grant.scope` (the gate's permissions, groups resolved afresh). */
+export type MayIssue = (grant: Grant) => Promise<boolean>;
+
 const REFRESH = /^[a-z][a-z0-9]{0,15}r_([0-9a-f]{32})\.([A-Za-z0-9_-]{43})$/;
 
 /** The family id and secret of a refresh token string, or null when it is not one of ours. */
@@ -47,12 +50,20 @@ export class OAuthIssuer {
   readonly #state: GrantState;
   readonly #config: OAuthConfig;
   readonly #now: () => number;
+  readonly #mayIssue: MayIssue | undefined;
 
-  constructor(tokens: TokenService, state: GrantState, config: OAuthConfig, now: () => number = Date.now) {
+  constructor(
+    tokens: TokenService,
+    state: GrantState,
+    config: OAuthConfig,
+    now: () => number = Date.now,
+    mayIssue?: MayIssue,
+  ) {
     this.#tokens = tokens;
     this.#state = state;
     this.#config = config;
     this.#now = now;
+    this.#mayIssue = mayIssue;
   }
 
   /** A new sign-in (code or device grant): an access token and a new refresh family. */
@@ -94,9 +105,28 @@ export class OAuthIssuer {
     }
     if (scope === 'write' && family.scope === 'read')
       return oauthError(400, 'invalid_scope', 'A refresh cannot widen the scope that was granted.');
+    const grant: Grant = { ...family, scope: scope ?? family.scope };
+    // A refresh creates a token: the user must still be allowed to (taken out of a group since
+    // the consent, they sign in again). A group source that is down keeps the sign-in for later.
+    if (this.#mayIssue !== undefined) {
+      let allowed: boolean;
+      try {
+        allowed = await this.#mayIssue(grant);
+      } catch (err) {
+        await this.#state.put('family', parsed.family, family, this.#keepMs(family, now));
+        throw err;
+      }
+      if (!allowed) {
+        await this.#tokens.revoke(family.accessTokenId, { actor: family.user, clientIp });
+        return oauthError(
+          400,
+          'invalid_grant',
+          'The user may no longer be issued such a token: sign in again.',
+        );
+      }
+    }
     // The previous access token goes: one live token per sign-in on "My tokens".
     await this.#tokens.revoke(family.accessTokenId, { actor: family.user, clientIp });
-    const grant: Grant = { ...family, scope: scope ?? family.scope };
     return this.#mint(grant, clientIp, parsed.family, family.signedInAt);
   }
 
@@ -112,6 +142,20 @@ export class OAuthIssuer {
   }
 
   /**
+   * A refresh token found where it should not be (the revocation endpoint for found tokens):
+   * when it is the family's current one, the family ends, whichever client it belongs to. Answers
+   * the id of the family's access token (for the caller to revoke and report), else null.
+   */
+  async endLeakedFamily(token: string): Promise<string | null> {
+    const parsed = parseRefreshToken(token);
+    if (parsed === null) return null;
+    const family = await this.#state.get<FamilyRecord>('family', parsed.family);
+    if (family === null || !sameDigest(family.secret, digest(parsed.secret))) return null;
+    await this.#state.take('family', parsed.family);
+    return family.accessTokenId;
+  }
+
+  /**
    * A family lives while its user's tokens were not all revoked since the sign-in, and its
    * access token was not revoked before its expiry (revoking it on "My tokens" signs git out).
    */
@@ -121,6 +165,11 @@ export class OAuthIssuer {
     if (Number.isFinite(revokedAll) && revokedAll >= family.signedInAt) return false;
     if (now < family.accessExpiresAt && (await this.#tokens.get(family.accessTokenId)) === null) return false;
     return true;
+  }
+
+  /** How long a family is kept from `now`: its idle lifetime, within its absolute one. */
+  #keepMs(family: FamilyRecord, now: number): number {
+    return Math.min(this.#config.refreshIdleMs, family.signedInAt + this.#config.refreshMaxMs - now);
   }
 
   async #mint(
@@ -158,6 +207,7 @@ export class OAuthIssuer {
         scope: grant.scope,
         resources: grant.resources,
         lifetimeMs: grant.lifetimeMs,
+        ...(grant.claimGroups === undefined ? {} : { claimGroups: grant.claimGroups }),
         secret: digest(secret),
         signedInAt,
         accessTokenId: created.info.id,

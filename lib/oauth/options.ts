@@ -52,6 +52,11 @@ export interface OAuthOptions {
   deviceCodeTtlMs?: number;
   /** Seconds a device waits between two polls of the token endpoint. Default 5. */
   devicePollIntervalS?: number;
+  /**
+   * Device authorizations one client address (an IPv6 /64) may start per minute, on each
+   * instance; more get 429. Each stores two values for `deviceCodeTtlMs`. Default 30.
+   */
+  maxDeviceAuthorizationsPerIp?: number;
 }
 
 const HOUR = 3_600_000;
@@ -115,6 +120,7 @@ export const OAUTH_OPTIONS: Shape<OAuthOptions> = {
   refreshMaxMs: integer(300_000, 365 * DAY),
   deviceCodeTtlMs: integer(60_000, 1_800_000),
   devicePollIntervalS: integer(1, 60),
+  maxDeviceAuthorizationsPerIp: integer(1, 1_000_000),
 };
 
 /** `OAuthOptions` with every default filled in, resolved once. */
@@ -132,6 +138,7 @@ export interface OAuthConfig {
   refreshMaxMs: number;
   deviceCodeTtlMs: number;
   devicePollIntervalS: number;
+  maxDeviceAuthorizationsPerIp: number;
 }
 
 /** Fills in defaults; `maxDays` (the expiry policy) caps every lifetime. */
@@ -158,5 +165,6 @@ export function resolveOAuthOptions(
     refreshMaxMs,
     deviceCodeTtlMs: options.deviceCodeTtlMs ?? 600_000,
     devicePollIntervalS: options.devicePollIntervalS ?? 5,
+    maxDeviceAuthorizationsPerIp: options.maxDeviceAuthorizationsPerIp ?? 30,
   };
 }

@@ -123,6 +123,7 @@ function chosenGrant(
     scope,
     resources: checked.resources === undefined || checked.resources === null ? null : [...checked.resources],
     lifetimeMs,
+    ...(page.session.groups.length === 0 ? {} : { claimGroups: [...page.session.groups] }),
   };
 }
 

@@ -15,7 +15,7 @@ import type { TokenService } from '../tokens/service.js';
 import { deviceEndpoint } from './device-endpoint.js';
 import { GrantState, holdsGrants } from './grant-state.js';
 import type { GrantHandler } from './grants.js';
-import { OAuthIssuer, oauthError } from './issuer.js';
+import { type MayIssue, OAuthIssuer, oauthError } from './issuer.js';
 import { metadataDocument, urlsFor } from './metadata.js';
 import { OAUTH_OPTIONS, type OAuthConfig, type OAuthOptions, resolveOAuthOptions } from './options.js';
 import { revocationEndpoint } from './revocation-endpoint.js';
@@ -31,6 +31,8 @@ export interface OAuthDeps {
   extraGrants: ReadonlyMap<string, GrantHandler>;
   /** The gate's audit events. Default: none. */
   emit?: EventListener;
+  /** Judges each refresh against the permissions as they are then. Default: not judged. */
+  mayIssue?: MayIssue;
 }
 
 /** Runs an async handler; errors that are not answered go to Express. */
@@ -67,7 +69,7 @@ export class OAuthServer {
       );
     this.config = resolveOAuthOptions(options, deps.expiry.maxDays);
     this.state = new GrantState(store);
-    this.issuer = new OAuthIssuer(deps.tokens, this.state, this.config);
+    this.issuer = new OAuthIssuer(deps.tokens, this.state, this.config, Date.now, deps.mayIssue);
     this.#deps = deps;
     this.context = {
       config: this.config,

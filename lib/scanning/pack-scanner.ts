@@ -125,7 +125,8 @@ export class PackScanner extends Writable {
         this.#state = 'done';
         return data.length; // the pack's checksum, and nothing after it is read
       case 'done':
-        if (data.length > 0 && this.commands.deletesOnly && this.commands.updates.length > 0)
+        // Also when no update was recognised: a pack there would reach git unscanned.
+        if (data.length > 0 && this.commands.deletesOnly)
           throw new Error('a push that only deletes refs carries data');
         return data.length;
       default:

@@ -12,7 +12,9 @@ export interface RefUpdate {
   ref: string;
 }
 
-const COMMAND = /^([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (\S+)$/;
+// As git's receive-pack reads them: hex in either case, and the ref name is the rest of the line
+// (a name git later refuses still has its pack stored first).
+const COMMAND = /^([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (.+)$/i;
 /** Refs remembered for the report; a push naming more is refused as a whole (it still gets an answer). */
 export const MAX_REFS = 50_000;
 

@@ -104,9 +104,11 @@ export function guardPush(req: Request, res: Response, next: NextFunction, optio
     if (input !== scanner) input.destroy();
     unlink(file).catch(() => {});
   };
-  // The client went away before the push was judged: nothing goes on.
+  // The client went away before the push was judged: nothing goes on. (A request a body parser
+  // read to its end closes soon after whoever is still there; that says nothing.)
+  const readByParser = req.readableEnded;
   req.once('close', () => {
-    if (!settled) {
+    if (!settled && !readByParser) {
       settled = true;
       cleanup();
     }
@@ -166,7 +168,24 @@ export function guardPush(req: Request, res: Response, next: NextFunction, optio
   };
 
   if (early !== null) intake(early);
+  else if (alreadyEnded) {
+    // A body parser before us read the push: what goes on is `req.body`, so that is scanned.
+    const parsed = req.body as unknown;
+    if (Buffer.isBuffer(parsed) || typeof parsed === 'string') intake(Buffer.from(parsed));
+    else if (!isNothing(parsed)) failScan(new Error('the push was read into an object before protect()'));
+  }
   if (alreadyEnded) bodyComplete();
+}
+
+/** What body parsers leave when they read nothing (`{}` in Express 4, undefined in 5). */
+function isNothing(body: unknown): boolean {
+  return (
+    body === undefined ||
+    body === null ||
+    (typeof body === 'object' &&
+      Object.getPrototypeOf(body) === Object.prototype &&
+      Object.keys(body).length === 0)
+  );
 }
 
 /** Feeds `req` from the file as its reader asks for more, then ends it. */

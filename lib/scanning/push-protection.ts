@@ -37,7 +37,20 @@ export const PUSH_PROTECTION_OPTIONS: Shape<PushProtectionOptions> = {
   tempDir: string({ minLength: 1 }),
 };
 
-const RECEIVE_PACK_PATH = /\/git-receive-pack\/*$/i;
+/**
+ * The last segment of a path as a servlet container maps it: `;parameters` dropped from each
+ * segment, empty and `.` segments skipped, `..` going up (Tomcat serves
+ * `git-receive-pack;x` and `git-receive-pack/.` as `git-receive-pack`).
+ */
+function mappedLastSegment(path: string): string | undefined {
+  const segments: string[] = [];
+  for (const raw of path.split('/')) {
+    const segment = raw.replace(/;.*$/s, '');
+    if (segment === '..') segments.pop();
+    else if (segment !== '' && segment !== '.') segments.push(segment);
+  }
+  return segments.at(-1)?.toLowerCase();
+}
 const RECEIVE_PACK_TYPE = 'application/x-git-receive-pack-request';
 
 /**
@@ -55,7 +68,7 @@ export function isPush(req: Request): boolean {
   } catch {
     // Undecodable: judged as written.
   }
-  return RECEIVE_PACK_PATH.test(path) || RECEIVE_PACK_PATH.test(decoded);
+  return mappedLastSegment(path) === 'git-receive-pack' || mappedLastSegment(decoded) === 'git-receive-pack';
 }
 
 export interface PushProtectionParts {

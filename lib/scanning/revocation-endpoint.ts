@@ -9,7 +9,9 @@ import {
 import type { EventListener } from '../events.js';
 import { sendError } from '../http/respond.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
+import { addressKey } from '../internal/ip.js';
 import { integer, type Shape, validateOptions } from '../internal/options.js';
+import type { TokenInfo } from '../model.js';
 import type { ClientIpResolver } from '../request/client-address.js';
 import { parseToken } from '../tokens/format.js';
 import type { TokenService } from '../tokens/service.js';
@@ -50,6 +52,11 @@ export interface RevocationParts {
   tokens: TokenService;
   emit: EventListener;
   resolveClientIp: ClientIpResolver;
+  /**
+   * Ends the OAuth sign-in of a reported refresh token (`gate.oauth()`), answering the id of its
+   * access token, or null when it is none of ours. Default: refresh tokens are ignored.
+   */
+  endRefreshFamily?: (token: string) => Promise<string | null>;
 }
 
 /**
@@ -98,17 +105,23 @@ export function parseReports(body: unknown): LeakReport[] {
  */
 export async function revokeReported(
   reports: readonly LeakReport[],
-  parts: Pick<RevocationParts, 'tokens' | 'emit'>,
+  parts: Pick<RevocationParts, 'tokens' | 'emit' | 'endRefreshFamily'>,
   context: { clientIp: string | null; actor: string },
 ): Promise<string[]> {
-  const { tokens, emit } = parts;
+  const { tokens, emit, endRefreshFamily } = parts;
   const seen = new Set<string>();
   const revoked: string[] = [];
   for (const report of reports) {
     const token = report.token.trim();
-    if (seen.has(token) || parseToken(token, tokens.tokenPrefix) === null) continue;
+    if (seen.has(token)) continue;
     seen.add(token);
-    const info = await withRetries(() => tokens.verify(token));
+    let info: TokenInfo | null;
+    if (parseToken(token, tokens.tokenPrefix) !== null) info = await withRetries(() => tokens.verify(token));
+    else if (endRefreshFamily !== undefined && token.length <= 200) {
+      // A refresh token: its sign-in ends, and its access token is revoked and reported below.
+      const accessId = await withRetries(() => endRefreshFamily(token));
+      info = accessId === null ? null : await withRetries(() => tokens.get(accessId));
+    } else continue;
     if (info === null) continue;
     const done = await withRetries(() => tokens.revoke(info.id, context));
     if (!done) continue;
@@ -123,11 +136,19 @@ export async function revokeReported(
       name: info.name,
       source: 'report',
       revoked: true,
-      ...(report.url === undefined ? {} : { url: report.url }),
-      ...(report.finder === undefined ? {} : { finder: report.finder }),
+      ...(report.url === undefined ? {} : { url: withoutTokens(report.url, tokens.tokenPrefix) }),
+      ...(report.finder === undefined ? {} : { finder: withoutTokens(report.finder, tokens.tokenPrefix) }),
     });
   }
   return revoked;
+}
+
+/**
+ * The finder's text with anything token-shaped cut to its prefix: a URL may carry another
+ * token (one nobody reported), and events never hold a secret.
+ */
+function withoutTokens(text: string, prefix: string): string {
+  return text.replace(new RegExp(`${prefix}_[0-9A-Za-z]+`, 'gi'), `${prefix}_…`);
 }
 
 /** A store that fails now may answer in a moment: three tries, then the error. */
@@ -192,7 +213,8 @@ export function revocationEndpoint(
       return;
     }
     const clientIp = parts.resolveClientIp(req)?.text ?? null;
-    if (counter.add(clientIp ?? 'unknown', windowMs) > maxRequests) {
+    // An IPv6 client by its /64, like the login throttle: one subscriber holds the whole range.
+    if (counter.add(addressKey(clientIp), windowMs) > maxRequests) {
       fail(
         req,
         res,
