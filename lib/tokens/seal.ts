@@ -3,8 +3,8 @@ import type { TokenRecord } from '../model.js';
 
 /**
  * The seal of a token record: a MAC, under a key derived from the server's pepper, over every
- * field that decides what a token may do (id, owner, scope, expiry, restrictions, upstream
- * credential) and its hash. Someone who can write to the store but does not hold the pepper
+ * field that decides what a token may do (id, owner, scope, expiry, restrictions including its
+ * rate limit, upstream credential) and its hash. Someone who can write to the store but does not hold the pepper
  * cannot change any of them, nor graft a hash they know onto another record, without the
  * record failing verification. The name, creator, times of creation and last use are not
  * sealed: they change nothing a token may do.
@@ -48,6 +48,9 @@ export function sealedText(record: Omit<TokenRecord, 'seal'>): string {
     record.resources,
     record.upstream,
     record.hash,
+    // Appended (not in v1's first list) so a seal written before per-token rate limits existed
+    // still reads the same: a record without one seals as before.
+    ...(record.rateLimit == null ? [] : [record.rateLimit.requests, record.rateLimit.windowSeconds]),
   ]);
 }
 
