@@ -102,6 +102,8 @@ export interface RunningProxy {
     readToken: string | undefined;
     writeToken: string | undefined;
     keptIds: string[];
+    /** Earlier demo tokens revoked because they do not work in this mode (made in header mode). */
+    replacedIds: string[];
     state: DemoState;
   };
   close(): Promise<void>;
@@ -264,7 +266,10 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     // Access-token mode mints a Bitbucket token for each, with the demo user's password.
     const credentials = upstreamOption ? { upstream: { password: DEMO_PASSWORD, slug: DEMO_USER } } : {};
     const renew = flag(env, 'DEMO_NEW_TOKENS', false) || !state.kept;
-    const made = await demoTokens(gate.tokens, DEMO_USER, renew, credentials);
+    // A token an earlier start made in header mode has no Bitbucket access token: it is renewed.
+    const works = async (id: string) =>
+      !upstreamOption || ((await opened.store.get(id))?.upstream ?? null) !== null;
+    const made = await demoTokens(gate.tokens, DEMO_USER, renew, credentials, works);
     demoInfo = { upstream, state, ...made };
   }
 
