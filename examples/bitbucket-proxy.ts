@@ -339,7 +339,8 @@ export function demoInstructions(proxy: RunningProxy): string {
       : [
           'Or let git sign in through the browser, with no token to copy (git-credential-oauth; docs/git-sign-in.md):',
           ...gitSignInConfig(url),
-          `Then: git clone ${url}/scm/demo/repo.git demo-repo-3 (your browser opens the login and consent)`,
+          `Then: git clone ${url}/scm/demo/repo.git demo-repo-3 (your browser opens the login and consent;`,
+          'choose Write there to push with it too; with no desktop, put BROWSER=echo before git and open the URL it prints)',
           '',
         ]),
     'Press Ctrl+C to stop.',
