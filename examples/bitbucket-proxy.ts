@@ -294,11 +294,12 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
  * The `git config` lines that make git sign in through the browser with git-credential-oauth
  * (0.4.2 and later) for this proxy: a cache for the short-lived token, then the OAuth helper
  * with this server's client id and endpoints (relative to the host, as the helper reads them).
+ * The helpers are set for this URL only: other hosts (GitHub…) keep their own.
  */
 export function gitSignInConfig(url: string): string[] {
   return [
-    `$ git config --global --add credential.helper "cache --timeout 28800"`,
-    `$ git config --global --add credential.helper oauth`,
+    `$ git config --global --add credential.${url}.helper "cache --timeout 28800"`,
+    `$ git config --global --add credential.${url}.helper oauth`,
     `$ git config --global credential.${url}.oauthClientId git`,
     `$ git config --global credential.${url}.oauthAuthURL /tokens/oauth/authorize`,
     `$ git config --global credential.${url}.oauthTokenURL /oauth/token`,
