@@ -342,6 +342,7 @@ export function demoInstructions(proxy: RunningProxy): string {
           ...gitSignInConfig(url),
           `Then: git clone ${url}/scm/demo/repo.git demo-repo-3 (your browser opens the login and consent;`,
           'choose Write there to push with it too; with no desktop, put BROWSER=echo before git and open the URL it prints)',
+          `Undo: git config --global --remove-section credential.${url}`,
           '',
         ]),
     'Press Ctrl+C to stop.',
