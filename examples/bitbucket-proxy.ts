@@ -102,6 +102,8 @@ export interface RunningProxy {
     readToken: string | undefined;
     writeToken: string | undefined;
     keptIds: string[];
+    /** Earlier demo tokens revoked because they do not work in this mode (made in header mode). */
+    replacedIds: string[];
     state: DemoState;
   };
   close(): Promise<void>;
@@ -264,7 +266,10 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     // Access-token mode mints a Bitbucket token for each, with the demo user's password.
     const credentials = upstreamOption ? { upstream: { password: DEMO_PASSWORD, slug: DEMO_USER } } : {};
     const renew = flag(env, 'DEMO_NEW_TOKENS', false) || !state.kept;
-    const made = await demoTokens(gate.tokens, DEMO_USER, renew, credentials);
+    // A token an earlier start made in header mode has no Bitbucket access token: it is renewed.
+    const works = async (id: string) =>
+      !upstreamOption || ((await opened.store.get(id))?.upstream ?? null) !== null;
+    const made = await demoTokens(gate.tokens, DEMO_USER, renew, credentials, works);
     demoInfo = { upstream, state, ...made };
   }
 
@@ -289,11 +294,12 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
  * The `git config` lines that make git sign in through the browser with git-credential-oauth
  * (0.4.2 and later) for this proxy: a cache for the short-lived token, then the OAuth helper
  * with this server's client id and endpoints (relative to the host, as the helper reads them).
+ * The helpers are set for this URL only: other hosts (GitHub…) keep their own.
  */
 export function gitSignInConfig(url: string): string[] {
   return [
-    `$ git config --global --add credential.helper "cache --timeout 28800"`,
-    `$ git config --global --add credential.helper oauth`,
+    `$ git config --global --add credential.${url}.helper "cache --timeout 28800"`,
+    `$ git config --global --add credential.${url}.helper oauth`,
     `$ git config --global credential.${url}.oauthClientId git`,
     `$ git config --global credential.${url}.oauthAuthURL /tokens/oauth/authorize`,
     `$ git config --global credential.${url}.oauthTokenURL /oauth/token`,
@@ -334,7 +340,9 @@ export function demoInstructions(proxy: RunningProxy): string {
       : [
           'Or let git sign in through the browser, with no token to copy (git-credential-oauth; docs/git-sign-in.md):',
           ...gitSignInConfig(url),
-          `Then: git clone ${url}/scm/demo/repo.git demo-repo-3 (your browser opens the login and consent)`,
+          `Then: git clone ${url}/scm/demo/repo.git demo-repo-3 (your browser opens the login and consent;`,
+          'choose Write there to push with it too; with no desktop, put BROWSER=echo before git and open the URL it prints)',
+          `Undo: git config --global --remove-section credential.${url}`,
           '',
         ]),
     'Press Ctrl+C to stop.',

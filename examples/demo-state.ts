@@ -117,6 +117,8 @@ export interface DemoTokens {
   writeToken: string | undefined;
   /** Ids of the tokens an earlier start made that still work. */
   keptIds: string[];
+  /** Ids of earlier demo tokens revoked because they do not work in this mode. */
+  replacedIds: string[];
 }
 
 const DEMO_TOKEN_NAMES = { read: 'demo read token', write: 'demo write token' } as const;
@@ -124,19 +126,29 @@ const DEMO_TOKEN_NAMES = { read: 'demo read token', write: 'demo write token' } 
 /**
  * The demo user's read and write tokens: those of an earlier start when they still work (their
  * secrets are not stored, so they are not printed again), a new one for each that is gone.
- * `renew` (`DEMO_NEW_TOKENS=1`) revokes the kept ones and makes new ones.
+ * `renew` (`DEMO_NEW_TOKENS=1`) revokes the kept ones and makes new ones. `works` says whether a
+ * kept token works in this start's mode (one made in header mode has no Bitbucket access token
+ * for access-token mode): those that do not are revoked and made anew.
  */
 export async function demoTokens(
   tokens: TokenGate['tokens'],
   user: string,
   renew: boolean,
   extra: Partial<CreateTokenInput> = {},
+  works: (id: string) => Promise<boolean> = async () => true,
 ): Promise<DemoTokens> {
   const live = await tokens.list(user);
-  const result: DemoTokens = { readToken: undefined, writeToken: undefined, keptIds: [] };
+  const result: DemoTokens = { readToken: undefined, writeToken: undefined, keptIds: [], replacedIds: [] };
   for (const scope of ['read', 'write'] as const) {
     const name = DEMO_TOKEN_NAMES[scope];
-    const earlier = live.filter((t) => t.name === name);
+    let earlier = live.filter((t) => t.name === name);
+    if (!renew)
+      for (const old of earlier)
+        if (!(await works(old.id))) {
+          await tokens.revoke(old.id);
+          result.replacedIds.push(old.id);
+          earlier = earlier.filter((t) => t !== old);
+        }
     if (renew) for (const old of earlier) await tokens.revoke(old.id);
     if (!renew && earlier.length > 0) {
       result.keptIds.push(...earlier.map((t) => t.id));
@@ -165,7 +177,7 @@ export function protectSqliteFiles(state: DemoState, storeUrl: string): void {
  * work and where new ones come from. Starts with the line after the title, ends with a blank one.
  */
 export function demoTokenLines(demo: DemoTokens & { state: DemoState }, user: string): string[] {
-  const { readToken, writeToken, keptIds, state } = demo;
+  const { readToken, writeToken, keptIds, replacedIds, state } = demo;
   const made = [
     ...(readToken ? [`Read token for "${user}":  ${readToken}`] : []),
     ...(writeToken ? [`Write token for "${user}": ${writeToken}`] : []),
@@ -179,11 +191,20 @@ export function demoTokenLines(demo: DemoTokens & { state: DemoState }, user: st
           'again. New tokens: the token page or the management API (both below), or DEMO_NEW_TOKENS=1 npm start',
           '(which revokes the kept demo tokens). Replace <read token> and <write token> below with yours.',
         ];
+  const replaced =
+    replacedIds.length === 0
+      ? []
+      : [
+          `The demo tokens an earlier start made in the other mode (ids ${replacedIds.join(', ')}) do not work in this`,
+          'one: they are revoked, and the new ones below replace them.',
+          '',
+        ];
   return [
     state.kept
       ? `The demo keeps its repository and secrets in ${state.dir} (delete it to start over).`
       : "The demo's repository and secrets are gone when it stops (set DATA_DIR to keep them).",
     '',
+    ...replaced,
     ...made,
     ...(made.length > 0 && kept.length > 0 ? [''] : []),
     ...kept,

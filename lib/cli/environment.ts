@@ -86,8 +86,9 @@ export async function openStore(url: string, env: Env, create = false): Promise<
 
 /**
  * The hasher the proxies use: `TOKEN_HASHER` (`sha256`, the default, or `bcrypt`) with
- * `TOKEN_PEPPER`. Only `create` needs it; a sha256 token made without the proxies' pepper
- * would never verify, so a missing pepper is an error unless `--no-pepper` says it is meant.
+ * `TOKEN_PEPPER`. Only `create`, `identify`, `revoke-leaked` and `seal` need it; without the
+ * proxies' pepper a sha256 token made would never verify (and one looked up never match), so a
+ * missing pepper is an error unless `--no-pepper` says it is meant.
  */
 export function hasherFrom(env: Env, pepperRequired: boolean): TokenHasher {
   const kind = env['TOKEN_HASHER'] || 'sha256';

@@ -84,7 +84,8 @@ const EPILOG = `
 Environment (secrets come from here or from NAME_FILE, never from arguments):
   TOKEN_STORE         store URL: redis://, rediss://, redis+sentinel://, redis+cluster://,
                       postgres://, sqlite:<file> (memory: for tests)
-  TOKEN_PEPPER        the proxies' pepper (create only); TOKEN_HASHER sha256 (default) or bcrypt
+  TOKEN_PEPPER        the proxies' pepper (create, identify, revoke-leaked, seal); TOKEN_HASHER
+                      sha256 (default) or bcrypt
   TOKEN_PREFIX        token prefix (default bbt); TOKEN_MAX_DAYS, TOKEN_DEFAULT_DAYS: expiry policy
   REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD, PGPASSWORD: store passwords
   TOKEN_AUDIT_LOG     file that receives every change as a JSON line (like --audit-log)
@@ -410,7 +411,7 @@ export function createProgram(io: CliIo, version: string): Command {
         const identity = await s.tokens.identify(found[0]!);
         if (options.json) await s.out(JSON.stringify(identity));
         else {
-          await s.out(`status      ${identity.status}`);
+          await s.out(`status:           ${identity.status}`);
           if (identity.info !== undefined) for (const line of tokenDetails(identity.info)) await s.out(line);
         }
         if (identity.status === 'unknown')

@@ -32,6 +32,7 @@ export function loginRoutes(router: Router, kit: PageKit): void {
         formToken: kit.codec.csrfToken(`login:${id}`),
         ...(username === undefined ? {} : { username }),
         ...(error === undefined ? {} : { error }),
+        ...(kit.hasReturnTo(page.req) ? { signIn: true } : {}),
         ...(error === undefined && page.req.query['done'] === 'logged-out'
           ? { info: 'You are logged out.' }
           : {}),

@@ -124,6 +124,11 @@ export class PageKit {
     setCookie(res, `${this.#cookieName}_return`, value, this.#cookieSettings(req, 'Lax'), LOGIN_WINDOW_MS);
   }
 
+  /** True while a login will return to an OAuth page (the login page then says why it is asked). */
+  hasReturnTo(req: Request): boolean {
+    return readCookie(req, `${this.#cookieName}_return`) !== undefined;
+  }
+
   /** The path a login returns to (and forgets it), or undefined. */
   takeReturnTo(req: Request, res: Response): string | undefined {
     const value = readCookie(req, `${this.#cookieName}_return`);

@@ -133,14 +133,24 @@ function upstreamOf(
 
 /**
  * Failures a create form shows next to its fields: input errors, and a missing or refused
- * Bitbucket credential (next to the password field where the form has one).
+ * Bitbucket credential (next to the password field where the form has one). A missing one is
+ * said in the form's words, not the management API's field names.
  */
 function createFormError(
   err: unknown,
   passwordField: boolean,
+  credentialGiven: boolean,
 ): { field: string; message: string; status: number } | undefined {
   if (isInputError(err)) return { field: fieldOf(err), message: err.message, status: 400 };
   const credential = passwordField ? 'bitbucketPassword' : 'bitbucketToken';
+  if (err instanceof ConflictError && !credentialGiven)
+    return {
+      field: credential,
+      message: passwordField
+        ? 'Type your Bitbucket password here again, or give a Bitbucket HTTP access token: Bitbucket makes the access token behind this one with it.'
+        : 'Give a Bitbucket HTTP access token of the owner: this proxy backs each API token with one.',
+      status: 409,
+    };
   if (err instanceof ConflictError) return { field: credential, message: err.message, status: 409 };
   if (err instanceof TokenGateError && (err.code === 'PASSWORD_INVALID' || err.code === 'TOO_MANY_ATTEMPTS'))
     return { field: credential, message: err.message, status: err.status };
@@ -258,7 +268,11 @@ export function tokenRoutes(
         if (formId !== '') kit.sentForms.set(formId, true);
         showCreated(page, created, back);
       } catch (err) {
-        const failure = createFormError(err, page.session.via === 'password' && back === 'mine');
+        const failure = createFormError(
+          err,
+          page.session.via === 'password' && back === 'mine',
+          (fields['bitbucketPassword'] ?? '') !== '' || (fields['bitbucketToken'] ?? '').trim() !== '',
+        );
         if (failure === undefined) throw err;
         if (err instanceof TokenGateError && err.code === 'PASSWORD_INVALID')
           await kit.context.loginThrottle.recordFailure(page.clientIp, page.caller.name);

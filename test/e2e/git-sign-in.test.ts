@@ -39,7 +39,16 @@ describe('git sign-in through the browser (git-credential-oauth, device flow)', 
   /** Runs git; resolves with its exit code and stderr. `onUrl` gets the sign-in URL the helper prints. */
   function git(args: string[], onUrl?: (signIn: string) => Promise<void>) {
     return new Promise<{ code: number | null; stderr: string; asked: boolean }>((resolve) => {
-      const child = spawn('/usr/bin/git', args, { cwd: dir, env: env() });
+      // Its own process group: stopping git must stop the helper it started too, which would
+      // otherwise wait on its loopback port long after the test.
+      const child = spawn('/usr/bin/git', args, { cwd: dir, env: env(), detached: true });
+      const stop = () => {
+        try {
+          process.kill(-child.pid!, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      };
       let stderr = '';
       let asked = false;
       child.stderr.on('data', (chunk: Buffer) => {
@@ -47,11 +56,11 @@ describe('git sign-in through the browser (git-credential-oauth, device flow)', 
         const found = /(http:\/\/\S+\/tokens\/oauth\/authorize\S+)/.exec(stderr);
         if (found !== null && !asked) {
           asked = true;
-          if (onUrl === undefined) child.kill('SIGTERM');
+          if (onUrl === undefined) stop();
           else
             onUrl(found[1]!).catch((err: unknown) => {
               stderr += `\n[browser] ${String(err)}`;
-              child.kill('SIGTERM');
+              stop();
             });
         }
       });

@@ -215,6 +215,8 @@ describe('gate.oauth over HTTP', () => {
       expect(first.status).toBe(303);
       expect(first.headers['location']).toBe('../login');
       const form = await agent.get('/tokens/login');
+      // The login page says why it is asked: git signs in, and the next page confirms.
+      expect(form.text).toContain('Log in to let git or another tool sign in with an API token');
       const res = await agent
         .post('/tokens/login')
         .type('form')

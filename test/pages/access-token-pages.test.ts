@@ -76,6 +76,10 @@ describe('token pages in access-token mode (Chromium)', () => {
     await page.getByLabel('Name', { exact: true }).fill('laptop');
     await page.getByRole('button', { name: 'Create token' }).click();
     await page.locator('#f-bitbucketPassword-error').waitFor();
+    // In the form's words, not the management API's field names.
+    expect(await page.locator('#f-bitbucketPassword-error').textContent()).toContain(
+      'Type your Bitbucket password here again',
+    );
     expect(await seriousViolations(page)).toEqual([]);
 
     await page.getByLabel('Name', { exact: true }).fill('laptop');

@@ -68,7 +68,7 @@ describe('express-api-tokens identify', () => {
     });
     const run = await cli(['identify'], `  ${token}\n`);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^status\s+live$/m);
+    expect(run.stdout).toMatch(/^status:\s+live$/m);
     expect(run.stdout).toContain(info.id);
     expect(run.stdout).toContain('alice');
     expect(run.stdout).toContain('CI deploy');
@@ -85,7 +85,7 @@ describe('express-api-tokens identify', () => {
     await tokens.revoke(info.id);
     const revoked = await cli(['identify'], token);
     expect(revoked.code).toBe(3);
-    expect(revoked.stdout).toMatch(/^status\s+unknown$/m);
+    expect(revoked.stdout).toMatch(/^status:\s+unknown$/m);
     expect(revoked.stdout).not.toContain('bob');
     const other = await tokens.create({ user: 'carol', name: 'x', scope: 'read' });
     const asArgument = await cli(['identify', other.token]);

@@ -11,6 +11,8 @@ export interface LoginView {
   error?: string;
   /** A short confirmation (e.g. after logging out). */
   info?: string;
+  /** The login was asked by git or another tool signing in (the consent or device page follows). */
+  signIn?: boolean;
 }
 
 /** The login page: a user name and password form, or the single sign-on button. */
@@ -22,7 +24,11 @@ export function loginPage(view: LoginView): string {
     <div class="login">
       <h1>Log in</h1>
       <section class="card" aria-label="Log in">
-        <p class="hint">Log in to create and manage your API tokens for git and the REST API.</p>
+        <p class="hint">
+          {view.signIn
+            ? 'Log in to let git or another tool sign in with an API token: you confirm it on the next page.'
+            : 'Log in to create and manage your API tokens for git and the REST API.'}
+        </p>
         {view.info !== undefined && <Alert tone="success">{view.info}</Alert>}
         {error !== undefined && <Alert tone="error">{error}</Alert>}
         {login.kind === 'password' ? (

@@ -22,8 +22,14 @@ export const ScopeBadge = ({ scope }: { scope: Scope }) => (
   <span class={`badge ${scope}`}>{scope === 'write' ? 'Write' : 'Read'}</span>
 );
 
+/**
+ * "Expires soon" for a token within its last days. Not for one that lives days at most by design
+ * (a git sign-in's hours, a CI job's minutes): it would be flagged from its first minute.
+ */
 export function Status({ info, now }: { info: TokenInfo; now: number }) {
-  const soon = info.expiresAt !== null && Date.parse(info.expiresAt) - now < SOON_DAYS * DAY_MS;
+  const expires = info.expiresAt === null ? null : Date.parse(info.expiresAt);
+  const shortLived = expires !== null && expires - Date.parse(info.createdAt) <= SOON_DAYS * DAY_MS;
+  const soon = expires !== null && !shortLived && expires - now < SOON_DAYS * DAY_MS;
   return soon ? <span class="badge expiring">Expires soon</span> : <span class="badge active">Active</span>;
 }
 
