@@ -19,7 +19,7 @@ import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/healt
 import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
 import { GateMetrics } from './ops/metrics.js';
 import { checkPagesOptions, type PagesOptions } from './pages/options.js';
-import { type ClientIpOptions, createClientIpResolver } from './request/client-address.js';
+import { type ClientIpOptions, createClientIpResolver } from './client-address/resolver.js';
 import { pushProtectionStep } from './scanning/push-protection.js';
 import { type RevocationEndpointOptions, revocationEndpoint } from './scanning/revocation-endpoint.js';
 import { MemoryTokenStore } from './stores/memory-token-store.js';

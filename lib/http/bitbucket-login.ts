@@ -13,7 +13,7 @@ import {
   CLIENT_IP_OPTIONS,
   type ClientIpOptions,
   createClientIpResolver,
-} from '../request/client-address.js';
+} from '../client-address/resolver.js';
 import { rememberPasswordLogin } from '../request/login-password.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { assertTokenPrefix } from '../tokens/format.js';

@@ -6,7 +6,7 @@ import express, {
   type Router,
 } from 'express';
 import { validateOptions } from '../internal/options.js';
-import type { ClientIpResolver } from '../request/client-address.js';
+import type { ClientIpResolver } from '../client-address/resolver.js';
 import type { TokenStore } from '../stores/token-store.js';
 import type { ExpiryPolicy } from '../tokens/expiry-policy.js';
 import type { TokenService } from '../tokens/service.js';

@@ -1,7 +1,7 @@
 import { TooManyAttemptsError } from '../errors.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
-import { addressKey } from '../internal/ip.js';
+import { addressKey } from '../client-address/ip.js';
 import { integer, type Shape } from '../internal/options.js';
 import type { TokenStore } from '../stores/token-store.js';
 

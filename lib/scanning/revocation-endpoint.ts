@@ -10,7 +10,7 @@ import type { EventListener } from '../events.js';
 import { sendError } from '../http/respond.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { integer, type Shape, validateOptions } from '../internal/options.js';
-import type { ClientIpResolver } from '../request/client-address.js';
+import type { ClientIpResolver } from '../client-address/resolver.js';
 import { parseToken } from '../tokens/format.js';
 import type { TokenService } from '../tokens/service.js';
 

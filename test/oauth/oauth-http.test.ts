@@ -11,7 +11,7 @@ import {
 } from '../../lib/index.js';
 import type { GrantHandler } from '../../lib/oauth/grants.js';
 import { OAuthServer } from '../../lib/oauth/server.js';
-import { createClientIpResolver } from '../../lib/request/client-address.js';
+import { createClientIpResolver } from '../../lib/client-address/resolver.js';
 
 const SECRET = 'a session secret of at least thirty-two bytes';
 const PASSWORDS: Record<string, string> = { alice: 'alice-pw', admin: 'admin-pw' };

@@ -1,6 +1,6 @@
 import type { Request } from 'express';
-import { type IpAddress, parseIpCached } from '../internal/ip.js';
-import { compileIpList, type IpMatcher } from '../internal/ip-list.js';
+import { type IpAddress, parseIpCached } from './ip.js';
+import { compileIpList, type IpMatcher } from './ip-list.js';
 import { any, headerName, validateOptions } from '../internal/options.js';
 import { forwardedForChain } from './forwarded-header.js';
 

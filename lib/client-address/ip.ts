@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { BoundedCache } from './bounded-cache.js';
+import { BoundedCache } from '../internal/bounded-cache.js';
 
 /**
  * Client addresses, strictly. `node:net` decides what is an address; on top of it we refuse
