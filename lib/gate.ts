@@ -1,4 +1,5 @@
 import type { RequestHandler, Router } from 'express';
+import { type ClientIpOptions, createClientIpResolver } from './client-address/resolver.js';
 import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from './defaults.js';
 import { type EventListener, safeEmitter } from './events.js';
 import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from './federation/token-exchange.js';
@@ -19,7 +20,6 @@ import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/healt
 import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
 import { GateMetrics } from './ops/metrics.js';
 import { checkPagesOptions, type PagesOptions } from './pages/options.js';
-import { type ClientIpOptions, createClientIpResolver } from './client-address/resolver.js';
 import { pushProtectionStep } from './scanning/push-protection.js';
 import { type RevocationEndpointOptions, revocationEndpoint } from './scanning/revocation-endpoint.js';
 import { MemoryTokenStore } from './stores/memory-token-store.js';

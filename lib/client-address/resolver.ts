@@ -1,8 +1,8 @@
 import type { Request } from 'express';
-import { type IpAddress, parseIpCached } from './ip.js';
-import { compileIpList, type IpMatcher } from './ip-list.js';
 import { any, headerName, validateOptions } from '../internal/options.js';
 import { forwardedForChain } from './forwarded-header.js';
+import { type IpAddress, parseIpCached } from './ip.js';
+import { compileIpList, type IpMatcher } from './ip-list.js';
 
 /**
  * The client address of a request: the socket peer, or, from a trusted proxy, the address its

@@ -1,5 +1,5 @@
-import { ValidationError } from '../errors.js';
 import { parseIp } from '../client-address/ip.js';
+import { ValidationError } from '../errors.js';
 import {
   array,
   boolean,

@@ -1,5 +1,10 @@
 import bcrypt from 'bcryptjs';
 import type { RequestHandler } from 'express';
+import {
+  CLIENT_IP_OPTIONS,
+  type ClientIpOptions,
+  createClientIpResolver,
+} from '../client-address/resolver.js';
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { AuthenticationError, ForbiddenError, TokenGateError, UnavailableError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
@@ -9,11 +14,6 @@ import { any, func, integer, object, string, validateOptions, withMethods } from
 import { foldName, isUserName, sameUser } from '../internal/validate.js';
 import { authOf } from '../request/auth-context.js';
 import { parseAuthorization } from '../request/authorization-header.js';
-import {
-  CLIENT_IP_OPTIONS,
-  type ClientIpOptions,
-  createClientIpResolver,
-} from '../client-address/resolver.js';
 import { rememberPasswordLogin } from '../request/login-password.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { assertTokenPrefix } from '../tokens/format.js';

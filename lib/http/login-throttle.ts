@@ -1,7 +1,7 @@
+import { addressKey } from '../client-address/ip.js';
 import { TooManyAttemptsError } from '../errors.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
-import { addressKey } from '../client-address/ip.js';
 import { integer, type Shape } from '../internal/options.js';
 import { foldName } from '../internal/validate.js';
 import type { TokenStore } from '../stores/token-store.js';

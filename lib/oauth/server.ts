@@ -5,8 +5,8 @@ import express, {
   type Response,
   type Router,
 } from 'express';
-import { validateOptions } from '../internal/options.js';
 import type { ClientIpResolver } from '../client-address/resolver.js';
+import { validateOptions } from '../internal/options.js';
 import type { TokenStore } from '../stores/token-store.js';
 import type { ExpiryPolicy } from '../tokens/expiry-policy.js';
 import type { TokenService } from '../tokens/service.js';

@@ -1,4 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
+import type { ClientIpResolver } from '../client-address/resolver.js';
 import {
   MethodNotAllowedError,
   PayloadTooLargeError,
@@ -10,7 +11,6 @@ import type { EventListener } from '../events.js';
 import { sendError } from '../http/respond.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { integer, type Shape, validateOptions } from '../internal/options.js';
-import type { ClientIpResolver } from '../client-address/resolver.js';
 import { parseToken } from '../tokens/format.js';
 import type { TokenService } from '../tokens/service.js';
 

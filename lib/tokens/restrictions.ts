@@ -1,5 +1,5 @@
-import { ValidationError } from '../errors.js';
 import { canonicalIpEntry } from '../client-address/ip-list.js';
+import { ValidationError } from '../errors.js';
 import { isHeaderName } from '../internal/options.js';
 import { parseResourcePattern, resourcePatternText } from '../internal/resource-pattern.js';
 import type { RateLimit, TokenRestrictions } from '../model.js';
