@@ -7,7 +7,7 @@ import { compileTrustRules } from './federation/trust-rules.js';
 import { GATE_OPTIONS, type TokenGateOptions } from './gate/options.js';
 import { buildRequestPath } from './gate/request-path.js';
 import { compilePermission, toGroupResolver } from './groups/group-resolver.js';
-import { LoginThrottle } from './http/login-throttle.js';
+import { LoginThrottle } from './throttle/login-throttle.js';
 import type { ManagementContext } from './http/management-context.js';
 import { createRouter, type RouterOptions } from './http/router.js';
 import { lazyRouter } from './internal/lazy-router.js';

@@ -55,7 +55,7 @@ export {
   bitbucketPasswordVerifier,
   type PasswordVerifier,
 } from './http/bitbucket-login.js';
-export type { LoginThrottleOptions } from './http/login-throttle.js';
+export type { LoginThrottleOptions } from './throttle/login-throttle.js';
 export { type Challenge, sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
 export type { RateLimitOptions } from './limits/options.js';
@@ -92,7 +92,7 @@ export {
 export type { LoginProvider, PagesOptions } from './pages/options.js';
 export type { PendingLogin, SessionOptions } from './pages/session.js';
 export type { AuthContext } from './request/auth-context.js';
-export type { ThrottleOptions } from './request/throttle.js';
+export type { ThrottleOptions } from './throttle/failure-throttle.js';
 export type { PushProtectionOptions } from './scanning/push-protection.js';
 export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';

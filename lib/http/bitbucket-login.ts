@@ -17,7 +17,7 @@ import { parseAuthorization } from '../request/authorization-header.js';
 import { rememberPasswordLogin } from '../request/login-password.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { assertTokenPrefix } from '../tokens/format.js';
-import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
+import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from '../throttle/login-throttle.js';
 import { refuse } from './respond.js';
 
 /**

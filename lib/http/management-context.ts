@@ -5,7 +5,7 @@ import { type GroupResolver, groupsOf, type Permission } from '../groups/group-r
 import { sameUser, validateUser } from '../internal/validate.js';
 import type { Scope } from '../model.js';
 import type { ExpiryPolicy, TokenService } from '../tokens/service.js';
-import type { LoginThrottle } from './login-throttle.js';
+import type { LoginThrottle } from '../throttle/login-throttle.js';
 
 /**
  * What the management API and the token pages need from the gate. Both act through

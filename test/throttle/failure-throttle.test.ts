@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createTokenGate, type TokenGate, type TokenGateOptions } from '../../lib/gate.js';
-import { FailureThrottle } from '../../lib/request/throttle.js';
+import { FailureThrottle } from '../../lib/throttle/failure-throttle.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { assembleToken, generateToken } from '../../lib/tokens/format.js';
 import { bcryptHasher, sha256Hasher, type TokenHasher } from '../../lib/tokens/hashers.js';
