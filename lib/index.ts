@@ -45,7 +45,7 @@ export {
   type StoreHealth,
   type TokenGate,
 } from './gate.js';
-export { type BitbucketGroupsOptions, bitbucketGroups } from './groups/bitbucket-groups.js';
+export { type BitbucketGroupsOptions, bitbucketGroups } from './bitbucket/groups.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
 export {
   type BitbucketLoginOptions,
@@ -54,7 +54,7 @@ export {
   bitbucketLogin,
   bitbucketPasswordVerifier,
   type PasswordVerifier,
-} from './http/bitbucket-login.js';
+} from './bitbucket/login.js';
 export type { LoginThrottleOptions } from './throttle/login-throttle.js';
 export { type Challenge, sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';

@@ -1,6 +1,6 @@
 import { AuthenticationError, ConflictError, ForbiddenError, ValidationError } from '../errors.js';
 import type { EventListener } from '../events.js';
-import { bitbucketBaseUrl } from '../internal/bitbucket-client.js';
+import { bitbucketBaseUrl } from '../bitbucket/rest-client.js';
 import {
   any,
   array,
@@ -31,13 +31,13 @@ import {
   bearerAuthorization,
   bitbucketTokenId,
   missingPermissions,
-} from './bitbucket-token-api.js';
+} from '../bitbucket/token-api.js';
 import { CredentialBox, type EncryptionKey, type UpstreamCredential } from './credential-box.js';
 import { ExpirySweep } from './expiry-sweep.js';
 import { upstreamCredentials } from './upstream-credentials.js';
 import { type RetryOptions, UpstreamDeletions } from './upstream-deletions.js';
 
-export type { BitbucketPermission } from './bitbucket-token-api.js';
+export type { BitbucketPermission } from '../bitbucket/token-api.js';
 export type { EncryptionKey } from './credential-box.js';
 export type { RetryOptions } from './upstream-deletions.js';
 

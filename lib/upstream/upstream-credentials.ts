@@ -7,7 +7,7 @@ import type { TokenRecord } from '../model.js';
 import { isTokenRequest, verifiedRecord } from '../request/credential-slot.js';
 import { addHeader, removeHeaders, spellingsOf } from '../request/header-rewrite.js';
 import type { Step } from '../request/step.js';
-import { type BitbucketTokenApi, bearerAuthorization, refusalOf } from './bitbucket-token-api.js';
+import { type BitbucketTokenApi, bearerAuthorization, refusalOf } from '../bitbucket/token-api.js';
 import type { CredentialBox } from './credential-box.js';
 import { DEFAULT_IDENTITY_HEADER, DEFAULT_JWT_HEADER } from './forward-identity.js';
 import { type HeldAnswer, holdAnswer } from './held-response.js';

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ValidationError } from '../../lib/errors.js';
-import { bitbucketGroups } from '../../lib/groups/bitbucket-groups.js';
+import { bitbucketGroups } from '../../lib/bitbucket/groups.js';
 import { createTokenGate, oidcLogin, passwordLogin, type TokenGate } from '../../lib/index.js';
 import { foldName, sameUser, validateUser } from '../../lib/internal/validate.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';

@@ -17,7 +17,7 @@ import { sha256Hasher } from '../../lib/tokens/hashers.js';
 import { PUBLIC_SEAL, sealOf } from '../../lib/tokens/seal.js';
 import { TokenService } from '../../lib/tokens/service.js';
 import { bitbucketAccessTokens } from '../../lib/upstream/bitbucket-access-tokens.js';
-import { BitbucketTokenApi } from '../../lib/upstream/bitbucket-token-api.js';
+import { BitbucketTokenApi } from '../../lib/bitbucket/token-api.js';
 import { CredentialBox } from '../../lib/upstream/credential-box.js';
 import { upstreamCredentials } from '../../lib/upstream/upstream-credentials.js';
 import { basic, echoApp } from '../support/apps.js';

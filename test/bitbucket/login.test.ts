@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTokenGate } from '../../lib/gate.js';
-import { bitbucketGroups } from '../../lib/groups/bitbucket-groups.js';
-import { bitbucketLogin, bitbucketPasswordVerifier } from '../../lib/http/bitbucket-login.js';
+import { bitbucketGroups } from '../../lib/bitbucket/groups.js';
+import { bitbucketLogin, bitbucketPasswordVerifier } from '../../lib/bitbucket/login.js';
 import { basic, EXPRESS_VERSIONS } from '../support/apps.js';
 import { type BitbucketStandIn, startBitbucketStandIn } from '../support/bitbucket-stand-in.js';
 

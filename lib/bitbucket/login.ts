@@ -8,7 +8,7 @@ import {
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { AuthenticationError, ForbiddenError, TokenGateError, UnavailableError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
-import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
+import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from './rest-client.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
 import { foldName, isUserName, sameUser } from '../internal/validate.js';
@@ -18,7 +18,7 @@ import { rememberPasswordLogin } from '../request/login-password.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { assertTokenPrefix } from '../tokens/format.js';
 import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from '../throttle/login-throttle.js';
-import { refuse } from './respond.js';
+import { refuse } from '../http/respond.js';
 
 /**
  * A Bitbucket account, as Bitbucket names it. `bitbucketLogin` sets it as `req.user`.
