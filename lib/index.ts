@@ -1,3 +1,12 @@
+export { type BitbucketGroupsOptions, bitbucketGroups } from './bitbucket/groups.js';
+export {
+  type BitbucketLoginOptions,
+  type BitbucketPasswordVerifierOptions,
+  type BitbucketUser,
+  bitbucketLogin,
+  bitbucketPasswordVerifier,
+  type PasswordVerifier,
+} from './bitbucket/login.js';
 export {
   type AuthenticationCode,
   AuthenticationError,
@@ -45,17 +54,7 @@ export {
   type StoreHealth,
   type TokenGate,
 } from './gate.js';
-export { type BitbucketGroupsOptions, bitbucketGroups } from './bitbucket/groups.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
-export {
-  type BitbucketLoginOptions,
-  type BitbucketPasswordVerifierOptions,
-  type BitbucketUser,
-  bitbucketLogin,
-  bitbucketPasswordVerifier,
-  type PasswordVerifier,
-} from './bitbucket/login.js';
-export type { LoginThrottleOptions } from './throttle/login-throttle.js';
 export { type Challenge, sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
 export type { RateLimitOptions } from './limits/options.js';
@@ -92,7 +91,6 @@ export {
 export type { LoginProvider, PagesOptions } from './pages/options.js';
 export type { PendingLogin, SessionOptions } from './pages/session.js';
 export type { AuthContext } from './request/auth-context.js';
-export type { ThrottleOptions } from './throttle/failure-throttle.js';
 export type { PushProtectionOptions } from './scanning/push-protection.js';
 export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
@@ -134,6 +132,8 @@ export {
   userGroup,
   type WindowCount,
 } from './stores/token-store.js';
+export type { ThrottleOptions } from './throttle/failure-throttle.js';
+export type { LoginThrottleOptions } from './throttle/login-throttle.js';
 export type { ExpiryPolicy } from './tokens/expiry-policy.js';
 export {
   type BcryptHasherOptions,

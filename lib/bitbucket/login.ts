@@ -8,7 +8,7 @@ import {
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { AuthenticationError, ForbiddenError, TokenGateError, UnavailableError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
-import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from './rest-client.js';
+import { refuse } from '../http/respond.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
 import { foldName, isUserName, sameUser } from '../internal/validate.js';
@@ -16,9 +16,13 @@ import { authOf } from '../request/auth-context.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { rememberPasswordLogin } from '../request/login-password.js';
 import type { TokenStore } from '../stores/token-store.js';
+import {
+  LOGIN_THROTTLE_OPTIONS,
+  LoginThrottle,
+  type LoginThrottleOptions,
+} from '../throttle/login-throttle.js';
 import { assertTokenPrefix } from '../tokens/format.js';
-import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from '../throttle/login-throttle.js';
-import { refuse } from '../http/respond.js';
+import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from './rest-client.js';
 
 /**
  * A Bitbucket account, as Bitbucket names it. `bitbucketLogin` sets it as `req.user`.

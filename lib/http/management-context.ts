@@ -4,8 +4,8 @@ import type { EventListener } from '../events.js';
 import { type GroupResolver, groupsOf, type Permission } from '../groups/group-resolver.js';
 import { sameUser, validateUser } from '../internal/validate.js';
 import type { Scope } from '../model.js';
-import type { ExpiryPolicy, TokenService } from '../tokens/service.js';
 import type { LoginThrottle } from '../throttle/login-throttle.js';
+import type { ExpiryPolicy, TokenService } from '../tokens/service.js';
 
 /**
  * What the management API and the token pages need from the gate. Both act through

@@ -8,7 +8,12 @@ import { foldName, followsNamingRule, sameUser } from '../internal/validate.js';
 import type { AuthContext } from '../request/auth-context.js';
 import { setVerified, takePendingToken } from '../request/credential-slot.js';
 import { middlewareOf, type Step } from '../request/step.js';
-import { FailureThrottle, THROTTLE_OPTIONS, type ThrottleOptions, type Ticket } from '../throttle/failure-throttle.js';
+import {
+  FailureThrottle,
+  THROTTLE_OPTIONS,
+  type ThrottleOptions,
+  type Ticket,
+} from '../throttle/failure-throttle.js';
 import { parseToken } from '../tokens/format.js';
 import { type TokenService, verifierOf } from '../tokens/service.js';
 import type { VerifyOutcome } from '../tokens/verifier.js';
