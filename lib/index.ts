@@ -53,7 +53,7 @@ export {
   type RevocationFeedHealth,
   type StoreHealth,
   type TokenGate,
-} from './gate.js';
+} from './gate/create-token-gate.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
 export { type Challenge, sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';

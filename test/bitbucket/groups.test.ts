@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { bitbucketGroups } from '../../lib/bitbucket/groups.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { EXPRESS_VERSIONS } from '../support/apps.js';
 import { type BitbucketStandIn, startBitbucketStandIn } from '../support/bitbucket-stand-in.js';
 

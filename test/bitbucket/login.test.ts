@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { bitbucketLogin, bitbucketPasswordVerifier } from '../../lib/bitbucket/login.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { basic, EXPRESS_VERSIONS } from '../support/apps.js';
 import { type BitbucketStandIn, startBitbucketStandIn } from '../support/bitbucket-stand-in.js';
 

@@ -12,7 +12,7 @@ import { type DemoUpstream, startDemoUpstream } from '../../examples/demo-upstre
 import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../../lib/federation/token-exchange.js';
 import { compileTrustRules, type FederationRule } from '../../lib/federation/trust-rules.js';
 import { forwardTo } from '../../lib/forward/index.js';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { type CiIssuer, startCiIssuer } from '../support/ci-issuer.js';
 import { tokenEndpointApp } from '../support/token-endpoint.js';

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createTokenGate, type TokenGate, type TokenGateOptions } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate, type TokenGateOptions } from '../../lib/gate/create-token-gate.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { FailureThrottle } from '../../lib/throttle/failure-throttle.js';
 import { assembleToken, generateToken } from '../../lib/tokens/format.js';

@@ -8,7 +8,7 @@ import { type DemoUpstream, startDemoUpstream } from '../../examples/demo-upstre
 import { BitbucketTokenApi } from '../../lib/bitbucket/token-api.js';
 import type { AuditEvent } from '../../lib/events.js';
 import { forwardTo } from '../../lib/forward/index.js';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { authenticateToken } from '../../lib/middleware/authenticate-token.js';
 import { extractCredentials } from '../../lib/middleware/extract-credentials.js';
 import type { TokenRecord } from '../../lib/model.js';

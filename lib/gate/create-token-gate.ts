@@ -1,42 +1,42 @@
 import type { RequestHandler, Router } from 'express';
-import { type ClientIpOptions, createClientIpResolver } from './client-address/resolver.js';
-import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from './defaults.js';
-import { type EventListener, safeEmitter } from './events.js';
-import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from './federation/token-exchange.js';
-import { compileTrustRules } from './federation/trust-rules.js';
-import { GATE_OPTIONS, type TokenGateOptions } from './gate/options.js';
-import { buildRequestPath } from './gate/request-path.js';
-import { compilePermission, toGroupResolver } from './groups/group-resolver.js';
-import type { ManagementContext } from './http/management-context.js';
-import { createRouter, type RouterOptions } from './http/router.js';
-import { lazyRouter } from './internal/lazy-router.js';
-import { validateOptions } from './internal/options.js';
-import { checkRateLimitOptions } from './limits/options.js';
-import type { GrantHandler } from './oauth/grants.js';
-import type { OAuthOptions } from './oauth/options.js';
-import { OAuthServer } from './oauth/server.js';
-import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/health.js';
-import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
-import { GateMetrics } from './ops/metrics.js';
-import { checkPagesOptions, type PagesOptions } from './pages/options.js';
-import { pushProtectionStep } from './scanning/push-protection.js';
-import { type RevocationEndpointOptions, revocationEndpoint } from './scanning/revocation-endpoint.js';
-import { MemoryTokenStore } from './stores/memory-token-store.js';
-import type { TokenStore } from './stores/token-store.js';
-import { LoginThrottle } from './throttle/login-throttle.js';
-import { checkExpiryPolicy } from './tokens/expiry-policy.js';
-import { assertTokenPrefix } from './tokens/format.js';
-import { resolveHasher } from './tokens/hashers.js';
-import { ExpiryReminders } from './tokens/reminders.js';
-import { listenForRevocations } from './tokens/revocation-feed.js';
-import { warnPublicSeal } from './tokens/seal.js';
-import { TokenService, verifierOf } from './tokens/service.js';
-import { type AttachedUpstream, attachUpstream } from './upstream/bitbucket-access-tokens.js';
+import { type ClientIpOptions, createClientIpResolver } from '../client-address/resolver.js';
+import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from '../defaults.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../federation/token-exchange.js';
+import { compileTrustRules } from '../federation/trust-rules.js';
+import { GATE_OPTIONS, type TokenGateOptions } from './options.js';
+import { buildRequestPath } from './request-path.js';
+import { compilePermission, toGroupResolver } from '../groups/group-resolver.js';
+import type { ManagementContext } from '../http/management-context.js';
+import { createRouter, type RouterOptions } from '../http/router.js';
+import { lazyRouter } from '../internal/lazy-router.js';
+import { validateOptions } from '../internal/options.js';
+import { checkRateLimitOptions } from '../limits/options.js';
+import type { GrantHandler } from '../oauth/grants.js';
+import type { OAuthOptions } from '../oauth/options.js';
+import { OAuthServer } from '../oauth/server.js';
+import { type GateHealth, type HealthHandlers, HealthMonitor } from '../ops/health.js';
+import { instrumentedStore, storeKind } from '../ops/instrumented-store.js';
+import { GateMetrics } from '../ops/metrics.js';
+import { checkPagesOptions, type PagesOptions } from '../pages/options.js';
+import { pushProtectionStep } from '../scanning/push-protection.js';
+import { type RevocationEndpointOptions, revocationEndpoint } from '../scanning/revocation-endpoint.js';
+import { MemoryTokenStore } from '../stores/memory-token-store.js';
+import type { TokenStore } from '../stores/token-store.js';
+import { LoginThrottle } from '../throttle/login-throttle.js';
+import { checkExpiryPolicy } from '../tokens/expiry-policy.js';
+import { assertTokenPrefix } from '../tokens/format.js';
+import { resolveHasher } from '../tokens/hashers.js';
+import { ExpiryReminders } from '../tokens/reminders.js';
+import { listenForRevocations } from '../tokens/revocation-feed.js';
+import { warnPublicSeal } from '../tokens/seal.js';
+import { TokenService, verifierOf } from '../tokens/service.js';
+import { type AttachedUpstream, attachUpstream } from '../upstream/bitbucket-access-tokens.js';
 
-export type { Permissions, TokenGateOptions } from './gate/options.js';
-export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from './ops/health.js';
-export type { PushProtectionOptions } from './scanning/push-protection.js';
-export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
+export type { Permissions, TokenGateOptions } from './options.js';
+export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from '../ops/health.js';
+export type { PushProtectionOptions } from '../scanning/push-protection.js';
+export type { RevocationEndpointOptions } from '../scanning/revocation-endpoint.js';
 
 /**
  * What `createTokenGate` returns: the token service, the request path, the management API,
@@ -270,8 +270,8 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
       checkPagesOptions(pagesOptions!);
       return lazyRouter(async () => {
         const [{ createPagesRouter }, { oauthPageRoutes }] = await Promise.all([
-          import('./pages/router.js'),
-          import('./oauth/page-routes.js'),
+          import('../pages/router.js'),
+          import('../oauth/page-routes.js'),
         ]);
         return createPagesRouter(management, pagesOptions!, (router, kit) =>
           oauthPageRoutes(router, kit, () => oauthServer),
