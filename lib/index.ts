@@ -45,7 +45,6 @@ export type {
   TokenTamperedEvent,
   UpstreamTokenEvent,
 } from './events.js';
-export type { Permissions, TokenGateOptions } from './gate/options.js';
 export {
   createTokenGate,
   type GateHealth,
@@ -54,6 +53,7 @@ export {
   type StoreHealth,
   type TokenGate,
 } from './gate/create-token-gate.js';
+export type { Permissions, TokenGateOptions } from './gate/options.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
 export { type Challenge, sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';

@@ -4,8 +4,6 @@ import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../federation/token-exchange.js';
 import { compileTrustRules } from '../federation/trust-rules.js';
-import { GATE_OPTIONS, type TokenGateOptions } from './options.js';
-import { buildRequestPath } from './request-path.js';
 import { compilePermission, toGroupResolver } from '../groups/group-resolver.js';
 import type { ManagementContext } from '../http/management-context.js';
 import { createRouter, type RouterOptions } from '../http/router.js';
@@ -32,11 +30,13 @@ import { listenForRevocations } from '../tokens/revocation-feed.js';
 import { warnPublicSeal } from '../tokens/seal.js';
 import { TokenService, verifierOf } from '../tokens/service.js';
 import { type AttachedUpstream, attachUpstream } from '../upstream/bitbucket-access-tokens.js';
+import { GATE_OPTIONS, type TokenGateOptions } from './options.js';
+import { buildRequestPath } from './request-path.js';
 
-export type { Permissions, TokenGateOptions } from './options.js';
 export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from '../ops/health.js';
 export type { PushProtectionOptions } from '../scanning/push-protection.js';
 export type { RevocationEndpointOptions } from '../scanning/revocation-endpoint.js';
+export type { Permissions, TokenGateOptions } from './options.js';
 
 /**
  * What `createTokenGate` returns: the token service, the request path, the management API,
