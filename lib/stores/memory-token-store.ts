@@ -1,4 +1,5 @@
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
+import { integer, object, type Shape } from '../internal/options.js';
 import { foldName } from '../internal/validate.js';
 import { copyRecord } from './record-codec.js';
 import { isLive, matchesQuery } from './token-query.js';
@@ -26,6 +27,8 @@ export interface MemoryTokenStoreOptions {
   sweepIntervalMs?: number;
 }
 
+const OPTIONS: Shape<MemoryTokenStoreOptions> = { sweepIntervalMs: integer() };
+
 /**
  * The embedded store for tests and throw-away setups: tokens in this process only, gone on
  * restart. One durable instance uses `SqliteTokenStore`; a fleet `PostgresTokenStore` or
@@ -50,9 +53,8 @@ export class MemoryTokenStore implements TokenStore {
   private readonly timer: NodeJS.Timeout;
 
   constructor(options: Readonly<MemoryTokenStoreOptions> = {}) {
+    object(OPTIONS)(options, '');
     const interval = options.sweepIntervalMs ?? 60_000;
-    if (!Number.isInteger(interval) || interval < 1)
-      throw new TypeError('`sweepIntervalMs` must be a positive integer');
     this.timer = setInterval(() => this.sweep(Date.now()), interval);
     this.timer.unref();
   }

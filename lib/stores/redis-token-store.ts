@@ -1,5 +1,6 @@
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { StoreError, TokenGateError } from '../errors.js';
+import { fail, integer, object, type Shape, withMethods } from '../internal/options.js';
 import { foldName, sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
 import {
@@ -64,6 +65,15 @@ export interface RedisTokenStoreOptions {
 }
 
 const KEY_PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+const OPTIONS: Shape<RedisTokenStoreOptions> = {
+  redis: withMethods(['evalsha'], 'an ioredis Redis or Cluster instance'),
+  keyPrefix: (value, path) => {
+    if (typeof value !== 'string' || !KEY_PREFIX.test(value))
+      fail(path, `must be 1 to 64 letters, digits or _ . : -, got ${JSON.stringify(value)}`);
+  },
+  scanLimit: integer(),
+};
 const BATCH = 200;
 const SUBSCRIBE_TIMEOUT_MS = 5_000;
 
@@ -95,18 +105,10 @@ export class RedisTokenStore implements TokenStore {
   private readonly channel: string;
 
   constructor(options: Readonly<RedisTokenStoreOptions>) {
-    if (typeof options !== 'object' || options === null || typeof options.redis?.evalsha !== 'function') {
-      throw new TypeError('`redis` must be an ioredis Redis or Cluster instance');
-    }
+    object(OPTIONS)(options, '');
+    if (options.redis === undefined) fail('redis', 'is required: an ioredis Redis or Cluster instance');
     const prefix = options.keyPrefix ?? DEFAULT_TOKEN_PREFIX;
-    if (!KEY_PREFIX.test(prefix)) {
-      throw new TypeError(
-        `\`keyPrefix\` must be 1 to 64 letters, digits or _ . : -, got ${JSON.stringify(prefix)}`,
-      );
-    }
     const scanLimit = options.scanLimit ?? 1_000;
-    if (!Number.isInteger(scanLimit) || scanLimit < 1)
-      throw new TypeError('`scanLimit` must be a positive integer');
     this.redis = options.redis;
     this.prefix = prefix;
     this.scanLimit = scanLimit;
