@@ -10,7 +10,7 @@ import {
 } from '../errors.js';
 import { sameUser, validateName, validateScope, validateUser } from '../internal/validate.js';
 import type { TokenInfo } from '../model.js';
-import { fromOwnPages } from '../pages/origin-check.js';
+import { fromOwnPages } from './origin-check.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { verifiedRecord } from '../request/credential-slot.js';
 import { passwordLoginOf } from '../request/login-password.js';

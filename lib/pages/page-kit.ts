@@ -7,7 +7,7 @@ import { BoundedCache } from '../internal/bounded-cache.js';
 import type { ChangeContext } from '../tokens/service.js';
 import { type CookieSettings, clearCookie, cookiePath, readCookie, setCookie } from './cookies.js';
 import type { LoginProvider, PagesOptions } from './options.js';
-import { fromOwnPages } from './origin-check.js';
+import { fromOwnPages } from '../http/origin-check.js';
 import { newNonce, setPageHeaders } from './security-headers.js';
 import { LOGIN_WINDOW_MS, type PendingLogin, type Session, SessionCodec } from './session.js';
 import type { Frame } from './views/layout.js';
