@@ -10,6 +10,7 @@ import { AuthenticationError, ForbiddenError, TokenGateError, UnavailableError }
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
+import { defined } from '../internal/defined.js';
 import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
 import { foldName, isUserName, sameUser } from '../internal/validate.js';
 import { authOf } from '../request/auth-context.js';
@@ -207,17 +208,13 @@ export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): Reques
   const { baseUrl, cacheTtlMs, maxEntries, bcryptCost, timeoutMs } = options;
   const verify = bitbucketPasswordVerifier({
     baseUrl,
-    ...(cacheTtlMs === undefined ? {} : { cacheTtlMs }),
-    ...(maxEntries === undefined ? {} : { maxEntries }),
-    ...(bcryptCost === undefined ? {} : { bcryptCost }),
-    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...defined({ cacheTtlMs, maxEntries, bcryptCost, timeoutMs }),
   });
   const prefix = options.tokenPrefix ?? DEFAULT_TOKEN_PREFIX;
   assertTokenPrefix(prefix);
-  const resolveIp = createClientIpResolver({
-    ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
-    ...(options.clientIpHeader === undefined ? {} : { clientIpHeader: options.clientIpHeader }),
-  });
+  const resolveIp = createClientIpResolver(
+    defined({ trustedProxies: options.trustedProxies, clientIpHeader: options.clientIpHeader }),
+  );
   const throttle = new LoginThrottle(options.store, options.throttle);
   const emit = safeEmitter(options.onEvent);
 

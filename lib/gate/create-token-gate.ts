@@ -7,6 +7,7 @@ import { compileTrustRules } from '../federation/trust-rules.js';
 import { compilePermission, toGroupResolver } from '../groups/group-resolver.js';
 import type { ManagementContext } from '../http/management-context.js';
 import { createRouter, type RouterOptions } from '../http/router.js';
+import { defined } from '../internal/defined.js';
 import { lazyRouter } from '../internal/lazy-router.js';
 import { validateOptions } from '../internal/options.js';
 import { checkRateLimitOptions } from '../limits/options.js';
@@ -159,10 +160,10 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
   const emit = metrics === undefined ? userEmit : metrics.tallies.managementListener(userEmit);
   const groups = toGroupResolver(options.groups);
   const permissions = options.permissions ?? {};
-  const ipOptions: ClientIpOptions = {
-    ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
-    ...(options.clientIpHeader === undefined ? {} : { clientIpHeader: options.clientIpHeader }),
-  };
+  const ipOptions: ClientIpOptions = defined({
+    trustedProxies: options.trustedProxies,
+    clientIpHeader: options.clientIpHeader,
+  });
   const resolveClientIp = createClientIpResolver(ipOptions);
   if (options.upstream !== undefined && options.identity !== undefined)
     throw new TypeError(
@@ -185,11 +186,13 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     tokenPrefix,
     expiry,
     onEvent: emit,
-    ...(options.cache === undefined ? {} : { cache: options.cache }),
-    ...(options.storeTimeoutMs === undefined ? {} : { storeTimeoutMs: options.storeTimeoutMs }),
-    ...(options.maxTokensPerUser === undefined ? {} : { maxTokensPerUser: options.maxTokensPerUser }),
-    ...(upstream === undefined ? {} : { upstream: upstream.hook }),
-    ...(maxRateLimit === undefined ? {} : { maxRateLimit }),
+    ...defined({
+      cache: options.cache,
+      storeTimeoutMs: options.storeTimeoutMs,
+      maxTokensPerUser: options.maxTokensPerUser,
+      upstream: upstream?.hook,
+      maxRateLimit,
+    }),
   });
   const verifier = verifierOf(tokens);
   // Grants of the OAuth token endpoint that come from elsewhere: federation's token exchange.
@@ -215,7 +218,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ipOptions,
     onEvent,
     tallies: metrics?.tallies,
-    ...(upstream === undefined ? {} : { upstreamStep: upstream.requestStep }),
+    ...defined({ upstreamStep: upstream?.requestStep }),
     pushProtection:
       options.pushProtection === false
         ? undefined
