@@ -11,7 +11,7 @@ import { ForbiddenError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { array, func, string, validateOptions } from '../internal/options.js';
-import { compileResourcePatterns, type ResourceTarget } from '../internal/resource-pattern.js';
+import { compileResourcePatterns, type ResourceTarget } from '../tokens/resource-pattern.js';
 import type { TokenInfo } from '../model.js';
 import { bodyRoute, judgeBody } from '../request/resource-body.js';
 import {

@@ -1,4 +1,4 @@
-import type { ResourceTarget } from '../internal/resource-pattern.js';
+import type { ResourceTarget } from '../tokens/resource-pattern.js';
 import { sameUser } from '../internal/validate.js';
 
 /**

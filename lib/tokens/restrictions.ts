@@ -1,7 +1,7 @@
 import { canonicalIpEntry } from '../client-address/ip-list.js';
 import { ValidationError } from '../errors.js';
 import { isHeaderName } from '../internal/options.js';
-import { parseResourcePattern, resourcePatternText } from '../internal/resource-pattern.js';
+import { parseResourcePattern, resourcePatternText } from './resource-pattern.js';
 import type { RateLimit, TokenRestrictions } from '../model.js';
 
 /**

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { createTokenGate, type TokenGateOptions } from '../../lib/gate/create-token-gate.js';
-import { compileResourcePatterns } from '../../lib/internal/resource-pattern.js';
+import { compileResourcePatterns } from '../../lib/tokens/resource-pattern.js';
 import { authenticateToken } from '../../lib/middleware/authenticate-token.js';
 import { extractCredentials } from '../../lib/middleware/extract-credentials.js';
 import { tokenRestrictions } from '../../lib/middleware/token-restrictions.js';
