@@ -11,7 +11,6 @@ import { ForbiddenError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { array, func, string, validateOptions } from '../internal/options.js';
-import { compileResourcePatterns, type ResourceTarget } from '../tokens/resource-pattern.js';
 import type { TokenInfo } from '../model.js';
 import { bodyRoute, judgeBody } from '../request/resource-body.js';
 import {
@@ -21,6 +20,7 @@ import {
   type ResourcePathRules,
 } from '../request/resource-path.js';
 import { middlewareOf, type Step } from '../request/step.js';
+import { compileResourcePatterns, type ResourceTarget } from '../tokens/resource-pattern.js';
 import { ipNotAllowed } from './ip-allowlist.js';
 
 /**
