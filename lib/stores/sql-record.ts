@@ -34,6 +34,13 @@ export const TOKEN_COLUMNS = [
 export type SqlValue = string | number | null;
 
 const COLUMN_OF = new Map<string, number>(RECORD_FIELDS.map((field, i) => [field.column, i]));
+const KEY_COLUMNS = new Set(['id', 'user_key', 'name_key']);
+// The column list and the record codec must agree; a column only one of them knows is a bug.
+for (const column of TOKEN_COLUMNS)
+  if (!KEY_COLUMNS.has(column) && !COLUMN_OF.has(column))
+    throw new Error(`No record field for column ${column}`);
+if (COLUMN_OF.size + KEY_COLUMNS.size !== TOKEN_COLUMNS.length)
+  throw new Error('A record field has no column');
 
 /** The row values of a record, in `TOKEN_COLUMNS` order (the record codec's values plus the key columns). */
 export function toRow(record: TokenRecord): SqlValue[] {
