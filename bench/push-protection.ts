@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import express from 'express';
 import { startDemoUpstream } from '../examples/demo-upstream.js';
 import { forwardTo } from '../lib/forward/index.js';
-import { createTokenGate } from '../lib/gate.js';
+import { createTokenGate } from '../lib/gate/create-token-gate.js';
 
 const run = promisify(execFile);
 const [mode, dir, megabytes = '50'] = process.argv.slice(2);

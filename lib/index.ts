@@ -1,3 +1,12 @@
+export { type BitbucketGroupsOptions, bitbucketGroups } from './bitbucket/groups.js';
+export {
+  type BitbucketLoginOptions,
+  type BitbucketPasswordVerifierOptions,
+  type BitbucketUser,
+  bitbucketLogin,
+  bitbucketPasswordVerifier,
+  type PasswordVerifier,
+} from './bitbucket/login.js';
 export {
   type AuthenticationCode,
   AuthenticationError,
@@ -40,7 +49,6 @@ export type {
 } from './events.js';
 export type { ClaimConditions } from './federation/claim-conditions.js';
 export type { FederationRule } from './federation/trust-rules.js';
-export type { Permissions, TokenGateOptions } from './gate/options.js';
 export {
   createTokenGate,
   type GateHealth,
@@ -48,18 +56,9 @@ export {
   type RevocationFeedHealth,
   type StoreHealth,
   type TokenGate,
-} from './gate.js';
-export { type BitbucketGroupsOptions, bitbucketGroups } from './groups/bitbucket-groups.js';
+} from './gate/create-token-gate.js';
+export type { Permissions, TokenGateOptions } from './gate/options.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
-export {
-  type BitbucketLoginOptions,
-  type BitbucketPasswordVerifierOptions,
-  type BitbucketUser,
-  bitbucketLogin,
-  bitbucketPasswordVerifier,
-  type PasswordVerifier,
-} from './http/bitbucket-login.js';
-export type { LoginThrottleOptions } from './http/login-throttle.js';
 export { type Challenge, sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
 export type { RateLimitOptions } from './limits/options.js';
@@ -105,7 +104,6 @@ export {
 export type { LoginProvider, PagesOptions } from './pages/options.js';
 export type { PendingLogin, SessionOptions } from './pages/session.js';
 export type { AuthContext } from './request/auth-context.js';
-export type { ThrottleOptions } from './request/throttle.js';
 export type { PushProtectionOptions } from './scanning/push-protection.js';
 export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
@@ -147,6 +145,8 @@ export {
   userGroup,
   type WindowCount,
 } from './stores/token-store.js';
+export type { ThrottleOptions } from './throttle/failure-throttle.js';
+export type { LoginThrottleOptions } from './throttle/login-throttle.js';
 export type { ExpiryPolicy } from './tokens/expiry-policy.js';
 export {
   type BcryptHasherOptions,

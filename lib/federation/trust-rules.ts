@@ -1,5 +1,5 @@
+import { parseIp } from '../client-address/ip.js';
 import { ValidationError } from '../errors.js';
-import { parseIp } from '../internal/ip.js';
 import {
   array,
   boolean,

@@ -3,6 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { pipeline } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Request, RequestHandler, Response } from 'express';
+import { expressTrustsPeer } from '../client-address/express-trust-proxy.js';
 import { GatewayError, ValidationError } from '../errors.js';
 import { sendError } from '../http/respond.js';
 import { type Check, fail, integer, type Shape, validateOptions } from '../internal/options.js';
@@ -63,12 +64,6 @@ function upstreamPath(prefix: string, target: string): string | null {
   return `${prefix}${url.pathname}${url.search}`;
 }
 
-/** True when Express's `trust proxy` setting believes the socket peer (as `req.protocol` does). */
-function trustsPeer(req: Request): boolean {
-  const trust: unknown = req.app?.get('trust proxy fn');
-  return typeof trust === 'function' && trust(req.socket.remoteAddress, 0) === true;
-}
-
 function outgoingHeaders(req: Request, upstream: URL) {
   // `expect` is answered by this hop (Node sends `100 Continue` itself); `host` is the upstream's.
   const headers = endToEndHeaders(req.headers, ['expect', 'host']);
@@ -79,7 +74,7 @@ function outgoingHeaders(req: Request, upstream: URL) {
   );
   if (forwardedFor === undefined) delete headers['x-forwarded-for'];
   else headers['x-forwarded-for'] = forwardedFor;
-  const earlierHost = trustsPeer(req)
+  const earlierHost = expressTrustsPeer(req)
     ? String(req.headers['x-forwarded-host'] ?? '')
         .split(',')[0]
         ?.trim()

@@ -1,7 +1,6 @@
 import type { EventListener } from '../events.js';
 import { compileTrustRules, type FederationRule } from '../federation/trust-rules.js';
 import type { GroupsOption } from '../groups/group-resolver.js';
-import { LOGIN_THROTTLE_OPTIONS, type LoginThrottleOptions } from '../http/login-throttle.js';
 import {
   any,
   array,
@@ -24,9 +23,10 @@ import { TOKEN_RESTRICTIONS_OPTIONS } from '../middleware/token-restrictions.js'
 import type { Scope } from '../model.js';
 import { NOTIFY_OPTIONS, type NotifyOptions } from '../notify/options.js';
 import { type MetricsOptions, metricsOption } from '../ops/metrics.js';
-import { THROTTLE_OPTIONS, type ThrottleOptions } from '../request/throttle.js';
 import { PUSH_PROTECTION_OPTIONS, type PushProtectionOptions } from '../scanning/push-protection.js';
 import type { TokenStore } from '../stores/token-store.js';
+import { THROTTLE_OPTIONS, type ThrottleOptions } from '../throttle/failure-throttle.js';
+import { LOGIN_THROTTLE_OPTIONS, type LoginThrottleOptions } from '../throttle/login-throttle.js';
 import { EXPIRY_POLICY, type ExpiryPolicy } from '../tokens/expiry-policy.js';
 import type { TokenHasher } from '../tokens/hashers.js';
 import { REMINDER_OPTIONS, type ReminderOptions } from '../tokens/reminders.js';

@@ -1,11 +1,11 @@
+import type { ClientIpResolver } from '../client-address/resolver.js';
 import { AuthenticationError, ForbiddenError } from '../errors.js';
 import type { EventListener } from '../events.js';
 import { type GroupResolver, groupsOf, type Permission } from '../groups/group-resolver.js';
 import { sameUser, validateUser } from '../internal/validate.js';
 import type { Scope } from '../model.js';
-import type { ClientIpResolver } from '../request/client-address.js';
+import type { LoginThrottle } from '../throttle/login-throttle.js';
 import type { ExpiryPolicy, TokenService } from '../tokens/service.js';
-import type { LoginThrottle } from './login-throttle.js';
 
 /**
  * What the management API and the token pages need from the gate. Both act through

@@ -10,7 +10,6 @@ import {
 } from '../errors.js';
 import { sameUser, validateName, validateScope, validateUser } from '../internal/validate.js';
 import type { TokenInfo } from '../model.js';
-import { fromOwnPages } from '../pages/origin-check.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { verifiedRecord } from '../request/credential-slot.js';
 import { passwordLoginOf } from '../request/login-password.js';
@@ -25,6 +24,7 @@ import {
   resolveCaller,
 } from './management-context.js';
 import { managementApiDocument } from './openapi.js';
+import { fromOwnPages } from './origin-check.js';
 import { jsonBody, refuseUnknownFields, requestedExpiry, tokenQueryOf } from './request-input.js';
 import { refuse } from './respond.js';
 

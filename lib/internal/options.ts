@@ -1,3 +1,5 @@
+import { HTTP_TOKEN } from './regexp.js';
+
 /**
  * The one place options are checked. Each public factory describes its options as a `Shape`
  * whose keys the compiler holds to the options type (a key missing from the shape, or one the
@@ -165,7 +167,7 @@ export function withMethods(methods: readonly string[], what: string): Check {
   };
 }
 
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_NAME = HTTP_TOKEN;
 
 /** An HTTP header name (RFC 9110 token). */
 export const headerName: Check = (value, path) => {

@@ -1,14 +1,19 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { peerAddress } from '../client-address/resolver.js';
 import { AuthenticationError, TooManyAttemptsError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { any, boolean, func, validateOptions, withMethods } from '../internal/options.js';
 import { foldName, followsNamingRule, sameUser } from '../internal/validate.js';
 import type { AuthContext } from '../request/auth-context.js';
-import { peerAddress } from '../request/client-address.js';
 import { setVerified, takePendingToken } from '../request/credential-slot.js';
 import { middlewareOf, type Step } from '../request/step.js';
-import { FailureThrottle, THROTTLE_OPTIONS, type ThrottleOptions, type Ticket } from '../request/throttle.js';
+import {
+  FailureThrottle,
+  THROTTLE_OPTIONS,
+  type ThrottleOptions,
+  type Ticket,
+} from '../throttle/failure-throttle.js';
 import { parseToken } from '../tokens/format.js';
 import { type TokenService, verifierOf } from '../tokens/service.js';
 import type { VerifyOutcome } from '../tokens/verifier.js';

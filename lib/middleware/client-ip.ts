@@ -1,8 +1,8 @@
 import type { RequestHandler } from 'express';
-import { type ClientIpOptions, createClientIpResolver } from '../request/client-address.js';
+import { type ClientIpOptions, createClientIpResolver } from '../client-address/resolver.js';
 import { middlewareOf, type Step } from '../request/step.js';
 
-export type { ClientIpOptions } from '../request/client-address.js';
+export type { ClientIpOptions } from '../client-address/resolver.js';
 
 /**
  * Resolves the client address into `req.auth.clientIp` (canonical text, or null when unknown),

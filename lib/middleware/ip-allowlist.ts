@@ -1,15 +1,15 @@
 import type { RequestHandler } from 'express';
-import { ForbiddenError } from '../errors.js';
-import { type EventListener, safeEmitter } from '../events.js';
-import { refuse } from '../http/respond.js';
-import { parseIpCached } from '../internal/ip.js';
-import { compileIpList } from '../internal/ip-list.js';
-import { any, boolean, func, validateOptions } from '../internal/options.js';
+import { parseIpCached } from '../client-address/ip.js';
+import { compileIpList } from '../client-address/ip-list.js';
 import {
   CLIENT_IP_OPTIONS,
   type ClientIpOptions,
   createClientIpResolver,
-} from '../request/client-address.js';
+} from '../client-address/resolver.js';
+import { ForbiddenError } from '../errors.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { refuse } from '../http/respond.js';
+import { any, boolean, func, validateOptions } from '../internal/options.js';
 import { isTokenRequest } from '../request/credential-slot.js';
 import { middlewareOf, type Step } from '../request/step.js';
 

@@ -3,6 +3,7 @@ import { ForbiddenError, MethodNotAllowedError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { array, func, oneOf, record, string, validateOptions } from '../internal/options.js';
+import { HTTP_TOKEN } from '../internal/regexp.js';
 import { SCOPES, type Scope } from '../model.js';
 import type { AuthContext } from '../request/auth-context.js';
 import { compileScopeRules, requiredScope, type ScopeNeed } from '../request/scope-rules.js';
@@ -32,7 +33,7 @@ export interface RequireScopeOptions {
   onEvent?: EventListener;
 }
 
-const METHOD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const METHOD_NAME = HTTP_TOKEN;
 
 export const REQUIRE_SCOPE_OPTIONS = {
   extraMethods: record(oneOf(SCOPES)),

@@ -1,18 +1,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { ForbiddenError } from '../errors.js';
-import { type EventListener, safeEmitter } from '../events.js';
-import { refuse, refuseOrFail } from '../http/respond.js';
-import { parseIpCached } from '../internal/ip.js';
-import { compileIpList, type IpMatcher } from '../internal/ip-list.js';
-import { array, func, string, validateOptions } from '../internal/options.js';
-import { compileResourcePatterns, type ResourceTarget } from '../internal/resource-pattern.js';
-import type { TokenInfo } from '../model.js';
+import { parseIpCached } from '../client-address/ip.js';
+import { compileIpList, type IpMatcher } from '../client-address/ip-list.js';
 import {
   CLIENT_IP_OPTIONS,
   type ClientIpOptions,
   createClientIpResolver,
-} from '../request/client-address.js';
+} from '../client-address/resolver.js';
+import { ForbiddenError } from '../errors.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { refuse, refuseOrFail } from '../http/respond.js';
+import { array, func, string, validateOptions } from '../internal/options.js';
+import type { TokenInfo } from '../model.js';
 import { bodyRoute, judgeBody } from '../request/resource-body.js';
 import {
   compileExemptPaths,
@@ -21,6 +20,7 @@ import {
   type ResourcePathRules,
 } from '../request/resource-path.js';
 import { middlewareOf, type Step } from '../request/step.js';
+import { compileResourcePatterns, type ResourceTarget } from '../tokens/resource-pattern.js';
 import { ipNotAllowed } from './ip-allowlist.js';
 
 /**

@@ -1,5 +1,5 @@
+import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../bitbucket/rest-client.js';
 import { UnavailableError } from '../errors.js';
-import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, integer, string, validateOptions } from '../internal/options.js';
 import { sameUser } from '../internal/validate.js';

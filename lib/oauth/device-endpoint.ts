@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
-import { addressKey } from '../internal/ip.js';
+import { addressKey } from '../throttle/address-key.js';
 import { authenticateClient } from './client-auth.js';
 import { type DeviceRecord, digest, newSecret } from './grant-state.js';
 import { oauthError } from './issuer.js';

@@ -5,10 +5,10 @@ import express, {
   type Response,
   type Router,
 } from 'express';
+import type { ClientIpResolver } from '../client-address/resolver.js';
 import type { EventListener } from '../events.js';
 import { requestPath } from '../http/respond.js';
 import { validateOptions } from '../internal/options.js';
-import type { ClientIpResolver } from '../request/client-address.js';
 import type { TokenStore } from '../stores/token-store.js';
 import type { ExpiryPolicy } from '../tokens/expiry-policy.js';
 import type { TokenService } from '../tokens/service.js';

@@ -1,9 +1,9 @@
 import type { RequestHandler } from 'express';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import { statusOf, type TokenGateErrorCode } from '../errors.js';
-import type { LoginThrottle } from '../http/login-throttle.js';
 import { requireOptional } from '../internal/optional-module.js';
 import { either, fail, object, type Shape, withMethods } from '../internal/options.js';
+import type { LoginThrottle } from '../throttle/login-throttle.js';
 import type { RevocationFeed } from '../tokens/revocation-feed.js';
 import type { TokenVerifier, VerifyObserver } from '../tokens/verifier.js';
 import type { StoreObserver } from './instrumented-store.js';

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { HTTP_TOKEN } from '../internal/regexp.js';
 
 /** Where and how a cookie of the pages is set. */
 export interface CookieSettings {
@@ -7,7 +8,7 @@ export interface CookieSettings {
   sameSite: 'Lax' | 'Strict';
 }
 
-const COOKIE_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const COOKIE_NAME = HTTP_TOKEN;
 const COOKIE_VALUE = /^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$/;
 const COOKIE_PATH = /^\/[\x21-\x3A\x3C-\x7E]*$/;
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { ResourceTarget } from '../internal/resource-pattern.js';
+import type { ResourceTarget } from '../tokens/resource-pattern.js';
 import { hasDuplicateMembers } from './json-duplicates.js';
 import { peekBody } from './peek-body.js';
 import { decodeSegments } from './resource-path.js';

@@ -1,4 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
+import type { ClientIpResolver } from '../client-address/resolver.js';
 import {
   MethodNotAllowedError,
   PayloadTooLargeError,
@@ -9,10 +10,9 @@ import {
 import type { EventListener } from '../events.js';
 import { sendError } from '../http/respond.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
-import { addressKey } from '../internal/ip.js';
 import { integer, type Shape, validateOptions } from '../internal/options.js';
 import type { TokenInfo } from '../model.js';
-import type { ClientIpResolver } from '../request/client-address.js';
+import { addressKey } from '../throttle/address-key.js';
 import { parseToken } from '../tokens/format.js';
 import type { TokenService } from '../tokens/service.js';
 

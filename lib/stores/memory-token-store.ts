@@ -1,5 +1,7 @@
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
+import { integer, object, type Shape } from '../internal/options.js';
 import { foldName } from '../internal/validate.js';
+import { copyRecord } from './record-codec.js';
 import { isLive, matchesQuery } from './token-query.js';
 import {
   type CountLimit,
@@ -25,6 +27,8 @@ export interface MemoryTokenStoreOptions {
   sweepIntervalMs?: number;
 }
 
+const OPTIONS: Shape<MemoryTokenStoreOptions> = { sweepIntervalMs: integer() };
+
 /**
  * The embedded store for tests and throw-away setups: tokens in this process only, gone on
  * restart. One durable instance uses `SqliteTokenStore`; a fleet `PostgresTokenStore` or
@@ -34,6 +38,7 @@ export interface MemoryTokenStoreOptions {
  */
 export class MemoryTokenStore implements TokenStore {
   readonly kind = 'memory';
+  /** Held and handed out as copies (lists included), so callers cannot edit stored state. */
   private readonly records = new Map<string, TokenRecord>();
   private readonly byUser = new Map<string, Set<string>>();
   /** Counting groups: group → its members' ids; and each record's group. */
@@ -48,9 +53,8 @@ export class MemoryTokenStore implements TokenStore {
   private readonly timer: NodeJS.Timeout;
 
   constructor(options: Readonly<MemoryTokenStoreOptions> = {}) {
+    object(OPTIONS)(options, '');
     const interval = options.sweepIntervalMs ?? 60_000;
-    if (!Number.isInteger(interval) || interval < 1)
-      throw new TypeError('`sweepIntervalMs` must be a positive integer');
     this.timer = setInterval(() => this.sweep(Date.now()), interval);
     this.timer.unref();
   }
@@ -68,7 +72,7 @@ export class MemoryTokenStore implements TokenStore {
 
   private store(record: TokenRecord, group: string): void {
     this.remove(record.id);
-    this.records.set(record.id, copy(record));
+    this.records.set(record.id, copyRecord(record));
     const key = foldName(record.user);
     const ids = this.byUser.get(key) ?? new Set<string>();
     this.byUser.set(key, ids.add(record.id));
@@ -98,7 +102,7 @@ export class MemoryTokenStore implements TokenStore {
 
   async get(id: string): Promise<TokenRecord | null> {
     const record = this.live(id, Date.now());
-    return record === undefined ? null : copy(record);
+    return record === undefined ? null : copyRecord(record);
   }
 
   async listByUser(user: string): Promise<TokenRecord[]> {
@@ -106,7 +110,7 @@ export class MemoryTokenStore implements TokenStore {
     const out: TokenRecord[] = [];
     for (const id of this.byUser.get(foldName(user)) ?? []) {
       const record = this.live(id, now);
-      if (record) out.push(copy(record));
+      if (record) out.push(copyRecord(record));
     }
     return out.sort(newestFirst);
   }
@@ -116,7 +120,7 @@ export class MemoryTokenStore implements TokenStore {
     if (record === undefined) return false;
     const defined = Object.entries(changes).filter(([, value]) => value !== undefined);
     // Set on an existing key: the record keeps its place in creation order.
-    this.records.set(id, copy({ ...record, ...Object.fromEntries(defined) }));
+    this.records.set(id, copyRecord({ ...record, ...Object.fromEntries(defined) }));
     for (const listener of this.listeners) listener(id);
     return true;
   }
@@ -144,7 +148,7 @@ export class MemoryTokenStore implements TokenStore {
     let position = query.start;
     for (; position < ordered.length && values.length < query.limit; position++) {
       const record = ordered[position]!;
-      if (isLive(record, now) && matchesQuery(record, query)) values.push(copy(record));
+      if (isLive(record, now) && matchesQuery(record, query)) values.push(copyRecord(record));
     }
     return position >= ordered.length
       ? { values, isLastPage: true }
@@ -196,7 +200,7 @@ export class MemoryTokenStore implements TokenStore {
     return found
       .sort((a, b) => a.expiresAt! - b.expiresAt! || (a.id < b.id ? -1 : 1))
       .slice(0, limit)
-      .map(copy);
+      .map(copyRecord);
   }
 
   async subscribe(onRevoked: RevocationListener): Promise<() => Promise<void>> {
@@ -245,18 +249,6 @@ export class MemoryTokenStore implements TokenStore {
     for (const [key, held] of this.values) if (held.until <= now) this.values.delete(key);
     this.failures.sweep(now);
   }
-}
-
-/** Records leave the store as copies (lists included), so callers cannot edit stored state. */
-function copy(record: TokenRecord): TokenRecord {
-  return {
-    ...record,
-    allowedIps: record.allowedIps === null ? null : [...record.allowedIps],
-    requiredHeaders: record.requiredHeaders === null ? null : { ...record.requiredHeaders },
-    resources: record.resources === null ? null : [...record.resources],
-    origin: record.origin == null ? null : { ...record.origin },
-    rateLimit: record.rateLimit ? { ...record.rateLimit } : null,
-  };
 }
 
 function newestFirst(a: TokenRecord, b: TokenRecord): number {

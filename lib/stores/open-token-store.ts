@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Pool } from 'pg';
+import { DEFAULT_STORE_TIMEOUT_MS } from '../defaults.js';
 import { StoreError } from '../errors.js';
 import { requireOptional } from '../internal/optional-module.js';
 import { MemoryTokenStore } from './memory-token-store.js';
@@ -260,7 +261,7 @@ async function openPostgres(
     connectionString: target.href,
     ...(password ? { password } : {}),
     connectionTimeoutMillis: 1_000,
-    query_timeout: 2_000,
+    query_timeout: DEFAULT_STORE_TIMEOUT_MS,
     keepAlive: true,
     max: 10,
   });

@@ -1,3 +1,4 @@
+import { DEFAULT_TABLE_PREFIX } from '../defaults.js';
 import { string } from '../internal/options.js';
 import { IDENTIFIER, quote, RESTRICTED } from './sql-record.js';
 
@@ -23,7 +24,7 @@ const prefixName = string({ maxLength: 24, pattern: IDENTIFIER });
 /** Checked and quoted names of everything the store creates; the only SQL text built from options. */
 export function postgresNames(options: Readonly<PostgresSchemaOptions> = {}) {
   const schema = options.schema ?? 'public';
-  const prefix = options.tablePrefix ?? 'bbt_';
+  const prefix = options.tablePrefix ?? DEFAULT_TABLE_PREFIX;
   schemaName(schema, 'schema');
   prefixName(prefix, 'tablePrefix');
   const table = (suffix: string) => `${quote(schema)}.${quote(`${prefix}${suffix}`)}`;

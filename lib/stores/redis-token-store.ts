@@ -1,8 +1,15 @@
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { StoreError, TokenGateError } from '../errors.js';
+import { fail, integer, object, type Shape, withMethods } from '../internal/options.js';
 import { foldName, sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
-import { type RateLimit, SCOPES, type Scope, type TokenOrigin } from '../model.js';
+import {
+  decodeRecord,
+  encodeChanges as encodeChangedFields,
+  encodeRecord,
+  RECORD_FIELDS,
+  type StoredValue,
+} from './record-codec.js';
 import type { RedisClientLike } from './redis-client.js';
 import {
   CLAIM,
@@ -58,6 +65,15 @@ export interface RedisTokenStoreOptions {
 }
 
 const KEY_PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+const OPTIONS: Shape<RedisTokenStoreOptions> = {
+  redis: withMethods(['evalsha'], 'an ioredis Redis or Cluster instance'),
+  keyPrefix: (value, path) => {
+    if (typeof value !== 'string' || !KEY_PREFIX.test(value))
+      fail(path, `must be 1 to 64 letters, digits or _ . : -, got ${JSON.stringify(value)}`);
+  },
+  scanLimit: integer(),
+};
 const BATCH = 200;
 const SUBSCRIBE_TIMEOUT_MS = 5_000;
 
@@ -89,18 +105,10 @@ export class RedisTokenStore implements TokenStore {
   private readonly channel: string;
 
   constructor(options: Readonly<RedisTokenStoreOptions>) {
-    if (typeof options !== 'object' || options === null || typeof options.redis?.evalsha !== 'function') {
-      throw new TypeError('`redis` must be an ioredis Redis or Cluster instance');
-    }
+    object(OPTIONS)(options, '');
+    if (options.redis === undefined) fail('redis', 'is required: an ioredis Redis or Cluster instance');
     const prefix = options.keyPrefix ?? DEFAULT_TOKEN_PREFIX;
-    if (!KEY_PREFIX.test(prefix)) {
-      throw new TypeError(
-        `\`keyPrefix\` must be 1 to 64 letters, digits or _ . : -, got ${JSON.stringify(prefix)}`,
-      );
-    }
     const scanLimit = options.scanLimit ?? 1_000;
-    if (!Number.isInteger(scanLimit) || scanLimit < 1)
-      throw new TypeError('`scanLimit` must be a positive integer');
     this.redis = options.redis;
     this.prefix = prefix;
     this.scanLimit = scanLimit;
@@ -482,77 +490,27 @@ export class RedisTokenStore implements TokenStore {
 const keepUntil = (expiresAt: number | null) =>
   expiresAt === null ? '' : String(expiresAt + EXPIRED_RETENTION_MS);
 
-const json = (value: unknown) => (value === null ? '' : JSON.stringify(value));
+// Redis hashes hold text only: none is the empty string.
+const text = (value: StoredValue) => (value === null ? '' : String(value));
 
 function encodeChanges(changes: TokenChanges): string[] {
-  const fields: string[] = [];
-  if (changes.name !== undefined) fields.push('name', changes.name);
-  if (changes.expiresAt !== undefined)
-    fields.push('expiresAt', changes.expiresAt === null ? '' : String(changes.expiresAt));
-  for (const key of ['allowedIps', 'requiredHeaders', 'resources', 'rateLimit'] as const)
-    if (changes[key] !== undefined) fields.push(key, json(changes[key]));
-  if (changes.upstream !== undefined) fields.push('upstream', changes.upstream ?? '');
-  if (changes.seal !== undefined) fields.push('seal', changes.seal);
-  return fields;
+  return encodeChangedFields(changes).flatMap(([field, value]) => [field.key, text(value)]);
 }
 
 function encode(record: TokenRecord): string[] {
-  return [
-    'user', record.user,
-    'name', record.name,
-    'scope', record.scope,
-    'hash', record.hash,
-    'createdAt', String(record.createdAt),
-    'createdBy', record.createdBy,
-    'expiresAt', record.expiresAt === null ? '' : String(record.expiresAt),
-    'lastUsedAt', record.lastUsedAt === null ? '' : String(record.lastUsedAt),
-    'lastUsedIp', record.lastUsedIp ?? '',
-    'allowedIps', json(record.allowedIps),
-    'requiredHeaders', json(record.requiredHeaders),
-    'resources', json(record.resources),
-    'rateLimit', json(record.rateLimit ?? null),
-    'upstream', record.upstream ?? '',
-    ...(record.seal === undefined ? [] : ['seal', record.seal]),
-    'origin', json(record.origin ?? null),
-  ]; // biome-ignore format: field/value pairs read best side by side
+  const values = encodeRecord(record);
+  const fields: string[] = [];
+  RECORD_FIELDS.forEach((field, i) => {
+    // A record without a seal has no seal field (as before seals existed).
+    if (field.key !== 'seal' || values[i] !== null) fields.push(field.key, text(values[i]!));
+  });
+  return fields;
 }
 
-const optionalNumber = (value: string | undefined) =>
-  value === undefined || value === '' ? null : Number(value);
-
-function optionalJson(value: string | undefined): unknown {
-  if (value === undefined || value === '') return null;
-  try {
-    return JSON.parse(value);
-  } catch (err) {
-    throw new StoreError('A token record in Redis is corrupt.', { cause: err });
-  }
-}
+const corrupt = (cause?: unknown) =>
+  new StoreError('A token record in Redis is corrupt.', cause === undefined ? undefined : { cause });
 
 function decode(id: string, hash: Record<string, string>): TokenRecord | null {
   if (hash['hash'] === undefined || hash['user'] === undefined) return null;
-  const scope = hash['scope'] as Scope;
-  const createdAt = Number(hash['createdAt']);
-  if (!SCOPES.includes(scope) || !Number.isFinite(createdAt)) {
-    throw new StoreError('A token record in Redis is corrupt.');
-  }
-  return {
-    id,
-    user: hash['user'],
-    name: hash['name'] ?? '',
-    scope,
-    hash: hash['hash'],
-    createdAt,
-    createdBy: hash['createdBy'] ?? hash['user'],
-    expiresAt: optionalNumber(hash['expiresAt']),
-    lastUsedAt: optionalNumber(hash['lastUsedAt']),
-    lastUsedIp: hash['lastUsedIp'] || null,
-    allowedIps: optionalJson(hash['allowedIps']) as string[] | null,
-    requiredHeaders: optionalJson(hash['requiredHeaders']) as Record<string, string> | null,
-    resources: optionalJson(hash['resources']) as string[] | null,
-    upstream: hash['upstream'] || null,
-    ...(hash['seal'] ? { seal: hash['seal'] } : {}),
-    origin: optionalJson(hash['origin']) as TokenOrigin | null,
-    rateLimit: optionalJson(hash['rateLimit']) as RateLimit | null,
-  };
+  return decodeRecord(id, { read: (field) => hash[field.key], blankIsNull: true, corrupt });
 }

@@ -1,13 +1,7 @@
 import { StoreError } from '../errors.js';
 import { foldName } from '../internal/validate.js';
-import {
-  type RateLimit,
-  SCOPES,
-  type Scope,
-  type TokenChanges,
-  type TokenOrigin,
-  type TokenRecord,
-} from '../model.js';
+import type { TokenChanges, TokenRecord } from '../model.js';
+import { decodeRecord, encodeChanges, encodeRecord, RECORD_FIELDS } from './record-codec.js';
 import type { TokenQuery } from './token-store.js';
 
 /**
@@ -39,89 +33,44 @@ export const TOKEN_COLUMNS = [
 
 export type SqlValue = string | number | null;
 
-const json = (value: unknown): string | null => (value === null ? null : JSON.stringify(value));
+const COLUMN_OF = new Map<string, number>(RECORD_FIELDS.map((field, i) => [field.column, i]));
+const KEY_COLUMNS = new Set(['id', 'user_key', 'name_key']);
+// The column list and the record codec must agree; a column only one of them knows is a bug.
+for (const column of TOKEN_COLUMNS)
+  if (!KEY_COLUMNS.has(column) && !COLUMN_OF.has(column))
+    throw new Error(`No record field for column ${column}`);
+if (COLUMN_OF.size + KEY_COLUMNS.size !== TOKEN_COLUMNS.length)
+  throw new Error('A record field has no column');
 
-/** The row values of a record, in `TOKEN_COLUMNS` order. */
+/** The row values of a record, in `TOKEN_COLUMNS` order (the record codec's values plus the key columns). */
 export function toRow(record: TokenRecord): SqlValue[] {
-  return [
-    record.id,
-    record.user,
-    foldName(record.user),
-    record.name,
-    record.name.toLowerCase(),
-    record.scope,
-    record.hash,
-    record.createdAt,
-    record.createdBy,
-    record.expiresAt,
-    record.lastUsedAt,
-    record.lastUsedIp,
-    json(record.allowedIps),
-    json(record.requiredHeaders),
-    json(record.resources),
-    record.upstream,
-    record.seal ?? null,
-    json(record.origin ?? null),
-    json(record.rateLimit ?? null),
-  ];
+  const values = encodeRecord(record);
+  return TOKEN_COLUMNS.map((column) => {
+    if (column === 'id') return record.id;
+    if (column === 'user_key') return foldName(record.user);
+    if (column === 'name_key') return record.name.toLowerCase();
+    return values[COLUMN_OF.get(column)!]!;
+  });
 }
 
 /** Column/value pairs for `TokenStore.update`. */
 export function changedColumns(changes: TokenChanges): Array<[string, SqlValue]> {
   const columns: Array<[string, SqlValue]> = [];
-  if (changes.name !== undefined)
-    columns.push(['name', changes.name], ['name_key', changes.name.toLowerCase()]);
-  if (changes.expiresAt !== undefined) columns.push(['expires_at', changes.expiresAt]);
-  if (changes.allowedIps !== undefined) columns.push(['allowed_ips', json(changes.allowedIps)]);
-  if (changes.requiredHeaders !== undefined)
-    columns.push(['required_headers', json(changes.requiredHeaders)]);
-  if (changes.resources !== undefined) columns.push(['resources', json(changes.resources)]);
-  if (changes.upstream !== undefined) columns.push(['upstream', changes.upstream]);
-  if (changes.seal !== undefined) columns.push(['seal', changes.seal]);
-  if (changes.rateLimit !== undefined) columns.push(['rate_limit', json(changes.rateLimit)]);
+  for (const [field, value] of encodeChanges(changes)) {
+    columns.push([field.column, value]);
+    if (field.key === 'name') columns.push(['name_key', String(value).toLowerCase()]);
+  }
   return columns;
 }
 
 const corrupt = (cause?: unknown) =>
   new StoreError('A token record in the database is corrupt.', cause === undefined ? undefined : { cause });
 
-const optionalNumber = (value: unknown) => (value === null || value === undefined ? null : Number(value));
-
-function optionalJson(value: unknown): unknown {
-  if (value === null || value === undefined) return null;
-  if (typeof value === 'object') return value; // PostgreSQL jsonb arrives parsed
-  try {
-    return JSON.parse(String(value));
-  } catch (err) {
-    throw corrupt(err);
-  }
-}
-
 /** A row (with `TOKEN_COLUMNS`; PostgreSQL `bigint`s arrive as strings) back to a record. */
 export function fromRow(row: Record<string, unknown>): TokenRecord {
-  const scope = row['scope'] as Scope;
-  const createdAt = Number(row['created_at']);
-  if (typeof row['id'] !== 'string' || !SCOPES.includes(scope) || !Number.isFinite(createdAt))
-    throw corrupt();
-  return {
-    id: row['id'],
-    user: String(row['user_name']),
-    name: String(row['name']),
-    scope,
-    hash: String(row['hash']),
-    createdAt,
-    createdBy: String(row['created_by']),
-    expiresAt: optionalNumber(row['expires_at']),
-    lastUsedAt: optionalNumber(row['last_used_at']),
-    lastUsedIp: (row['last_used_ip'] as string | null) ?? null,
-    allowedIps: optionalJson(row['allowed_ips']) as string[] | null,
-    requiredHeaders: optionalJson(row['required_headers']) as Record<string, string> | null,
-    resources: optionalJson(row['resources']) as string[] | null,
-    upstream: (row['upstream'] as string | null) ?? null,
-    ...(typeof row['seal'] === 'string' ? { seal: row['seal'] } : {}),
-    origin: optionalJson(row['origin']) as TokenOrigin | null,
-    rateLimit: optionalJson(row['rate_limit']) as RateLimit | null,
-  };
+  const id = row['id'];
+  if (typeof id !== 'string') throw corrupt();
+  return decodeRecord(id, { read: (field) => row[field.column], blankIsNull: false, corrupt });
 }
 
 /** How a dialect writes a placeholder and a literal substring test. */

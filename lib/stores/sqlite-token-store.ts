@@ -1,3 +1,4 @@
+import { DEFAULT_TABLE_PREFIX } from '../defaults.js';
 import { StoreError, TokenGateError } from '../errors.js';
 import { installedVersion, requireOptional } from '../internal/optional-module.js';
 import { fail, integer, object, oneOf, type Shape, string, withMethods } from '../internal/options.js';
@@ -174,7 +175,7 @@ export class SqliteTokenStore implements TokenStore {
     if ((options.path === undefined) === (options.database === undefined))
       fail('path', 'or `database` is required, and only one of them');
     assertSupportedBetterSqlite3(installedVersion('better-sqlite3'), process.versions.node);
-    const prefix = options.tablePrefix ?? 'bbt_';
+    const prefix = options.tablePrefix ?? DEFAULT_TABLE_PREFIX;
     this.full = (options.synchronous ?? 'full') === 'full';
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
     this.ownsDatabase = options.database === undefined;

@@ -1,8 +1,8 @@
+import { canonicalIpEntry } from '../client-address/ip-list.js';
 import { ValidationError } from '../errors.js';
-import { canonicalIpEntry } from '../internal/ip-list.js';
 import { isHeaderName } from '../internal/options.js';
-import { parseResourcePattern, resourcePatternText } from '../internal/resource-pattern.js';
 import type { RateLimit, TokenRestrictions } from '../model.js';
+import { parseResourcePattern, resourcePatternText } from './resource-pattern.js';
 
 /**
  * Restrictions as callers give them: each may be omitted (unchanged / none) or null (none).

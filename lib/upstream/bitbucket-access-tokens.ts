@@ -1,6 +1,17 @@
+import { bitbucketBaseUrl } from '../bitbucket/rest-client.js';
+import {
+  type Answer,
+  BITBUCKET_PERMISSIONS,
+  type BitbucketPermission,
+  BitbucketTokenApi,
+  BitbucketUnavailable,
+  basicAuthorization,
+  bearerAuthorization,
+  bitbucketTokenId,
+  missingPermissions,
+} from '../bitbucket/token-api.js';
 import { AuthenticationError, ConflictError, ForbiddenError, ValidationError } from '../errors.js';
 import type { EventListener } from '../events.js';
-import { bitbucketBaseUrl } from '../internal/bitbucket-client.js';
 import {
   any,
   array,
@@ -21,23 +32,12 @@ import type {
   UpstreamHook,
   UpstreamRequest,
 } from '../tokens/upstream-hook.js';
-import {
-  type Answer,
-  BITBUCKET_PERMISSIONS,
-  type BitbucketPermission,
-  BitbucketTokenApi,
-  BitbucketUnavailable,
-  basicAuthorization,
-  bearerAuthorization,
-  bitbucketTokenId,
-  missingPermissions,
-} from './bitbucket-token-api.js';
 import { CredentialBox, type EncryptionKey, type UpstreamCredential } from './credential-box.js';
 import { ExpirySweep } from './expiry-sweep.js';
 import { upstreamCredentials } from './upstream-credentials.js';
 import { type RetryOptions, UpstreamDeletions } from './upstream-deletions.js';
 
-export type { BitbucketPermission } from './bitbucket-token-api.js';
+export type { BitbucketPermission } from '../bitbucket/token-api.js';
 export type { EncryptionKey } from './credential-box.js';
 export type { RetryOptions } from './upstream-deletions.js';
 

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { type BitbucketTokenApi, bearerAuthorization, refusalOf } from '../bitbucket/token-api.js';
 import { AuthenticationError, ConflictError, TokenGateError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse } from '../http/respond.js';
@@ -7,7 +8,6 @@ import type { TokenRecord } from '../model.js';
 import { isTokenRequest, verifiedRecord } from '../request/credential-slot.js';
 import { addHeader, removeHeaders, spellingsOf } from '../request/header-rewrite.js';
 import type { Step } from '../request/step.js';
-import { type BitbucketTokenApi, bearerAuthorization, refusalOf } from './bitbucket-token-api.js';
 import type { CredentialBox } from './credential-box.js';
 import { DEFAULT_IDENTITY_HEADER, DEFAULT_JWT_HEADER } from './forward-identity.js';
 import { type HeldAnswer, holdAnswer } from './held-response.js';

@@ -1,10 +1,10 @@
+import { type BitbucketTokenApi, bearerAuthorization } from '../bitbucket/token-api.js';
 import type { EventListener } from '../events.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { storeCall } from '../internal/with-timeout.js';
 import type { TokenRecord } from '../model.js';
 import { EXPIRED_RETENTION_MS, type TokenStore } from '../stores/token-store.js';
 import { isTombstone, tombstoneOf } from '../tokens/tombstone.js';
-import { type BitbucketTokenApi, bearerAuthorization } from './bitbucket-token-api.js';
 import type { CredentialBox, UpstreamCredential } from './credential-box.js';
 
 /**

@@ -7,7 +7,7 @@ import express from 'express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { openTokenStore } from '../../lib/stores/open-token-store.js';
 import { sha256Hasher } from '../../lib/tokens/hashers.js';
 import { TokenService } from '../../lib/tokens/service.js';

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createProgram } from '../../lib/cli/program.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { SqliteTokenStore } from '../../lib/stores/sqlite-token-store.js';
 import { tempDir } from '../support/temp-dir.js';
 

@@ -4,7 +4,7 @@ import express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardTo } from '../../lib/forward/index.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 
 /** protect() in front of the example's streaming forwarder, with an upstream that echoes what arrives. */
 describe('protect() with a streaming forwarder', () => {

@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { demoInstructions, type RunningProxy, startProxy } from '../../examples/bitbucket-proxy.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { openTokenStore } from '../../lib/stores/open-token-store.js';
 import { tempDir } from '../support/temp-dir.js';
 

@@ -4,7 +4,7 @@ import express from 'express';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { auditListener, createAuditLogger } from '../../examples/audit-log.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { tempDir } from '../support/temp-dir.js';
 
 const temp = tempDir('audit-log');

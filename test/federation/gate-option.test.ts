@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { TOKEN_EXCHANGE_GRANT } from '../../lib/federation/token-exchange.js';
 import type { FederationRule } from '../../lib/federation/trust-rules.js';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';
 import { bitbucketAccessTokens } from '../../lib/upstream/bitbucket-access-tokens.js';

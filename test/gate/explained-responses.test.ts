@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardTo } from '../../lib/forward/forward-to.js';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 
 describe.each(EXPRESS_VERSIONS)('responses that explain themselves, with %s', (_name, makeApp) => {

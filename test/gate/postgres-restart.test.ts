@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { PostgresTokenStore } from '../../lib/stores/postgres-token-store.js';
 import { EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 import { testPool } from '../support/postgres.js';

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate, type TokenGateOptions } from '../../lib/gate.js';
+import { createTokenGate, type TokenGateOptions } from '../../lib/gate/create-token-gate.js';
 import { RedisTokenStore } from '../../lib/stores/redis-token-store.js';
 import { sha256Hasher } from '../../lib/tokens/hashers.js';
 import { verifierOf } from '../../lib/tokens/service.js';

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { RedisTokenStore } from '../../lib/stores/redis-token-store.js';
 import { verifierOf } from '../../lib/tokens/service.js';
 import { EXPRESS_VERSIONS, echoApp } from '../support/apps.js';

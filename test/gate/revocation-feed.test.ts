@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { verifierOf } from '../../lib/tokens/service.js';
 import { openRedisStore } from '../support/redis-store.js';
 

@@ -1,9 +1,9 @@
 import express from 'express';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
+import { bitbucketLogin } from '../../lib/bitbucket/login.js';
 import type { AuditEvent, AuthDeniedEvent } from '../../lib/events.js';
-import { createTokenGate } from '../../lib/gate.js';
-import { bitbucketLogin } from '../../lib/http/bitbucket-login.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { basic } from '../support/apps.js';
 import { startBitbucketStandIn } from '../support/bitbucket-stand-in.js';
 

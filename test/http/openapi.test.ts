@@ -10,7 +10,7 @@ import createClient from 'openapi-fetch';
 import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { managementApiDocument } from '../../lib/http/openapi.js';
 import { PostgresTokenStore } from '../../lib/stores/postgres-token-store.js';
 import { bitbucketAccessTokens } from '../../lib/upstream/bitbucket-access-tokens.js';

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate, type TokenGate, type TokenGateOptions } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate, type TokenGateOptions } from '../../lib/gate/create-token-gate.js';
 import { EXPRESS_VERSIONS } from '../support/apps.js';
 import { openRedisStore } from '../support/redis-store.js';
 

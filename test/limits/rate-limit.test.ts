@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { batchFor } from '../../lib/limits/lease-counter.js';
 import type { RateLimitOptions } from '../../lib/limits/options.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';

@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate, type TokenGateOptions } from '../../lib/gate.js';
+import { createTokenGate, type TokenGateOptions } from '../../lib/gate/create-token-gate.js';
 import { basic, EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 
 const cleanups: Array<() => Promise<void>> = [];

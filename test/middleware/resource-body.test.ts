@@ -5,7 +5,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { forwardTo } from '../../lib/forward/index.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 
 /** protect() in front of the streaming forwarder, and an upstream that echoes the body it got. */
 describe('resources restrictions judge the request body', () => {

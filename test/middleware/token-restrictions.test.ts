@@ -3,12 +3,12 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate, type TokenGateOptions } from '../../lib/gate.js';
-import { compileResourcePatterns } from '../../lib/internal/resource-pattern.js';
+import { createTokenGate, type TokenGateOptions } from '../../lib/gate/create-token-gate.js';
 import { authenticateToken } from '../../lib/middleware/authenticate-token.js';
 import { extractCredentials } from '../../lib/middleware/extract-credentials.js';
 import { tokenRestrictions } from '../../lib/middleware/token-restrictions.js';
 import { pathTarget, prefixSegments } from '../../lib/request/resource-path.js';
+import { compileResourcePatterns } from '../../lib/tokens/resource-pattern.js';
 import { EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 import { openRedisStore } from '../support/redis-store.js';
 

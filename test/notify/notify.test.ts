@@ -8,7 +8,7 @@ import { SMTPServer } from 'smtp-server';
 import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { bitbucketEmails } from '../../lib/notify/bitbucket-emails.js';
 import { Notifier } from '../../lib/notify/notifier.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';

@@ -64,16 +64,13 @@ describe('a leaked refresh token reported to the revocation endpoint', () => {
       .type('form')
       .send({ _csrf: csrfOf(page.text), ...request_, grantScope: 'read', lifetime, decision: 'allow' });
     const code = new URL(back.headers['location'] as string).searchParams.get('code')!;
-    const res = await request(app)
-      .post('/oauth/token')
-      .type('form')
-      .send({
-        grant_type: 'authorization_code',
-        client_id: 'git',
-        code,
-        redirect_uri: REDIRECT,
-        code_verifier: verifier,
-      });
+    const res = await request(app).post('/oauth/token').type('form').send({
+      grant_type: 'authorization_code',
+      client_id: 'git',
+      code,
+      redirect_uri: REDIRECT,
+      code_verifier: verifier,
+    });
     expect(res.status, res.text).toBe(200);
     return res.body as Record<string, string>;
   }

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import express, { type Express } from 'express';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createClientIpResolver } from '../../lib/client-address/resolver.js';
 import {
   type AuditEvent,
   createTokenGate,
@@ -11,7 +12,6 @@ import {
 } from '../../lib/index.js';
 import type { GrantHandler } from '../../lib/oauth/grants.js';
 import { OAuthServer } from '../../lib/oauth/server.js';
-import { createClientIpResolver } from '../../lib/request/client-address.js';
 
 const SECRET = 'a session secret of at least thirty-two bytes';
 const PASSWORDS: Record<string, string> = { alice: 'alice-pw', admin: 'admin-pw' };

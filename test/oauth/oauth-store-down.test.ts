@@ -2,7 +2,7 @@ import express from 'express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { RedisTokenStore } from '../../lib/stores/redis-token-store.js';
 import { type RedisProcess, startRedisServer } from '../support/redis-server.js';
 

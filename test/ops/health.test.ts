@@ -2,7 +2,7 @@ import express from 'express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { RedisTokenStore } from '../../lib/stores/redis-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createTokenGate, type TokenGateOptions } from '../../lib/gate.js';
+import { createTokenGate, type TokenGateOptions } from '../../lib/gate/create-token-gate.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';
 import { generateToken } from '../../lib/tokens/format.js';

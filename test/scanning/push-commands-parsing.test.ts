@@ -8,7 +8,7 @@ import express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardTo } from '../../lib/forward/index.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { PackScanner } from '../../lib/scanning/pack-scanner.js';
 
 const ZERO = '0'.repeat(40);

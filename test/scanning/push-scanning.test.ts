@@ -13,7 +13,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
 import { forwardTo } from '../../lib/forward/index.js';
-import { createTokenGate, type TokenGateOptions } from '../../lib/gate.js';
+import { createTokenGate, type TokenGateOptions } from '../../lib/gate/create-token-gate.js';
 import { PackScanner } from '../../lib/scanning/pack-scanner.js';
 import { TokenMatcher } from '../../lib/scanning/token-matcher.js';
 import { generateToken } from '../../lib/tokens/format.js';

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent, TokenLeakedEvent } from '../../lib/events.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { openRedisStore } from '../support/redis-store.js';
 
 const cleanups: Array<() => Promise<void>> = [];

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { PostgresTokenStore } from '../../lib/stores/postgres-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import type { TokenRecord } from '../../lib/model.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { RedisTokenStore } from '../../lib/stores/redis-token-store.js';

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate } from '../../lib/gate.js';
-import { forwardIdentity } from '../../lib/middleware/forward-identity.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
+import { forwardIdentity } from '../../lib/upstream/forward-identity.js';
 import { basic, EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 
 const runs = Number(process.env['FUZZ_RUNS'] ?? 100);

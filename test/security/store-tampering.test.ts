@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { PostgresTokenStore } from '../../lib/stores/postgres-token-store.js';
 import { SqliteTokenStore } from '../../lib/stores/sqlite-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';

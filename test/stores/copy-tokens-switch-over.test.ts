@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createTokenGate, type TokenGate } from '../../lib/gate.js';
+import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
 import { copyTokens } from '../../lib/stores/copy-tokens.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { PostgresTokenStore } from '../../lib/stores/postgres-token-store.js';

@@ -26,4 +26,10 @@ describe('MemoryTokenStore', () => {
   it('refuses a sweep interval that is not a positive integer', () => {
     expect(() => new MemoryTokenStore({ sweepIntervalMs: 0 })).toThrow(/sweepIntervalMs/);
   });
+
+  it('refuses an unknown option the way every store does, naming the closest one', () => {
+    expect(() => new MemoryTokenStore({ sweepIntervalMS: 10 } as never)).toThrow(
+      /Unknown option `sweepIntervalMS`; did you mean `sweepIntervalMs`\?/,
+    );
+  });
 });

@@ -107,6 +107,10 @@ describe('RedisTokenStore', () => {
     expect(() => new RedisTokenStore({ redis: new Redis({ lazyConnect: true }), keyPrefix: 'a{b}' })).toThrow(
       /`keyPrefix`/,
     );
+    expect(
+      () => new RedisTokenStore({ redis: new Redis({ lazyConnect: true }), prefix: 'x' } as never),
+    ).toThrow(/Unknown option `prefix`/);
+    expect(() => new RedisTokenStore({} as never)).toThrow(/`redis` is required/);
   });
 
   it('takes ioredis clients through a structural type, so its declarations never import ioredis', () => {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { SqliteTokenStore } from '../../lib/stores/sqlite-token-store.js';
 import { sha256Hasher } from '../../lib/tokens/hashers.js';
 import { verifierOf } from '../../lib/tokens/service.js';

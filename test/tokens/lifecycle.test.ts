@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate } from '../../lib/gate.js';
+import { createTokenGate } from '../../lib/gate/create-token-gate.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import { sha256Hasher } from '../../lib/tokens/hashers.js';
 import { TokenService, verifierOf } from '../../lib/tokens/service.js';

@@ -4,9 +4,9 @@ import { Redis } from 'ioredis';
 import { compactDecrypt, decodeProtectedHeader } from 'jose';
 import request from 'supertest';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { bitbucketLogin } from '../../lib/bitbucket/login.js';
 import type { AuditEvent } from '../../lib/events.js';
-import { createTokenGate, type TokenGate, type TokenGateOptions } from '../../lib/gate.js';
-import { bitbucketLogin } from '../../lib/http/bitbucket-login.js';
+import { createTokenGate, type TokenGate, type TokenGateOptions } from '../../lib/gate/create-token-gate.js';
 import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
 import type { TokenStore } from '../../lib/stores/token-store.js';
 import {

@@ -1,4 +1,4 @@
-import type { PasswordVerifier } from '../../http/bitbucket-login.js';
+import type { PasswordVerifier } from '../../bitbucket/login.js';
 import { func, type Shape, string, validateOptions } from '../../internal/options.js';
 
 /**

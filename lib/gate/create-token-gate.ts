@@ -1,43 +1,44 @@
 import type { RequestHandler, Router } from 'express';
-import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from './defaults.js';
-import { type EventListener, safeEmitter } from './events.js';
-import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from './federation/token-exchange.js';
-import { compileTrustRules } from './federation/trust-rules.js';
-import { GATE_OPTIONS, type TokenGateOptions } from './gate/options.js';
-import { buildRequestPath } from './gate/request-path.js';
-import { compilePermission, type GroupResolver, toGroupResolver } from './groups/group-resolver.js';
-import { LoginThrottle } from './http/login-throttle.js';
-import { type ManagementContext, resolveCaller } from './http/management-context.js';
-import { createRouter, type RouterOptions } from './http/router.js';
-import { lazyRouter } from './internal/lazy-router.js';
-import { validateOptions } from './internal/options.js';
-import { checkRateLimitOptions } from './limits/options.js';
-import { Notifier } from './notify/notifier.js';
-import type { GrantHandler } from './oauth/grants.js';
-import type { OAuthOptions } from './oauth/options.js';
-import { OAuthServer } from './oauth/server.js';
-import { type GateHealth, type HealthHandlers, HealthMonitor } from './ops/health.js';
-import { instrumentedStore, storeKind } from './ops/instrumented-store.js';
-import { GateMetrics } from './ops/metrics.js';
-import { checkPagesOptions, type PagesOptions } from './pages/options.js';
-import { type ClientIpOptions, createClientIpResolver } from './request/client-address.js';
-import { pushProtectionStep } from './scanning/push-protection.js';
-import { type RevocationEndpointOptions, revocationEndpoint } from './scanning/revocation-endpoint.js';
-import { MemoryTokenStore } from './stores/memory-token-store.js';
-import type { TokenStore } from './stores/token-store.js';
-import { checkExpiryPolicy } from './tokens/expiry-policy.js';
-import { assertTokenPrefix } from './tokens/format.js';
-import { resolveHasher } from './tokens/hashers.js';
-import { ExpiryReminders } from './tokens/reminders.js';
-import { listenForRevocations } from './tokens/revocation-feed.js';
-import { warnPublicSeal } from './tokens/seal.js';
-import { TokenService, verifierOf } from './tokens/service.js';
-import { type AttachedUpstream, attachUpstream } from './upstream/bitbucket-access-tokens.js';
+import { type ClientIpOptions, createClientIpResolver } from '../client-address/resolver.js';
+import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from '../defaults.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../federation/token-exchange.js';
+import { compileTrustRules } from '../federation/trust-rules.js';
+import { compilePermission, type GroupResolver, toGroupResolver } from '../groups/group-resolver.js';
+import { type ManagementContext, resolveCaller } from '../http/management-context.js';
+import { createRouter, type RouterOptions } from '../http/router.js';
+import { defined } from '../internal/defined.js';
+import { lazyRouter } from '../internal/lazy-router.js';
+import { validateOptions } from '../internal/options.js';
+import { checkRateLimitOptions } from '../limits/options.js';
+import { Notifier } from '../notify/notifier.js';
+import type { GrantHandler } from '../oauth/grants.js';
+import type { OAuthOptions } from '../oauth/options.js';
+import { OAuthServer } from '../oauth/server.js';
+import { type GateHealth, type HealthHandlers, HealthMonitor } from '../ops/health.js';
+import { instrumentedStore, storeKind } from '../ops/instrumented-store.js';
+import { GateMetrics } from '../ops/metrics.js';
+import { checkPagesOptions, type PagesOptions } from '../pages/options.js';
+import { pushProtectionStep } from '../scanning/push-protection.js';
+import { type RevocationEndpointOptions, revocationEndpoint } from '../scanning/revocation-endpoint.js';
+import { MemoryTokenStore } from '../stores/memory-token-store.js';
+import type { TokenStore } from '../stores/token-store.js';
+import { LoginThrottle } from '../throttle/login-throttle.js';
+import { checkExpiryPolicy } from '../tokens/expiry-policy.js';
+import { assertTokenPrefix } from '../tokens/format.js';
+import { resolveHasher } from '../tokens/hashers.js';
+import { ExpiryReminders } from '../tokens/reminders.js';
+import { listenForRevocations } from '../tokens/revocation-feed.js';
+import { warnPublicSeal } from '../tokens/seal.js';
+import { TokenService, verifierOf } from '../tokens/service.js';
+import { type AttachedUpstream, attachUpstream } from '../upstream/bitbucket-access-tokens.js';
+import { GATE_OPTIONS, type TokenGateOptions } from './options.js';
+import { buildRequestPath } from './request-path.js';
 
-export type { Permissions, TokenGateOptions } from './gate/options.js';
-export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from './ops/health.js';
-export type { PushProtectionOptions } from './scanning/push-protection.js';
-export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
+export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from '../ops/health.js';
+export type { PushProtectionOptions } from '../scanning/push-protection.js';
+export type { RevocationEndpointOptions } from '../scanning/revocation-endpoint.js';
+export type { Permissions, TokenGateOptions } from './options.js';
 
 /**
  * What `createTokenGate` returns: the token service, the request path, the management API,
@@ -178,10 +179,10 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
   const emit = metrics === undefined ? userEmit : metrics.tallies.managementListener(userEmit);
   const groups = toGroupResolver(options.groups);
   const permissions = options.permissions ?? {};
-  const ipOptions: ClientIpOptions = {
-    ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
-    ...(options.clientIpHeader === undefined ? {} : { clientIpHeader: options.clientIpHeader }),
-  };
+  const ipOptions: ClientIpOptions = defined({
+    trustedProxies: options.trustedProxies,
+    clientIpHeader: options.clientIpHeader,
+  });
   const resolveClientIp = createClientIpResolver(ipOptions);
   if (options.upstream !== undefined && options.identity !== undefined)
     throw new TypeError(
@@ -204,11 +205,13 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     tokenPrefix,
     expiry,
     onEvent: emit,
-    ...(options.cache === undefined ? {} : { cache: options.cache }),
-    ...(options.storeTimeoutMs === undefined ? {} : { storeTimeoutMs: options.storeTimeoutMs }),
-    ...(options.maxTokensPerUser === undefined ? {} : { maxTokensPerUser: options.maxTokensPerUser }),
-    ...(upstream === undefined ? {} : { upstream: upstream.hook }),
-    ...(maxRateLimit === undefined ? {} : { maxRateLimit }),
+    ...defined({
+      cache: options.cache,
+      storeTimeoutMs: options.storeTimeoutMs,
+      maxTokensPerUser: options.maxTokensPerUser,
+      upstream: upstream?.hook,
+      maxRateLimit,
+    }),
   });
   const verifier = verifierOf(tokens);
   // Extra grant types of the OAuth token endpoint, by `grant_type`: federation's token exchange.
@@ -234,7 +237,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     ipOptions,
     onEvent,
     tallies: metrics?.tallies,
-    ...(upstream === undefined ? {} : { upstreamStep: upstream.requestStep }),
+    ...defined({ upstreamStep: upstream?.requestStep }),
     pushProtection:
       options.pushProtection === false
         ? undefined
@@ -289,8 +292,8 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
       checkPagesOptions(pagesOptions!);
       return lazyRouter(async () => {
         const [{ createPagesRouter }, { oauthPageRoutes }] = await Promise.all([
-          import('./pages/router.js'),
-          import('./oauth/page-routes.js'),
+          import('../pages/router.js'),
+          import('../oauth/page-routes.js'),
         ]);
         return createPagesRouter(management, pagesOptions!, (router, kit) =>
           oauthPageRoutes(router, kit, () => oauthServer),

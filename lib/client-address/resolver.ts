@@ -1,12 +1,18 @@
 import type { Request } from 'express';
-import { type IpAddress, parseIpCached } from '../internal/ip.js';
-import { compileIpList, type IpMatcher } from '../internal/ip-list.js';
 import { any, headerName, validateOptions } from '../internal/options.js';
 import { forwardedForChain } from './forwarded-header.js';
+import { type IpAddress, parseIpCached } from './ip.js';
+import { compileIpList, type IpMatcher } from './ip-list.js';
 
 /**
  * The client address of a request: the socket peer, or, from a trusted proxy, the address its
  * header names (X-Forwarded-For walked right to left, RFC 7239 Forwarded, X-Real-IP, …).
+ * This is the library's one trust model, used by `protect()`, `clientIp`, `ipAllowlist`, the
+ * login throttles and the pages. Like proxy-addr (what Express's `trust proxy` runs), it walks
+ * the hops right to left and stops at the first untrusted one; unlike it, it reads its own
+ * `trustedProxies` rather than the app's setting (a gate behaves the same in any app), also
+ * reads `Forwarded` and single-address headers, and makes the address unknown at a malformed
+ * hop instead of returning the hop. Set both to the same proxies when the app uses `req.ip`.
  */
 
 /**

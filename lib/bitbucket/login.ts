@@ -1,24 +1,29 @@
 import bcrypt from 'bcryptjs';
 import type { RequestHandler } from 'express';
-import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
-import { AuthenticationError, ForbiddenError, TokenGateError, UnavailableError } from '../errors.js';
-import { type EventListener, safeEmitter } from '../events.js';
-import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
-import { BoundedCache } from '../internal/bounded-cache.js';
-import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
-import { foldName, isUserName, sameUser } from '../internal/validate.js';
-import { authOf } from '../request/auth-context.js';
-import { parseAuthorization } from '../request/authorization-header.js';
 import {
   CLIENT_IP_OPTIONS,
   type ClientIpOptions,
   createClientIpResolver,
-} from '../request/client-address.js';
+} from '../client-address/resolver.js';
+import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
+import { AuthenticationError, ForbiddenError, TokenGateError, UnavailableError } from '../errors.js';
+import { type EventListener, safeEmitter } from '../events.js';
+import { refuse } from '../http/respond.js';
+import { BoundedCache } from '../internal/bounded-cache.js';
+import { defined } from '../internal/defined.js';
+import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
+import { foldName, isUserName, sameUser } from '../internal/validate.js';
+import { authOf } from '../request/auth-context.js';
+import { parseAuthorization } from '../request/authorization-header.js';
 import { rememberPasswordLogin } from '../request/login-password.js';
 import type { TokenStore } from '../stores/token-store.js';
+import {
+  LOGIN_THROTTLE_OPTIONS,
+  LoginThrottle,
+  type LoginThrottleOptions,
+} from '../throttle/login-throttle.js';
 import { assertTokenPrefix } from '../tokens/format.js';
-import { LOGIN_THROTTLE_OPTIONS, LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
-import { refuse } from './respond.js';
+import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from './rest-client.js';
 
 /**
  * A Bitbucket account, as Bitbucket names it. `bitbucketLogin` sets it as `req.user`.
@@ -203,17 +208,13 @@ export function bitbucketLogin(options: Readonly<BitbucketLoginOptions>): Reques
   const { baseUrl, cacheTtlMs, maxEntries, bcryptCost, timeoutMs } = options;
   const verify = bitbucketPasswordVerifier({
     baseUrl,
-    ...(cacheTtlMs === undefined ? {} : { cacheTtlMs }),
-    ...(maxEntries === undefined ? {} : { maxEntries }),
-    ...(bcryptCost === undefined ? {} : { bcryptCost }),
-    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...defined({ cacheTtlMs, maxEntries, bcryptCost, timeoutMs }),
   });
   const prefix = options.tokenPrefix ?? DEFAULT_TOKEN_PREFIX;
   assertTokenPrefix(prefix);
-  const resolveIp = createClientIpResolver({
-    ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
-    ...(options.clientIpHeader === undefined ? {} : { clientIpHeader: options.clientIpHeader }),
-  });
+  const resolveIp = createClientIpResolver(
+    defined({ trustedProxies: options.trustedProxies, clientIpHeader: options.clientIpHeader }),
+  );
   const throttle = new LoginThrottle(options.store, options.throttle);
   const emit = safeEmitter(options.onEvent);
 

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
+import { forwardedForChain, parseForwarded } from '../../lib/client-address/forwarded-header.js';
 import { clientIp } from '../../lib/middleware/client-ip.js';
-import { forwardedForChain, parseForwarded } from '../../lib/request/forwarded-header.js';
 import { EXPRESS_VERSIONS, echoApp } from '../support/apps.js';
 
 const runs = Number(process.env['FUZZ_RUNS'] ?? 300);

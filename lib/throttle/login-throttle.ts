@@ -1,10 +1,10 @@
 import { TooManyAttemptsError } from '../errors.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
-import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
-import { addressKey } from '../internal/ip.js';
 import { integer, type Shape } from '../internal/options.js';
 import { foldName } from '../internal/validate.js';
 import type { TokenStore } from '../stores/token-store.js';
+import { addressKey } from './address-key.js';
+import { FAILURE_WINDOW_OPTIONS, FailureCounter, THROTTLE_DEFAULTS } from './failure-window.js';
 
 /**
  * Limits on failed password logins: the token pages' (the gate's `loginThrottle`) and
@@ -30,9 +30,8 @@ export interface LoginThrottleOptions {
 }
 
 export const LOGIN_THROTTLE_OPTIONS: Shape<LoginThrottleOptions> = {
-  maxFailuresPerIp: integer(),
+  ...FAILURE_WINDOW_OPTIONS,
   maxFailuresPerUser: integer(),
-  windowMs: integer(1_000),
 };
 
 const MAX_BLOCKS = 100_000;
@@ -44,9 +43,7 @@ const MAX_BLOCKS = 100_000;
 export class LoginThrottle {
   readonly #perIp: number;
   readonly #perUser: number;
-  readonly #windowMs: number;
-  readonly #store: Pick<TokenStore, 'countFailure'> | undefined;
-  readonly #local = new FixedWindowCounter();
+  readonly #counter: FailureCounter;
   readonly #blocked: BoundedCache<string, true>;
   /** Keys that went over their limit: an address, or a user name from one address (read by metrics). */
   readonly blocks = { address: 0, user: 0 };
@@ -55,11 +52,11 @@ export class LoginThrottle {
     store: Pick<TokenStore, 'countFailure'> | undefined,
     options: Readonly<LoginThrottleOptions> = {},
   ) {
-    this.#store = store;
-    this.#perIp = options.maxFailuresPerIp ?? 30;
-    this.#perUser = options.maxFailuresPerUser ?? 5;
-    this.#windowMs = options.windowMs ?? 900_000;
-    this.#blocked = new BoundedCache(MAX_BLOCKS, this.#windowMs);
+    const windowMs = options.windowMs ?? THROTTLE_DEFAULTS.windowMs;
+    this.#perIp = options.maxFailuresPerIp ?? THROTTLE_DEFAULTS.maxFailuresPerIp;
+    this.#perUser = options.maxFailuresPerUser ?? THROTTLE_DEFAULTS.maxFailuresPerUser;
+    this.#counter = new FailureCounter(store, windowMs);
+    this.#blocked = new BoundedCache(MAX_BLOCKS, windowMs);
   }
 
   /**
@@ -89,9 +86,7 @@ export class LoginThrottle {
 
   async #count(key: string, limit: number, kind: 'address' | 'user'): Promise<void> {
     try {
-      const count = this.#store?.countFailure
-        ? await this.#store.countFailure(key, this.#windowMs)
-        : this.#local.add(key, this.#windowMs);
+      const count = await this.#counter.add(key);
       if (count >= limit) {
         if (!this.#blocked.has(key)) this.blocks[kind]++;
         this.#blocked.set(key, true);

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { BoundedCache } from './bounded-cache.js';
+import { BoundedCache } from '../internal/bounded-cache.js';
 
 /**
  * Client addresses, strictly. `node:net` decides what is an address; on top of it we refuse
@@ -55,15 +55,4 @@ export function expandV6(text: string): string[] {
   const right = tail === undefined || tail === '' ? [] : tail.split(':');
   const zeros = new Array<string>(8 - left.length - right.length).fill('0');
   return [...left, ...zeros, ...right].map((group) => group.padStart(4, '0'));
-}
-
-/**
- * The throttle key of an address: IPv4 as is, IPv6 by its /64 (one subscriber's usual share),
- * `unknown` when there is none.
- */
-export function addressKey(clientIp: string | null): string {
-  const address = clientIp === null ? null : parseIpCached(clientIp);
-  if (address === null) return 'ip:unknown';
-  if (address.family === 4) return `ip:${address.text}`;
-  return `ip6:${expandV6(address.text).slice(0, 4).join(':')}`;
 }

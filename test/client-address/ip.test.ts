@@ -2,8 +2,8 @@ import { BlockList } from 'node:net';
 import fc from 'fast-check';
 import IPCIDR from 'ip-cidr';
 import { describe, expect, it } from 'vitest';
-import { parseIp } from '../../lib/internal/ip.js';
-import { canonicalIpEntry, compileIpList } from '../../lib/internal/ip-list.js';
+import { parseIp } from '../../lib/client-address/ip.js';
+import { canonicalIpEntry, compileIpList } from '../../lib/client-address/ip-list.js';
 
 /** The network of `address/bits` (host bits cleared), as lists require. */
 const network = (address: string, bits: number) =>

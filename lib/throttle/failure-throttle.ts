@@ -1,9 +1,9 @@
 import { TooManyAttemptsError } from '../errors.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
-import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
-import { addressKey } from '../internal/ip.js';
 import { integer, type Shape } from '../internal/options.js';
 import type { TokenStore } from '../stores/token-store.js';
+import { addressKey } from './address-key.js';
+import { FAILURE_WINDOW_OPTIONS, FailureCounter, THROTTLE_DEFAULTS } from './failure-window.js';
 
 /**
  * Brute-force throttling of failed token attempts (the gate's `throttle`). An address over its
@@ -25,9 +25,8 @@ export interface ThrottleOptions {
 }
 
 export const THROTTLE_OPTIONS: Shape<ThrottleOptions> = {
-  maxFailuresPerIp: integer(),
+  ...FAILURE_WINDOW_OPTIONS,
   maxFailuresPerToken: integer(),
-  windowMs: integer(1_000),
   maxQueuedPerIp: integer(1, 10_000),
 };
 
@@ -71,8 +70,7 @@ export class FailureThrottle {
   readonly #perToken: number;
   readonly #windowMs: number;
   readonly #maxQueued: number;
-  readonly #store: Pick<TokenStore, 'countFailure'>;
-  readonly #local = new FixedWindowCounter(MAX_KEYS);
+  readonly #counter: FailureCounter;
   /** Last known failure count per key, until its window ends. */
   readonly #failures: BoundedCache<string, number>;
   /** Keys over their limit, until their window ends. */
@@ -87,12 +85,12 @@ export class FailureThrottle {
     options: Readonly<ThrottleOptions> = {},
     blocks: ThrottleBlockCounts = { address: 0, token: 0 },
   ) {
-    this.#store = store;
     this.#blocks = blocks;
-    this.#perIp = options.maxFailuresPerIp ?? 30;
-    this.#perToken = options.maxFailuresPerToken ?? 50;
-    this.#windowMs = options.windowMs ?? 900_000;
-    this.#maxQueued = options.maxQueuedPerIp ?? 64;
+    this.#perIp = options.maxFailuresPerIp ?? THROTTLE_DEFAULTS.maxFailuresPerIp;
+    this.#perToken = options.maxFailuresPerToken ?? THROTTLE_DEFAULTS.maxFailuresPerToken;
+    this.#windowMs = options.windowMs ?? THROTTLE_DEFAULTS.windowMs;
+    this.#maxQueued = options.maxQueuedPerIp ?? THROTTLE_DEFAULTS.maxQueuedPerIp;
+    this.#counter = new FailureCounter(store, this.#windowMs, MAX_KEYS);
     this.#failures = new BoundedCache(MAX_KEYS, this.#windowMs);
     this.#over = new BoundedCache(MAX_KEYS, this.#windowMs);
   }
@@ -165,9 +163,7 @@ export class FailureThrottle {
 
   async #count(key: string, limit: number): Promise<void> {
     try {
-      const count = this.#store.countFailure
-        ? await this.#store.countFailure(key, this.#windowMs)
-        : this.#local.add(key, this.#windowMs);
+      const count = await this.#counter.add(key);
       // The window restarts when the store says the count restarted.
       const now = Date.now();
       const until = count <= 1 ? undefined : this.#failures.expiresAt(key, now);

@@ -1,9 +1,9 @@
 import { UnavailableError } from '../errors.js';
-import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../internal/bitbucket-client.js';
+import type { GroupResolver } from '../groups/group-resolver.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, integer, string, validateOptions } from '../internal/options.js';
 import { foldName, isUserName } from '../internal/validate.js';
-import type { GroupResolver } from './group-resolver.js';
+import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from './rest-client.js';
 
 /**
  * Options of `bitbucketGroups`.

@@ -1,6 +1,6 @@
 import { BlockList } from 'node:net';
 import IPCIDR from 'ip-cidr';
-import { BoundedCache } from './bounded-cache.js';
+import { BoundedCache } from '../internal/bounded-cache.js';
 import { expandV6, type IpAddress, parseIp } from './ip.js';
 
 /**

@@ -1,4 +1,4 @@
-import { escapeRegExp } from './regexp.js';
+import { escapeRegExp } from '../internal/regexp.js';
 
 /**
  * The grammar of `resources` restrictions: `PROJ` (a project and all its repositories),
