@@ -5,12 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DemoUpstream, startDemoUpstream } from '../../examples/demo-upstream.js';
-import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../../lib/federation/token-exchange.js';
-import { compileTrustRules, type FederationRule } from '../../lib/federation/trust-rules.js';
-import { forwardTo } from '../../lib/forward/index.js';
-import { createTokenGate, type TokenGate } from '../../lib/gate/create-token-gate.js';
-import { MemoryTokenStore } from '../../lib/stores/memory-token-store.js';
+import type { FederationRule } from '../../lib/federation/trust-rules.js';
 import { type CiIssuer, startCiIssuer } from '../support/ci-issuer.js';
 
 const run = promisify(execFile);
