@@ -21,8 +21,15 @@ const COMMON: TokenGateErrorCode[] = [
 ];
 /** Codes a request carrying an API token gets here (a token may only revoke itself). */
 const TOKEN_CALLER: TokenGateErrorCode[] = ['TOKEN_INVALID', 'TOKEN_CANNOT_MANAGE'];
-/** Codes of a JSON body that is not one. */
-const BODY: TokenGateErrorCode[] = ['VALIDATION_FAILED', 'BODY_TOO_LARGE'];
+/** Codes of a change sent from another site (a browser's cached login must not drive the API). */
+const CROSS_SITE: TokenGateErrorCode[] = ['CSRF_REJECTED'];
+/** Codes of a change whose body is not a JSON one (or was sent from another site). */
+const BODY: TokenGateErrorCode[] = [
+  'VALIDATION_FAILED',
+  'BODY_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  ...CROSS_SITE,
+];
 
 /** Error answers grouped by status, each listing the codes it may carry. */
 function errors(codes: TokenGateErrorCode[]): Record<string, unknown> {
@@ -115,6 +122,20 @@ export function managementApiDocument(): Record<string, unknown> {
     expiresAt: nullable({ type: 'string', format: 'date-time' }),
     lastUsedAt: nullable({ type: 'string', format: 'date-time' }),
     lastUsedIp: nullable({ type: 'string' }),
+    origin: {
+      ...nullable({
+        type: 'object',
+        additionalProperties: false,
+        required: ['via', 'client', 'ip'],
+        properties: {
+          via: { enum: ['oauth', 'federation'] },
+          client: { type: 'string' },
+          ip: nullable({ type: 'string' }),
+        },
+      }),
+      description:
+        'How it was issued: signed in by a git credential helper (oauth, with its client id) or exchanged for a CI identity token (federation, with the rule); null: made by hand.',
+    },
     ...restrictionProperties,
   };
   return {
@@ -271,7 +292,7 @@ export function managementApiDocument(): Record<string, unknown> {
           summary: 'Revoke a token, at once on every instance. A token may revoke itself (a kill switch).',
           responses: {
             '204': { description: 'Revoked.' },
-            ...errors(['TOKEN_NOT_FOUND', 'TOKEN_INVALID', 'TOKEN_CANNOT_MANAGE']),
+            ...errors(['TOKEN_NOT_FOUND', 'TOKEN_INVALID', 'TOKEN_CANNOT_MANAGE', ...CROSS_SITE]),
           },
         },
       },

@@ -90,8 +90,10 @@ describe('the management API’s OpenAPI document', () => {
       requiredHeaders: null,
       resources: null,
       rateLimit: null,
+      origin: null,
     };
     expect(tokenInfo(info)).toBe(true);
+    expect(tokenInfo({ ...info, origin: { via: 'oauth', client: 'git', ip: '127.0.0.1' } })).toBe(true);
     expect(tokenInfo({ ...info, hash: 'x' })).toBe(false);
     expect(tokenInfo({ ...info, createdAt: 'yesterday' })).toBe(false);
     const notFound = ajv.getSchema('api#/paths/~1{id}/get/responses/404/content/application~1json/schema')!;
@@ -165,6 +167,15 @@ describe('every live answer of the management API matches the document', () => {
     conforms('post', '/', invalid); // 401 TOKEN_INVALID
     for (let i = 0; i < 2; i++)
       conforms('post', '/', await create('alice', { name: `more ${i}`, scope: 'read' }));
+    // A change another site's page sends with the browser's cached login, and a form body.
+    const crossSite = await create('alice', { name: 'x', scope: 'read' }).set('sec-fetch-site', 'cross-site');
+    expect(crossSite.body.errors[0].code).toBe('CSRF_REJECTED');
+    conforms('post', '/', crossSite);
+    const form = await as('alice', request(app).post(`${api}/`))
+      .type('form')
+      .send({ name: 'x', scope: 'read' });
+    expect(form.body.errors[0].code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    conforms('post', '/', form);
     const full = await create('alice', { name: 'one too many', scope: 'read' });
     expect(full.body.errors[0].code).toBe('TOKEN_LIMIT_REACHED');
     conforms('post', '/', full);
@@ -304,7 +315,9 @@ describe('every live answer of the management API matches the document', () => {
       'post / 401 TOKEN_INVALID',
       'post / 403 PERMISSION_DENIED',
       'post / 403 TOKEN_CANNOT_MINT',
+      'post / 403 CSRF_REJECTED',
       'post / 413 BODY_TOO_LARGE',
+      'post / 415 UNSUPPORTED_MEDIA_TYPE',
       'post / 503 STORE_UNAVAILABLE',
       'post / 409 UPSTREAM_TOKEN_REQUIRED',
       'get / 200',

@@ -136,6 +136,13 @@ export interface components {
       expiresAt: string | null;
       lastUsedAt: string | null;
       lastUsedIp: string | null;
+      /** @description How it was issued: signed in by a git credential helper (oauth, with its client id) or exchanged for a CI identity token (federation, with the rule); null: made by hand. */
+      origin: {
+        /** @enum {unknown} */
+        via: 'oauth' | 'federation';
+        client: string;
+        ip: string | null;
+      } | null;
       /** @description Addresses, CIDR ranges and first-last ranges the token may be used from; null: any. */
       allowedIps: string[] | null;
       /** @description Headers every request must carry with exactly this value; null: none. */
@@ -161,6 +168,13 @@ export interface components {
       expiresAt: string | null;
       lastUsedAt: string | null;
       lastUsedIp: string | null;
+      /** @description How it was issued: signed in by a git credential helper (oauth, with its client id) or exchanged for a CI identity token (federation, with the rule); null: made by hand. */
+      origin: {
+        /** @enum {unknown} */
+        via: 'oauth' | 'federation';
+        client: string;
+        ip: string | null;
+      } | null;
       /** @description Addresses, CIDR ranges and first-last ranges the token may be used from; null: any. */
       allowedIps: string[] | null;
       /** @description Headers every request must carry with exactly this value; null: none. */
@@ -356,7 +370,7 @@ export interface operations {
           };
         };
       };
-      /** @description Refused: PERMISSION_DENIED, TOKEN_CANNOT_MINT. */
+      /** @description Refused: CSRF_REJECTED, PERMISSION_DENIED, TOKEN_CANNOT_MINT. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -380,6 +394,17 @@ export interface operations {
       };
       /** @description Refused: BODY_TOO_LARGE. */
       413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Errors'] & {
+            errors?: unknown;
+          };
+        };
+      };
+      /** @description Refused: UNSUPPORTED_MEDIA_TYPE. */
+      415: {
         headers: {
           [name: string]: unknown;
         };
@@ -484,7 +509,7 @@ export interface operations {
           };
         };
       };
-      /** @description Refused: PERMISSION_DENIED, TOKEN_CANNOT_MANAGE. */
+      /** @description Refused: CSRF_REJECTED, PERMISSION_DENIED, TOKEN_CANNOT_MANAGE. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -497,6 +522,17 @@ export interface operations {
       };
       /** @description Refused: BODY_TOO_LARGE. */
       413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Errors'] & {
+            errors?: unknown;
+          };
+        };
+      };
+      /** @description Refused: UNSUPPORTED_MEDIA_TYPE. */
+      415: {
         headers: {
           [name: string]: unknown;
         };
@@ -620,7 +656,7 @@ export interface operations {
           };
         };
       };
-      /** @description Refused: TOKEN_CANNOT_MANAGE. */
+      /** @description Refused: CSRF_REJECTED, TOKEN_CANNOT_MANAGE. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -716,7 +752,7 @@ export interface operations {
           };
         };
       };
-      /** @description Refused: TOKEN_CANNOT_MANAGE. */
+      /** @description Refused: CSRF_REJECTED, TOKEN_CANNOT_MANAGE. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -740,6 +776,17 @@ export interface operations {
       };
       /** @description Refused: BODY_TOO_LARGE. */
       413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Errors'] & {
+            errors?: unknown;
+          };
+        };
+      };
+      /** @description Refused: UNSUPPORTED_MEDIA_TYPE. */
+      415: {
         headers: {
           [name: string]: unknown;
         };
@@ -815,7 +862,7 @@ export interface operations {
           };
         };
       };
-      /** @description Refused: PERMISSION_DENIED, TOKEN_CANNOT_MANAGE. */
+      /** @description Refused: CSRF_REJECTED, PERMISSION_DENIED, TOKEN_CANNOT_MANAGE. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -839,6 +886,17 @@ export interface operations {
       };
       /** @description Refused: BODY_TOO_LARGE. */
       413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Errors'] & {
+            errors?: unknown;
+          };
+        };
+      };
+      /** @description Refused: UNSUPPORTED_MEDIA_TYPE. */
+      415: {
         headers: {
           [name: string]: unknown;
         };
@@ -924,7 +982,7 @@ export interface operations {
           };
         };
       };
-      /** @description Refused: PERMISSION_DENIED, TOKEN_CANNOT_MANAGE. */
+      /** @description Refused: CSRF_REJECTED, PERMISSION_DENIED, TOKEN_CANNOT_MANAGE. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -948,6 +1006,17 @@ export interface operations {
       };
       /** @description Refused: BODY_TOO_LARGE. */
       413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Errors'] & {
+            errors?: unknown;
+          };
+        };
+      };
+      /** @description Refused: UNSUPPORTED_MEDIA_TYPE. */
+      415: {
         headers: {
           [name: string]: unknown;
         };
