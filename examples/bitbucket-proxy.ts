@@ -26,7 +26,6 @@ import {
   type GroupsOption,
   openTokenStore,
   passwordLogin,
-  redactUrl,
   type TokenGate,
   type TokenGateOptions,
   type UpstreamMode,
@@ -277,7 +276,7 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     server,
     url,
     gate,
-    storeUrl: redactUrl(storeUrl),
+    storeUrl: opened.url,
     ...(demoInfo ? { demo: demoInfo } : {}),
     async close() {
       server.closeAllConnections();

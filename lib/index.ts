@@ -15,16 +15,13 @@ export {
   ConflictError,
   type ForbiddenCode,
   ForbiddenError,
-  type GatewayCode,
   GatewayError,
-  isTokenGateError,
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
   RateLimitedError,
   type RefusalNeed,
   StoreError,
-  statusOf,
   TokenGateError,
   type TokenGateErrorCode,
   TooManyAttemptsError,
@@ -59,7 +56,7 @@ export {
 } from './gate/create-token-gate.js';
 export type { Permissions, TokenGateOptions } from './gate/options.js';
 export { type GroupResolver, type GroupsOption, staticGroups } from './groups/group-resolver.js';
-export { type Challenge, sendError } from './http/respond.js';
+export { sendError } from './http/respond.js';
 export type { RouterOptions } from './http/router.js';
 export type { RateLimitOptions } from './limits/options.js';
 export { type AuthenticateTokenOptions, authenticateToken } from './middleware/authenticate-token.js';
@@ -92,7 +89,6 @@ export type {
   WebhookOptions,
 } from './notify/options.js';
 export { signWebhook } from './notify/webhook-sink.js';
-export type { GrantContext, GrantHandler, GrantResult } from './oauth/grants.js';
 export type { OAuthClient, OAuthOptions } from './oauth/options.js';
 export type { MetricsOptions, MetricsRegistryLike } from './ops/metrics.js';
 export { type OidcLogin, type OidcLoginOptions, oidcLogin } from './pages/logins/oidc-login.js';
@@ -102,7 +98,7 @@ export {
   passwordLogin,
 } from './pages/logins/password-login.js';
 export type { LoginProvider, PagesOptions } from './pages/options.js';
-export type { PendingLogin, SessionOptions } from './pages/session.js';
+export type { SessionOptions } from './pages/session.js';
 export type { AuthContext } from './request/auth-context.js';
 export type { PushProtectionOptions } from './scanning/push-protection.js';
 export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
@@ -112,7 +108,6 @@ export {
   type OpenedTokenStore,
   type OpenTokenStoreOptions,
   openTokenStore,
-  redactUrl,
   StoreMissingError,
 } from './stores/open-token-store.js';
 export {
@@ -137,7 +132,6 @@ export {
 } from './stores/sqlite-token-store.js';
 export {
   type CountLimit,
-  EXPIRED_RETENTION_MS,
   type RevocationListener,
   type TokenQuery,
   type TokenSearchPage,
@@ -169,12 +163,7 @@ export {
   type TokenServiceOptions,
   type TokenUpdate,
 } from './tokens/service.js';
-export type {
-  UpstreamCredentials,
-  UpstreamGrant,
-  UpstreamHook,
-  UpstreamRequest,
-} from './tokens/upstream-hook.js';
+export type { UpstreamCredentials } from './tokens/upstream-hook.js';
 export type { CacheOptions } from './tokens/verifier.js';
 export {
   type BitbucketAccessTokensOptions,

@@ -285,7 +285,7 @@ export function createProgram(io: CliIo, version: string): Command {
     .action(
       session({}, async (s, _options, [argument = '', name = '']) => {
         const id = idOf(argument, s.tokens.tokenPrefix);
-        const info = await s.tokens.rename(id, name, s.change);
+        const info = await s.tokens.update(id, { name }, s.change);
         if (info === null) throw new CliError(EXIT.NOT_FOUND, `No live token ${id}.`);
         await s.out(`renamed ${info.id} to ${JSON.stringify(info.name)}`);
       }),

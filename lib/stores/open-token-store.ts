@@ -72,9 +72,14 @@ export class StoreMissingError extends Error {
 export interface OpenedTokenStore {
   /** The store, ready for `createTokenGate({ store })`. */
   store: TokenStore;
+  /** The URL with any password replaced by `***`: safe to print and log. */
+  url: string;
   /** Closes the store and the client or pool it created. */
   close(): Promise<void>;
 }
+
+/** What each scheme's opener gives; `openTokenStore` adds the printable URL. */
+type Opened = Omit<OpenedTokenStore, 'url'>;
 
 /** Fail a command at once while Redis is away (docs/operations.md, "Redis in production"). */
 const REDIS_FAIL_FAST = {
@@ -118,6 +123,10 @@ export async function openTokenStore(
 ): Promise<OpenedTokenStore> {
   if (typeof url !== 'string' || url.trim() === '')
     throw new TypeError(`A token store URL is one of ${SCHEMES}`);
+  return { ...(await openByScheme(url, options)), url: redactUrl(url) };
+}
+
+async function openByScheme(url: string, options: Readonly<OpenTokenStoreOptions>): Promise<Opened> {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   switch (scheme) {
     case 'memory': {
@@ -139,7 +148,7 @@ export async function openTokenStore(
   }
 }
 
-function openSqlite(url: string, mustExist: boolean): OpenedTokenStore {
+function openSqlite(url: string, mustExist: boolean): Opened {
   let path = url.slice('sqlite:'.length);
   if (path.startsWith('//')) path = path.slice(2); // sqlite:///abs/path
   if (path === '') throw new TypeError('A sqlite: URL needs a file path, e.g. sqlite:./data/tokens.db');
@@ -174,7 +183,7 @@ async function openRedis(
   url: string,
   scheme: string,
   options: Readonly<OpenTokenStoreOptions>,
-): Promise<OpenedTokenStore> {
+): Promise<Opened> {
   const env = options.env ?? process.env;
   const ioredis = requireOptional<typeof import('ioredis')>('ioredis', `The token store ${scheme}:// URL`);
   // host lists do not parse as URLs: take the parts apart by hand.
@@ -245,10 +254,7 @@ async function openRedis(
   return { store, close };
 }
 
-async function openPostgres(
-  url: string,
-  options: Readonly<OpenTokenStoreOptions>,
-): Promise<OpenedTokenStore> {
+async function openPostgres(url: string, options: Readonly<OpenTokenStoreOptions>): Promise<Opened> {
   const env = options.env ?? process.env;
   const pg = requireOptional<typeof import('pg')>('pg', 'The token store postgres:// URL');
   const target = new URL(url);

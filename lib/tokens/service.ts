@@ -527,11 +527,6 @@ export class TokenService {
     return info;
   }
 
-  /** Renames a token; null when the id is unknown. Same as `update(id, { name })`. */
-  rename(id: string, name: string, context: ChangeContext = {}): Promise<TokenInfo | null> {
-    return this.update(id, { name }, context);
-  }
-
   /**
    * Revokes a token at once, here and (through the store's feed) on every instance. Idempotent:
    * false when there was no such token.

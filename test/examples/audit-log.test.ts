@@ -23,7 +23,7 @@ describe('examples/audit-log.ts (pino)', () => {
     const { token, info } = await gate.tokens.create({ user: 'alice', name: 'laptop', scope: 'read' });
     await request(app).get('/rest/x').set('authorization', `Bearer ${token}`);
     await request(app).post('/rest/x').set('authorization', `Bearer ${token}`);
-    await gate.tokens.rename(info.id, 'desk', { actor: 'alice' });
+    await gate.tokens.update(info.id, { name: 'desk' }, { actor: 'alice' });
     await gate.tokens.revoke(info.id, { actor: 'admin', clientIp: '10.0.0.1' });
     await gate.close();
     // The destination writes asynchronously (as it should in a proxy): wait for the five lines.

@@ -187,7 +187,7 @@ for (const [kind, open] of Object.entries(backends)) {
 
     it('keeps tokens working through legitimate changes: rename, restrictions, rotation, copy', async () => {
       const { token, info } = await eves();
-      await gate.tokens.rename(info.id, 'renamed');
+      await gate.tokens.update(info.id, { name: 'renamed' });
       await gate.tokens.update(info.id, { resources: ['OK/r'], allowedIps: ['0.0.0.0/0', '::/0'] });
       expect(await status(token)).toBe(200);
       const copy = await gate.tokens.copy(info.id);

@@ -235,8 +235,8 @@ describe('TokenService management', () => {
     await new Promise((resolve) => setTimeout(resolve, 2));
     const b = await tokens.create({ user: 'alice', name: 'two', scope: 'write' });
     expect((await tokens.list('ALICE')).map((t) => t.id)).toEqual([b.info.id, a.info.id]);
-    expect(await tokens.rename(a.info.id, 'renamed')).toMatchObject({ name: 'renamed' });
-    expect(await tokens.rename('unknownid00', 'x')).toBeNull();
+    expect(await tokens.update(a.info.id, { name: 'renamed' })).toMatchObject({ name: 'renamed' });
+    expect(await tokens.update('unknownid00', { name: 'x' })).toBeNull();
     expect(await tokens.revoke(a.info.id)).toBe(true);
     expect(await tokens.revoke(a.info.id)).toBe(false);
     expect(await tokens.get(a.info.id)).toBeNull();
@@ -247,7 +247,7 @@ describe('TokenService management', () => {
     const tokens = service();
     const { token, info } = await tokens.create({ user: 'a', name: 'old', scope: 'read' });
     await tokens.verify(token);
-    await tokens.rename(info.id, 'new');
+    await tokens.update(info.id, { name: 'new' });
     expect((await tokens.verify(token))?.name).toBe('new');
   });
 });
