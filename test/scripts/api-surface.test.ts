@@ -33,7 +33,7 @@ function documented(): Record<string, string[]> {
       entry = line.includes('/forward') ? 'forward' : line.includes('/testing') ? 'testing' : 'root';
       if (line.includes('left the root')) entry = 'gone';
     }
-    const name = /^\| `([A-Za-z0-9]+)` \|/.exec(line)?.[1];
+    const name = /^\| `([A-Za-z0-9]+)` +\|/.exec(line)?.[1];
     if (name !== undefined && entry !== 'gone') out[entry]!.push(name);
   }
   for (const names of Object.values(out)) names.sort();
