@@ -18,14 +18,17 @@ import { forwardTo } from '../lib/forward/index.js';
 import {
   type AuditEvent,
   bitbucketAccessTokens,
+  bitbucketEmails,
   bitbucketGroups,
   bitbucketLogin,
   bitbucketPasswordVerifier,
   createTokenGate,
   type FederationRule,
   type GroupsOption,
+  type NotifyOptions,
   openTokenStore,
   passwordLogin,
+  type RateLimit,
   type TokenGate,
   type TokenGateOptions,
   type UpstreamMode,
@@ -61,6 +64,46 @@ function days(env: Env, name: string): number | undefined {
   if (value === undefined || value === '') return undefined;
   if (!/^\d+$/.test(value)) throw new Error(`${name} must be a whole number of days`);
   return Number(value);
+}
+
+/** `RATE_LIMIT` (`requests/seconds`, or `none`): each token's default limit; the demo's is 600 a minute. */
+function rateLimitOf(env: Env, demo: boolean): RateLimit | undefined {
+  const value = env['RATE_LIMIT'] || (demo ? '600/60' : 'none');
+  if (value === 'none') return undefined;
+  const match = /^(\d+)\/(\d+)$/.exec(value);
+  if (!match) throw new Error('RATE_LIMIT must be requests/seconds (e.g. 600/60) or none');
+  return { requests: Number(match[1]), windowSeconds: Number(match[2]) };
+}
+
+/**
+ * Owners are told (docs/notifications.md): e-mail through `SMTP_URL` from `NOTIFY_FROM` (owners'
+ * addresses from Bitbucket with `BITBUCKET_ADMIN_TOKEN`, else `<user>@NOTIFY_EMAIL_DOMAIN`), and
+ * signed webhooks to `WEBHOOK_URL` with `WEBHOOK_SECRET`. Neither without its settings.
+ */
+function notifyOf(env: Env, bitbucketUrl: URL): NotifyOptions | undefined {
+  const adminToken = env['BITBUCKET_ADMIN_TOKEN'];
+  const domain = env['NOTIFY_EMAIL_DOMAIN'];
+  const emailOf = adminToken
+    ? bitbucketEmails({ baseUrl: bitbucketUrl.href, token: adminToken })
+    : domain
+      ? (user: string) => `${user}@${domain}`
+      : undefined;
+  const email =
+    env['SMTP_URL'] && emailOf
+      ? {
+          smtp: env['SMTP_URL'],
+          from: env['NOTIFY_FROM'] || 'API tokens <tokens@localhost>',
+          emailOf,
+          ...(list(env['NOTIFY_ADMINS']) ? { admins: list(env['NOTIFY_ADMINS'])! } : {}),
+          ...(env['PUBLIC_URL'] ? { pagesUrl: new URL('tokens/', env['PUBLIC_URL']).href } : {}),
+        }
+      : undefined;
+  const webhook =
+    env['WEBHOOK_URL'] && env['WEBHOOK_SECRET']
+      ? { url: env['WEBHOOK_URL'], secret: env['WEBHOOK_SECRET'] }
+      : undefined;
+  if (!email && !webhook) return undefined;
+  return { ...(email ? { email } : {}), ...(webhook ? { webhooks: [webhook] } : {}) };
 }
 
 /**
@@ -158,6 +201,8 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     ...(list(env['TRUSTED_PROXIES']) ? { trustedProxies: list(env['TRUSTED_PROXIES'])! } : {}),
     ...(env['CLIENT_IP_HEADER'] ? { clientIpHeader: env['CLIENT_IP_HEADER'] } : {}),
   };
+  const rateLimit = rateLimitOf(env, demo);
+  const notify = notifyOf(env, bitbucketUrl);
   const options: TokenGateOptions = {
     store: opened.store,
     ...(groups ? { groups } : {}),
@@ -183,6 +228,9 @@ export async function startProxy(env: Env = process.env): Promise<RunningProxy> 
     onEvent: logEvent,
     // Prometheus metrics at /metrics (prom-client is an optional peer dependency).
     metrics: true,
+    // Per-token rate limits, counted across every proxy sharing the store (docs/rate-limits.md).
+    ...(rateLimit ? { rateLimit: { perToken: rateLimit } } : {}),
+    ...(notify ? { notify } : {}),
     // CI jobs exchange their identity tokens at /oauth/token (docs/ci.md): trust rules from a JSON file.
     ...(env['FEDERATION_RULES']
       ? { federation: JSON.parse(readFileSync(env['FEDERATION_RULES'], 'utf8')) as FederationRule[] }
@@ -328,9 +376,13 @@ export function demoInstructions(proxy: RunningProxy): string {
     `  $ git -C demo-repo push http://${DEMO_USER}:${writeToken}@${host}/scm/demo/repo.git HEAD:main`,
     'Call the REST API (the upstream echoes the identity it was given):',
     `  $ curl -s -H "Authorization: Bearer ${readToken}" ${url}/rest/api/1.0/projects`,
+    "Every answer carries the token's rate limit (RateLimit headers, 600 a minute in the demo):",
+    `  $ curl -s -o /dev/null -D - -H "Authorization: Bearer ${readToken}" ${url}/rest/api/1.0/projects`,
     'Create and list tokens through the management API with the demo login (user demo, password demo):',
     `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} -H "Content-Type: application/json" -d '{"name":"my laptop","scope":"read","expiresInDays":30}' ${url}/tokens/api`,
     `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens/api`,
+    "The management API's OpenAPI contract:",
+    `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens/api/openapi.json`,
     '',
     `Token page: ${url}/tokens/ (log in as ${DEMO_USER} / ${DEMO_PASSWORD})`,
     '',
