@@ -436,7 +436,7 @@ describe('forwardTo failures', () => {
       });
     });
     const proxy = await listen(
-      (await import('express')).default().use(forwardTo(upstream.url, { timeoutMs: 300 })),
+      (await import('express')).default().use(forwardTo(upstream.url, { timeoutMs: 1_000 })),
     );
 
     const answer = await new Promise<string>((resolve, reject) => {
@@ -451,15 +451,16 @@ describe('forwardTo failures', () => {
         res.on('error', reject);
       });
       (async () => {
-        // Ten chunks 100 ms apart: a second in all, over three times the timeout.
-        for (let i = 0; i < 10; i++) {
+        // Thirty chunks 100 ms apart: three seconds in all, three times the idle timeout (which
+        // leaves a busy machine's event loop room to lag without reading as idle).
+        for (let i = 0; i < 30; i++) {
           req.write('y'.repeat(1000));
           await sleep(100);
         }
         req.end();
       })();
     });
-    expect(answer).toBe('part 0;part 1;part 2;part 3;part 4;bytes 10000');
+    expect(answer).toBe('part 0;part 1;part 2;part 3;part 4;bytes 30000');
   });
 
   it('cuts the client’s answer off when the upstream dies mid-answer, so it never looks complete', async () => {
