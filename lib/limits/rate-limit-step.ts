@@ -90,6 +90,8 @@ export function rateLimitStep(options: Readonly<RateLimitStepOptions>): Step {
   const counter = new LeaseCounter(options.store, options.storeTimeoutMs, () => observer?.storeFailed());
   const plans = new WeakMap<TokenInfo, Plan>();
   const emit = options.onEvent;
+  // Without a limit of the gate's own, only a token's own can apply: most requests skip the plan lookup.
+  const gateLimits = options.perToken !== undefined || options.perUser !== undefined;
 
   /** Takes one request from each limit, from the `index`-th on; waits for reservations when needed. */
   function judge(
@@ -161,7 +163,7 @@ export function rateLimitStep(options: Readonly<RateLimitStepOptions>): Step {
 
   return function rateLimitStep(req, res, auth, next) {
     const token = auth.token;
-    if (token === undefined) {
+    if (token === undefined || (!gateLimits && (token.rateLimit ?? null) === null)) {
       next();
       return;
     }

@@ -135,6 +135,19 @@ export function authenticateTokenStep(options: Readonly<AuthenticateTokenOptions
       decide(req, res, auth, next, cached, claimedUser, undefined, clientIp);
       return;
     }
+    lookUp(req, res, auth, next, token, claimedUser, clientIp);
+  };
+
+  // Apart from the step: its closures would make every request, cached or not, allocate their context.
+  function lookUp(
+    req: Request,
+    res: Response,
+    auth: AuthContext,
+    next: NextFunction,
+    token: string,
+    claimedUser: string | undefined,
+    clientIp: string | null,
+  ): void {
     // Malformed and tampered tokens cost no lookup and no throttle bookkeeping.
     const parsed = parseToken(token, tokens.tokenPrefix);
     if (parsed === null) {
@@ -165,5 +178,5 @@ export function authenticateTokenStep(options: Readonly<AuthenticateTokenOptions
     }
     if ('then' in admitted) admitted.then(verify, fail);
     else void verify(admitted);
-  };
+  }
 }

@@ -95,11 +95,8 @@ export function pushProtectionStep(
     );
   const { tokens, emit } = parts;
 
-  return function pushProtection(req, res, auth, next) {
-    if (!isPush(req)) {
-      next();
-      return;
-    }
+  // Apart from `pushProtection` below: its closures would make every request, push or not, allocate their context.
+  const holdPush: Step = (req, res, auth, next) => {
     // Each token is looked up once, from the moment it is found while the push streams in.
     const lookups = new Map<string, Promise<TokenInfo | null>>();
     const lookUp = (token: string) => {
@@ -152,6 +149,14 @@ export function pushProtectionStep(
       return refusal(scanner, 'push contains a live API token', leakMessages(live, revoke));
     };
     guardPush(req, res, next, { prefix: tokens.tokenPrefix, tempDir, onToken: lookUp, judge });
+  };
+
+  return function pushProtection(req, res, auth, next) {
+    if (!isPush(req)) {
+      next();
+      return;
+    }
+    holdPush(req, res, auth, next);
   };
 }
 
