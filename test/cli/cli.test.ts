@@ -279,6 +279,7 @@ describe('express-api-tokens (the built CLI)', () => {
   }, 120_000);
 
   it('reads secrets from *_FILE, takes a leaked token as it is, and never prints a secret or a hash', async () => {
+    expect((await cli(['init'], env())).code).toBe(0);
     const pepperFile = join(temp.dir, 'pepper');
     writeFileSync(pepperFile, `${PEPPER}\n`);
     const fromFile = await cli(['create', '--user', 'carol', '--name', 'from file', '--scope', 'write'], {
