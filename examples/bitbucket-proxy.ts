@@ -385,6 +385,8 @@ export function demoInstructions(proxy: RunningProxy): string {
     `  $ curl -s -u ${DEMO_USER}:${DEMO_PASSWORD} ${url}/tokens/api/openapi.json`,
     '',
     `Token page: ${url}/tokens/ (log in as ${DEMO_USER} / ${DEMO_PASSWORD})`,
+    'Leaked tokens: a push that carries a live token is refused and the token revoked; a token found',
+    `anywhere else is revoked by a POST to ${url}/tokens/leaked (no login; docs/secret-scanning.md).`,
     '',
     ...(proxy.demo!.upstream.mode === 'access-token'
       ? []
@@ -394,6 +396,8 @@ export function demoInstructions(proxy: RunningProxy): string {
           `Then: git clone ${url}/scm/demo/repo.git demo-repo-3 (your browser opens the login and consent;`,
           'choose Write there to push with it too; with no desktop, put BROWSER=echo before git and open the URL it prints)',
           `Undo: git config --global --remove-section credential.${url}`,
+          `CI jobs exchange their own identity token for a short-lived one at ${url}/oauth/token`,
+          '(start with FEDERATION_RULES=<rules.json>; docs/ci.md).',
           '',
         ]),
     'Press Ctrl+C to stop.',
