@@ -101,7 +101,7 @@ export type { LoginProvider, PagesOptions } from './pages/options.js';
 export type { SessionOptions } from './pages/session.js';
 export type { AuthContext } from './request/auth-context.js';
 export type { PushProtectionOptions } from './scanning/push-protection.js';
-export type { RevocationEndpointOptions } from './scanning/revocation-endpoint.js';
+export type { RevocationEndpointOptions } from './scanning/revocation-options.js';
 export { type CopyTokensOptions, type CopyTokensResult, copyTokens } from './stores/copy-tokens.js';
 export { MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory-token-store.js';
 export {

@@ -1,31 +1,7 @@
 import { UnavailableError } from '../errors.js';
+import type { BitbucketPermission } from './permissions.js';
 
-/**
- * Permissions a Bitbucket HTTP access token can carry.
- * @example
- * const write: BitbucketPermission[] = ['REPO_WRITE', 'PROJECT_READ'];
- * bitbucketAccessTokens({
- *   baseUrl,
- *   encryptionKeys: [{ id: 'k1', key: process.env.TOKEN_ENCRYPTION_KEY! }],
- *   permissions: { write },
- * });
- */
-export type BitbucketPermission =
-  | 'REPO_READ'
-  | 'REPO_WRITE'
-  | 'REPO_ADMIN'
-  | 'PROJECT_READ'
-  | 'PROJECT_WRITE'
-  | 'PROJECT_ADMIN';
-
-export const BITBUCKET_PERMISSIONS: readonly BitbucketPermission[] = [
-  'REPO_READ',
-  'REPO_WRITE',
-  'REPO_ADMIN',
-  'PROJECT_READ',
-  'PROJECT_WRITE',
-  'PROJECT_ADMIN',
-];
+export type { BitbucketPermission } from './permissions.js';
 
 const LEVEL = { READ: 1, WRITE: 2, ADMIN: 3 } as const;
 

@@ -7,7 +7,7 @@ import type { TokenStore } from '../stores/token-store.js';
 import { createInGroup, type TokenService } from '../tokens/service.js';
 import { IssuerKeys, IssuerUnavailableError } from './issuer-keys.js';
 import { CLOCK_SKEW_SECONDS, JobTokenRefused, MAX_TOKEN_AGE_SECONDS, verifyJobToken } from './job-token.js';
-import type { CompiledRule } from './trust-rules.js';
+import { assertFederationPossible, type CompiledRule } from './trust-rules.js';
 
 /** `createdBy` (and the event `actor`) of the tokens the exchange issues. */
 export const FEDERATION_ACTOR = 'federation';
@@ -87,15 +87,8 @@ function single(form: URLSearchParams, name: string): string | undefined | null 
 export function createTokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler {
   const now = deps.now ?? Date.now;
   const storeTimeoutMs = deps.storeTimeoutMs ?? 2_000;
-  const claim = deps.store.claim?.bind(deps.store);
-  if (claim === undefined || deps.store.putCounted === undefined)
-    throw new TypeError(
-      '`federation` needs a store with `claim()` and `putCounted()` (every built-in store has them): each job token is used once and each rule bounded across the fleet',
-    );
-  if (deps.tokens.upstreamCredentialsRequired)
-    throw new TypeError(
-      '`federation` cannot issue tokens in access-token mode (`upstream: bitbucketAccessTokens(...)`): each token there needs its owner’s Bitbucket credentials',
-    );
+  assertFederationPossible(deps.store, deps.tokens.upstreamCredentialsRequired);
+  const claim = deps.store.claim!.bind(deps.store);
   const rulesByIssuer = new Map<string, CompiledRule[]>();
   for (const rule of deps.rules) {
     const list = rulesByIssuer.get(rule.issuer) ?? [];

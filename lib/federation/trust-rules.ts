@@ -12,6 +12,7 @@ import {
 } from '../internal/options.js';
 import { validateUser } from '../internal/validate.js';
 import type { Scope } from '../model.js';
+import type { TokenStore } from '../stores/token-store.js';
 import { validateRestrictions } from '../tokens/restrictions.js';
 import {
   type ClaimConditions,
@@ -173,6 +174,25 @@ function asOption<T>(path: string, work: () => T): T {
     if (err instanceof ValidationError) throw new TypeError(`\`${path}\`: ${err.message}`);
     throw err;
   }
+}
+
+/**
+ * Throws when this gate cannot exchange job tokens: a store without `claim()` (each job token
+ * is used once) or `putCounted()` (each rule bounded across the fleet), or access-token mode.
+ * Checked by `createTokenGate`, before the exchange itself is loaded.
+ */
+export function assertFederationPossible(
+  store: Pick<TokenStore, 'claim' | 'putCounted'>,
+  accessTokenMode: boolean,
+): void {
+  if (store.claim === undefined || store.putCounted === undefined)
+    throw new TypeError(
+      '`federation` needs a store with `claim()` and `putCounted()` (every built-in store has them): each job token is used once and each rule bounded across the fleet',
+    );
+  if (accessTokenMode)
+    throw new TypeError(
+      '`federation` cannot issue tokens in access-token mode (`upstream: bitbucketAccessTokens(...)`): each token there needs its owner’s Bitbucket credentials',
+    );
 }
 
 /**

@@ -2,8 +2,7 @@ import type { RequestHandler, Router } from 'express';
 import { type ClientIpOptions, createClientIpResolver } from '../client-address/resolver.js';
 import { DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { type EventListener, safeEmitter } from '../events.js';
-import { createTokenExchangeGrant, TOKEN_EXCHANGE_GRANT } from '../federation/token-exchange.js';
-import { compileTrustRules } from '../federation/trust-rules.js';
+import { assertFederationPossible, compileTrustRules } from '../federation/trust-rules.js';
 import { compilePermission, type GroupResolver, toGroupResolver } from '../groups/group-resolver.js';
 import { type ManagementContext, resolveCaller } from '../http/management-context.js';
 import { createRouter, type RouterOptions } from '../http/router.js';
@@ -11,16 +10,20 @@ import { defined } from '../internal/defined.js';
 import { lazyRouter } from '../internal/lazy-router.js';
 import { validateOptions } from '../internal/options.js';
 import { checkRateLimitOptions } from '../limits/options.js';
-import { Notifier } from '../notify/notifier.js';
-import type { GrantHandler } from '../oauth/grants.js';
-import type { OAuthOptions } from '../oauth/options.js';
-import { OAuthServer } from '../oauth/server.js';
+import { type NotifierHandle, startNotifier } from '../notify/start-notifier.js';
+import type { GrantStore } from '../oauth/grant-state.js';
+import { type OAuthOptions, oauthConfigOf } from '../oauth/options.js';
+import type { OAuthServer } from '../oauth/server.js';
+import { startOAuthServer } from '../oauth/start-server.js';
 import { type GateHealth, type HealthHandlers, HealthMonitor } from '../ops/health.js';
 import { instrumentedStore, storeKind } from '../ops/instrumented-store.js';
 import { GateMetrics } from '../ops/metrics.js';
 import { checkPagesOptions, type PagesOptions } from '../pages/options.js';
 import { pushProtectionStep } from '../scanning/push-protection.js';
-import { type RevocationEndpointOptions, revocationEndpoint } from '../scanning/revocation-endpoint.js';
+import {
+  checkRevocationEndpointOptions,
+  type RevocationEndpointOptions,
+} from '../scanning/revocation-options.js';
 import { MemoryTokenStore } from '../stores/memory-token-store.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { LoginThrottle } from '../throttle/login-throttle.js';
@@ -37,7 +40,7 @@ import { buildRequestPath } from './request-path.js';
 
 export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from '../ops/health.js';
 export type { PushProtectionOptions } from '../scanning/push-protection.js';
-export type { RevocationEndpointOptions } from '../scanning/revocation-endpoint.js';
+export type { RevocationEndpointOptions } from '../scanning/revocation-options.js';
 export type { Permissions, TokenGateOptions } from './options.js';
 
 /**
@@ -118,7 +121,7 @@ export interface TokenGate {
 /** The user's listener and the notifier's, each safe on its own; undefined when there is neither. */
 function withNotifier(
   user: EventListener | undefined,
-  notifier: Notifier | undefined,
+  notifier: NotifierHandle | undefined,
 ): EventListener | undefined {
   if (notifier === undefined) return user === undefined ? undefined : safeEmitter(user);
   const notify = safeEmitter(notifier.listener);
@@ -173,7 +176,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     metrics === undefined ? givenStore : instrumentedStore(givenStore, metrics.storeObserver, storeTimeoutMs);
   // The notification sinks listen beside the user's listener (and load nodemailer only when asked).
   const notifier =
-    options.notify === undefined ? undefined : new Notifier(options.notify, store, tokenPrefix);
+    options.notify === undefined ? undefined : startNotifier(options.notify, store, tokenPrefix);
   const onEvent = withNotifier(options.onEvent, notifier);
   const userEmit: EventListener = onEvent ?? (() => {});
   const emit = metrics === undefined ? userEmit : metrics.tallies.managementListener(userEmit);
@@ -214,19 +217,9 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     }),
   });
   const verifier = verifierOf(tokens);
-  // Extra grant types of the OAuth token endpoint, by `grant_type`: federation's token exchange.
-  const extraGrants = new Map<string, GrantHandler>();
-  if (options.federation !== undefined && options.federation.length > 0)
-    extraGrants.set(
-      TOKEN_EXCHANGE_GRANT,
-      createTokenExchangeGrant({
-        tokens,
-        store,
-        rules: compileTrustRules(options.federation),
-        emit,
-        storeTimeoutMs,
-      }),
-    );
+  // Checked now; the exchange itself loads with the OAuth server, whose token endpoint serves it.
+  const federation = options.federation === undefined ? [] : compileTrustRules(options.federation);
+  if (federation.length > 0) assertFederationPossible(store, tokens.upstreamCredentialsRequired);
   if (metrics !== undefined) verifier.observe(metrics.verifyObserver);
   const protect = buildRequestPath(options, {
     store,
@@ -270,7 +263,8 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     isOpen: () => open,
     intervalMs: options.healthProbeIntervalMs ?? 5_000,
   });
-  let oauthServer: OAuthServer | undefined;
+  // Loading from the first `gate.oauth()` call on (see start-server.ts).
+  let oauthServer: Promise<OAuthServer> | undefined;
 
   const reminders =
     options.reminders === false || onEvent === undefined || store.expiringBetween === undefined
@@ -303,12 +297,17 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     oauth: called('oauth', (oauthOptions?: OAuthOptions) => {
       if (oauthServer !== undefined)
         throw new TypeError('Call `gate.oauth()` once, and mount its router where you need it');
-      oauthServer = new OAuthServer(oauthOptions ?? {}, {
-        tokens,
+      const config = oauthConfigOf(oauthOptions ?? {}, {
         store,
-        expiry,
+        accessTokenMode: tokens.upstreamCredentialsRequired,
+        maxDays: expiry.maxDays,
+      });
+      const server = startOAuthServer(config, {
+        tokens,
+        store: store as TokenStore & GrantStore, // oauthConfigOf checked it holds grants
         resolveClientIp,
-        extraGrants,
+        federation,
+        storeTimeoutMs,
         emit,
         mayIssue: async (grant) => {
           const claimed = grant.claimGroups ?? [];
@@ -320,25 +319,28 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
           return grant.scope === 'write' ? caller.mayCreateWrite : caller.mayCreate;
         },
       });
-      return oauthServer.router();
+      oauthServer = server;
+      return lazyRouter(async () => (await server).router());
     }),
     oauthMetadata: called('oauthMetadata', () => {
-      if (oauthServer === undefined) throw new TypeError('`gate.oauthMetadata()` needs `gate.oauth()` first');
-      return oauthServer.metadataHandler();
+      const server = oauthServer;
+      if (server === undefined) throw new TypeError('`gate.oauthMetadata()` needs `gate.oauth()` first');
+      return lazyRouter(async () => (await server).metadataHandler());
     }),
-    revocationEndpoint: called('revocationEndpoint', (endpointOptions?: RevocationEndpointOptions) =>
-      revocationEndpoint(
-        {
-          tokens,
-          emit,
-          resolveClientIp,
-          // Read at each report: `gate.oauth()` may be called after this.
-          endRefreshFamily: async (token) =>
-            oauthServer === undefined ? null : oauthServer.issuer.endLeakedFamily(token),
-        },
-        endpointOptions,
-      ),
-    ),
+    revocationEndpoint: called('revocationEndpoint', (endpointOptions: RevocationEndpointOptions = {}) => {
+      checkRevocationEndpointOptions(endpointOptions);
+      const parts = {
+        tokens,
+        emit,
+        resolveClientIp,
+        // Read at each report: `gate.oauth()` may be called after this.
+        endRefreshFamily: async (token: string) =>
+          oauthServer === undefined ? null : (await oauthServer).issuer.endLeakedFamily(token),
+      };
+      return lazyRouter(async () =>
+        (await import('../scanning/revocation-endpoint.js')).revocationEndpoint(parts, endpointOptions),
+      );
+    }),
     async close() {
       open = false;
       health.stop();

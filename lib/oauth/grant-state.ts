@@ -55,15 +55,6 @@ export interface FamilyRecord extends Grant {
 export type GrantStore = Required<Pick<TokenStore, 'putValue' | 'getValue' | 'takeValue'>> &
   Pick<TokenStore, 'claim'>;
 
-/** True when the store can hold the OAuth server's state. */
-export function holdsGrants(store: TokenStore): store is TokenStore & GrantStore {
-  return (
-    typeof store.putValue === 'function' &&
-    typeof store.getValue === 'function' &&
-    typeof store.takeValue === 'function'
-  );
-}
-
 const KEY = 'oauth:';
 
 /**

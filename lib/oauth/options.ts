@@ -1,4 +1,15 @@
-import { array, boolean, fail, integer, object, type Shape, string } from '../internal/options.js';
+import {
+  array,
+  boolean,
+  fail,
+  integer,
+  object,
+  type Shape,
+  string,
+  validateOptions,
+} from '../internal/options.js';
+import type { TokenStore } from '../stores/token-store.js';
+import type { GrantStore } from './grant-state.js';
 
 /**
  * A registered OAuth client. Every client is public (native apps such as git credential
@@ -167,4 +178,35 @@ export function resolveOAuthOptions(
     devicePollIntervalS: options.devicePollIntervalS ?? 5,
     maxDeviceAuthorizationsPerIp: options.maxDeviceAuthorizationsPerIp ?? 30,
   };
+}
+
+/** True when the store can hold the OAuth server's state. */
+export function holdsGrants(store: TokenStore): store is TokenStore & GrantStore {
+  return (
+    typeof store.putValue === 'function' &&
+    typeof store.getValue === 'function' &&
+    typeof store.takeValue === 'function'
+  );
+}
+
+/**
+ * `gate.oauth()`'s options, checked and resolved when it is called: the server itself loads
+ * afterwards (see `start-server.ts`), so every mistake still throws at startup.
+ */
+export function oauthConfigOf(
+  options: unknown,
+  gate: { store: TokenStore; accessTokenMode: boolean; maxDays: number | undefined },
+): OAuthConfig {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('gate.oauth() takes an options object');
+  validateOptions<OAuthOptions>(options, OAUTH_OPTIONS);
+  if (gate.accessTokenMode)
+    throw new TypeError(
+      '`gate.oauth()` cannot issue tokens in access-token mode (`upstream: bitbucketAccessTokens(...)`): each token there needs the owner’s Bitbucket credentials',
+    );
+  if (!holdsGrants(gate.store))
+    throw new TypeError(
+      '`gate.oauth()` needs a store with keyed values (`putValue`, `getValue`, `takeValue`): every built-in store has them',
+    );
+  return resolveOAuthOptions(options, gate.maxDays);
 }

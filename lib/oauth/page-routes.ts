@@ -147,10 +147,14 @@ const queryOf = (page: PageRequest) => {
  * checks, security headers and look): `GET/POST oauth/authorize` (consent) and `GET/POST
  * device` (device code entry and consent). They answer 404 until `gate.oauth()` is called.
  */
-export function oauthPageRoutes(router: Router, kit: PageKit, server: () => OAuthServer | undefined): void {
+export function oauthPageRoutes(
+  router: Router,
+  kit: PageKit,
+  server: () => Promise<OAuthServer> | undefined,
+): void {
   const throttle = kit.context.loginThrottle;
 
-  const serverOf = (): OAuthServer => {
+  const serverOf = async (): Promise<OAuthServer> => {
     const found = server();
     if (found === undefined) throw new NotFoundError('No such page.', 'NOT_FOUND');
     return found;
@@ -205,7 +209,7 @@ export function oauthPageRoutes(router: Router, kit: PageKit, server: () => OAut
   router.get(
     '/oauth/authorize',
     pageRoute(kit, async (page) => {
-      const oauth = serverOf();
+      const oauth = await serverOf();
       const query = queryOf(page);
       const checked = checkRequest(oauth.config, new URLSearchParams(query));
       if (!checked.ok) {
@@ -233,7 +237,7 @@ export function oauthPageRoutes(router: Router, kit: PageKit, server: () => OAut
   router.post(
     '/oauth/authorize',
     pageRoute(kit, async (page) => {
-      const oauth = serverOf();
+      const oauth = await serverOf();
       const fields = formFields(page.req, [...CONSENT_FIELDS, ...REQUEST_FIELDS]);
       if (!kit.checkForm(page, fields['_csrf'])) return;
       const params = new URLSearchParams({ response_type: 'code' });
@@ -278,7 +282,7 @@ export function oauthPageRoutes(router: Router, kit: PageKit, server: () => OAut
   router.get(
     '/device',
     pageRoute(kit, async (page) => {
-      serverOf();
+      await serverOf();
       const typed = typeof page.req.query['user_code'] === 'string' ? page.req.query['user_code'] : '';
       const code = normalizeUserCode(typed);
       if (!loggedIn(page, code === null ? 'device' : `device?user_code=${code}`)) return;
@@ -293,7 +297,7 @@ export function oauthPageRoutes(router: Router, kit: PageKit, server: () => OAut
   router.post(
     '/device',
     pageRoute(kit, async (page) => {
-      const oauth = serverOf();
+      const oauth = await serverOf();
       const fields = formFields(page.req, [
         '_csrf',
         'user_code',

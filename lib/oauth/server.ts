@@ -8,24 +8,20 @@ import express, {
 import type { ClientIpResolver } from '../client-address/resolver.js';
 import type { EventListener } from '../events.js';
 import { requestPath } from '../http/respond.js';
-import { validateOptions } from '../internal/options.js';
-import type { TokenStore } from '../stores/token-store.js';
-import type { ExpiryPolicy } from '../tokens/expiry-policy.js';
 import type { TokenService } from '../tokens/service.js';
 import { deviceEndpoint } from './device-endpoint.js';
-import { GrantState, holdsGrants } from './grant-state.js';
+import { GrantState, type GrantStore } from './grant-state.js';
 import type { GrantHandler } from './grants.js';
 import { type MayIssue, OAuthIssuer, oauthError } from './issuer.js';
 import { metadataDocument, urlsFor } from './metadata.js';
-import { OAUTH_OPTIONS, type OAuthConfig, type OAuthOptions, resolveOAuthOptions } from './options.js';
+import type { OAuthConfig } from './options.js';
 import { revocationEndpoint } from './revocation-endpoint.js';
 import { type EndpointContext, sendResult, tokenEndpoint } from './token-endpoint.js';
 
 /** What the gate hands the OAuth server. */
 export interface OAuthDeps {
   tokens: TokenService;
-  store: TokenStore;
-  expiry: ExpiryPolicy;
+  store: GrantStore;
   resolveClientIp: ClientIpResolver;
   /** Extra `grant_type`s of the token endpoint (federation's token exchange); empty by default. */
   extraGrants: ReadonlyMap<string, GrantHandler>;
@@ -54,21 +50,10 @@ export class OAuthServer {
   readonly context: EndpointContext;
   readonly #deps: OAuthDeps;
 
-  constructor(options: Readonly<OAuthOptions>, deps: OAuthDeps) {
-    if (typeof options !== 'object' || options === null)
-      throw new TypeError('gate.oauth() takes an options object');
-    validateOptions<OAuthOptions>(options, OAUTH_OPTIONS);
-    if (deps.tokens.upstreamCredentialsRequired)
-      throw new TypeError(
-        '`gate.oauth()` cannot issue tokens in access-token mode (`upstream: bitbucketAccessTokens(...)`): each token there needs the owner’s Bitbucket credentials',
-      );
-    const { store } = deps;
-    if (!holdsGrants(store))
-      throw new TypeError(
-        '`gate.oauth()` needs a store with keyed values (`putValue`, `getValue`, `takeValue`): every built-in store has them',
-      );
-    this.config = resolveOAuthOptions(options, deps.expiry.maxDays);
-    this.state = new GrantState(store);
+  /** `config` comes checked from `oauthConfigOf` (options.ts). */
+  constructor(config: OAuthConfig, deps: OAuthDeps) {
+    this.config = config;
+    this.state = new GrantState(deps.store);
     this.issuer = new OAuthIssuer(deps.tokens, this.state, this.config, Date.now, deps.mayIssue);
     this.#deps = deps;
     this.context = {

@@ -10,31 +10,13 @@ import {
 import type { EventListener } from '../events.js';
 import { sendError } from '../http/respond.js';
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
-import { integer, type Shape, validateOptions } from '../internal/options.js';
 import type { TokenInfo } from '../model.js';
 import { addressKey } from '../throttle/address-key.js';
 import { parseToken } from '../tokens/format.js';
 import type { TokenService } from '../tokens/service.js';
+import { checkRevocationEndpointOptions, type RevocationEndpointOptions } from './revocation-options.js';
 
-/**
- * Options of `gate.revocationEndpoint()`.
- * @example
- * app.post('/tokens/leaked', gate.revocationEndpoint({ maxRequestsPerIp: 5 }));
- */
-export interface RevocationEndpointOptions {
-  /** Reports one client address may send per window; more get 429. Default 10. */
-  maxRequestsPerIp?: number;
-  /** The rate limit's window in milliseconds. Default 60,000. */
-  windowMs?: number;
-  /** Largest request body in bytes; larger ones get 413. Default 1,048,576 (1,000 reports with URLs fit). */
-  maxBodyBytes?: number;
-}
-
-export const REVOCATION_ENDPOINT_OPTIONS: Shape<RevocationEndpointOptions> = {
-  maxRequestsPerIp: integer(1, 1_000_000),
-  windowMs: integer(1_000, 86_400_000),
-  maxBodyBytes: integer(1_024, 16_777_216),
-};
+export type { RevocationEndpointOptions } from './revocation-options.js';
 
 /** Tokens one request may report (GitHub's credential revocation API takes as many). */
 export const MAX_REPORTED = 1_000;
@@ -196,7 +178,7 @@ export function revocationEndpoint(
   parts: RevocationParts,
   options: Readonly<RevocationEndpointOptions> = {},
 ): RequestHandler {
-  validateOptions<RevocationEndpointOptions>(options, REVOCATION_ENDPOINT_OPTIONS);
+  checkRevocationEndpointOptions(options);
   const maxRequests = options.maxRequestsPerIp ?? 10;
   const windowMs = options.windowMs ?? 60_000;
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;

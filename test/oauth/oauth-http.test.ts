@@ -11,6 +11,7 @@ import {
   type TokenGate,
 } from '../../lib/index.js';
 import type { GrantHandler } from '../../lib/oauth/grants.js';
+import { oauthConfigOf } from '../../lib/oauth/options.js';
 import { OAuthServer } from '../../lib/oauth/server.js';
 
 const SECRET = 'a session secret of at least thirty-two bytes';
@@ -549,16 +550,13 @@ describe('OAuthServer extra grants (the federation slot)', () => {
       status: 200,
       body: { access_token: `for ${form.get('subject_token')} from ${clientIp}`, token_type: 'Bearer' },
     });
-    const server = new OAuthServer(
-      {},
-      {
-        tokens: gate.tokens,
-        store: new MemoryTokenStore(),
-        expiry: {},
-        resolveClientIp: createClientIpResolver({}),
-        extraGrants: new Map([['urn:ietf:params:oauth:grant-type:token-exchange', exchange]]),
-      },
-    );
+    const store = new MemoryTokenStore();
+    const server = new OAuthServer(oauthConfigOf({}, { store, accessTokenMode: false, maxDays: undefined }), {
+      tokens: gate.tokens,
+      store,
+      resolveClientIp: createClientIpResolver({}),
+      extraGrants: new Map([['urn:ietf:params:oauth:grant-type:token-exchange', exchange]]),
+    });
     const app = express().use('/oauth', server.router());
     const res = await request(app)
       .post('/oauth/token')
