@@ -2,7 +2,7 @@ import { UnavailableError } from '../errors.js';
 import type { GroupResolver } from '../groups/group-resolver.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, integer, string, validateOptions } from '../internal/options.js';
-import { foldName, isUserName } from '../internal/validate.js';
+import { foldName, isUserName } from '../validate.js';
 import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from './rest-client.js';
 
 /**

@@ -12,7 +12,6 @@ import { refuse } from '../http/respond.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { defined } from '../internal/defined.js';
 import { any, func, integer, object, string, validateOptions, withMethods } from '../internal/options.js';
-import { foldName, isUserName, sameUser } from '../internal/validate.js';
 import { authOf } from '../request/auth-context.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { rememberPasswordLogin } from '../request/login-password.js';
@@ -23,6 +22,7 @@ import {
   type LoginThrottleOptions,
 } from '../throttle/login-throttle.js';
 import { assertTokenPrefix } from '../tokens/format.js';
+import { foldName, isUserName, sameUser } from '../validate.js';
 import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from './rest-client.js';
 
 /**

@@ -1,4 +1,4 @@
-import { parseInstant } from '../internal/validate.js';
+import { parseInstant } from '../validate.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 const DAY_MS = 86_400_000;

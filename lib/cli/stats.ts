@@ -1,5 +1,5 @@
-import { foldName } from '../internal/validate.js';
 import type { Scope, TokenInfo } from '../model.js';
+import { foldName } from '../validate.js';
 
 const DAY_MS = 86_400_000;
 

@@ -10,10 +10,10 @@ import {
   string,
   validateOptions,
 } from '../internal/options.js';
-import { validateUser } from '../internal/validate.js';
 import type { Scope } from '../model.js';
 import type { TokenStore } from '../stores/token-store.js';
 import { validateRestrictions } from '../tokens/restrictions.js';
+import { validateUser } from '../validate.js';
 import {
   type ClaimConditions,
   compileClaimConditions,

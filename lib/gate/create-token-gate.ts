@@ -14,7 +14,6 @@ import { type NotifierHandle, startNotifier } from '../notify/start-notifier.js'
 import type { GrantStore } from '../oauth/grant-state.js';
 import { type OAuthOptions, oauthConfigOf } from '../oauth/options.js';
 import type { OAuthServer } from '../oauth/server.js';
-import { startOAuthServer } from '../oauth/start-server.js';
 import { type GateHealth, type HealthHandlers, HealthMonitor } from '../ops/health.js';
 import { instrumentedStore, storeKind } from '../ops/instrumented-store.js';
 import { GateMetrics } from '../ops/metrics.js';
@@ -37,6 +36,7 @@ import { TokenService, verifierOf } from '../tokens/service.js';
 import { type AttachedUpstream, attachUpstream } from '../upstream/bitbucket-access-tokens.js';
 import { GATE_OPTIONS, type TokenGateOptions } from './options.js';
 import { buildRequestPath } from './request-path.js';
+import { startOAuthServer } from './start-oauth-server.js';
 
 export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from '../ops/health.js';
 export type { PushProtectionOptions } from '../scanning/push-protection.js';
@@ -263,7 +263,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     isOpen: () => open,
     intervalMs: options.healthProbeIntervalMs ?? 5_000,
   });
-  // Loading from the first `gate.oauth()` call on (see start-server.ts).
+  // Loading from the first `gate.oauth()` call on (see start-oauth-server.ts).
   let oauthServer: Promise<OAuthServer> | undefined;
 
   const reminders =

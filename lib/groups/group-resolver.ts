@@ -1,5 +1,5 @@
 import { TokenGateError, UnavailableError } from '../errors.js';
-import { foldName, groupNameProblem, validateUser } from '../internal/validate.js';
+import { foldName, groupNameProblem, validateUser } from '../validate.js';
 
 /**
  * The groups a user is in. May be async (a directory, Bitbucket). Throwing fails closed (503).

@@ -2,10 +2,10 @@ import type { ClientIpResolver } from '../client-address/resolver.js';
 import { AuthenticationError, ForbiddenError } from '../errors.js';
 import type { EventListener } from '../events.js';
 import { type GroupResolver, groupsOf, type Permission } from '../groups/group-resolver.js';
-import { sameUser, validateUser } from '../internal/validate.js';
 import type { Scope } from '../model.js';
 import type { LoginThrottle } from '../throttle/login-throttle.js';
 import type { ExpiryPolicy, TokenService } from '../tokens/service.js';
+import { sameUser, validateUser } from '../validate.js';
 
 /**
  * What the management API and the token pages need from the gate. Both act through

@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import { ForbiddenError, ValidationError } from '../errors.js';
-import { isDayCount, parseInstant, sameUser, validateScope, validateUser } from '../internal/validate.js';
 import type { TokenQuery } from '../stores/token-store.js';
+import { isDayCount, parseInstant, sameUser, validateScope, validateUser } from '../validate.js';
 import type { Caller } from './management-context.js';
 
 /**

@@ -8,7 +8,6 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors.js';
-import { sameUser, validateName, validateScope, validateUser } from '../internal/validate.js';
 import type { TokenInfo } from '../model.js';
 import { parseAuthorization } from '../request/authorization-header.js';
 import { verifiedRecord } from '../request/credential-slot.js';
@@ -16,6 +15,7 @@ import { passwordLoginOf } from '../request/login-password.js';
 import type { ChangeContext, CreateTokenInput } from '../tokens/service.js';
 import { toTokenInfo } from '../tokens/token-info.js';
 import type { UpstreamCredentials } from '../tokens/upstream-hook.js';
+import { sameUser, validateName, validateScope, validateUser } from '../validate.js';
 import {
   assertMayCreate,
   type Caller,

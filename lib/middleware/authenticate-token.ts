@@ -4,7 +4,6 @@ import { AuthenticationError, TooManyAttemptsError } from '../errors.js';
 import { type EventListener, safeEmitter } from '../events.js';
 import { refuse, refuseOrFail } from '../http/respond.js';
 import { any, boolean, func, validateOptions, withMethods } from '../internal/options.js';
-import { foldName, followsNamingRule, sameUser } from '../internal/validate.js';
 import type { AuthContext } from '../request/auth-context.js';
 import { setVerified, takePendingToken } from '../request/credential-slot.js';
 import { middlewareOf, type Step } from '../request/step.js';
@@ -17,6 +16,7 @@ import {
 import { parseToken } from '../tokens/format.js';
 import { type TokenService, verifierOf } from '../tokens/service.js';
 import type { VerifyOutcome } from '../tokens/verifier.js';
+import { foldName, followsNamingRule, sameUser } from '../validate.js';
 
 /**
  * Options of `authenticateToken`.

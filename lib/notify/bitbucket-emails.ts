@@ -2,7 +2,7 @@ import { bitbucketBaseUrl, bitbucketGet, bitbucketJson } from '../bitbucket/rest
 import { UnavailableError } from '../errors.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { any, integer, string, validateOptions } from '../internal/options.js';
-import { sameUser } from '../internal/validate.js';
+import { sameUser } from '../validate.js';
 
 /**
  * Options of `bitbucketEmails`.

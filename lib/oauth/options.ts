@@ -191,7 +191,7 @@ export function holdsGrants(store: TokenStore): store is TokenStore & GrantStore
 
 /**
  * `gate.oauth()`'s options, checked and resolved when it is called: the server itself loads
- * afterwards (see `start-server.ts`), so every mistake still throws at startup.
+ * afterwards (see `gate/start-oauth-server.ts`), so every mistake still throws at startup.
  */
 export function oauthConfigOf(
   options: unknown,

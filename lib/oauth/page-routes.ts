@@ -7,10 +7,10 @@ import {
   ValidationError,
 } from '../errors.js';
 import { assertMayCreate } from '../http/management-context.js';
-import { validateScope } from '../internal/validate.js';
 import { formFields, listField } from '../pages/form-input.js';
 import { type PageKit, type PageRequest, pageRoute, type UserRequest } from '../pages/page-kit.js';
 import { validateRestrictions } from '../tokens/restrictions.js';
+import { validateScope } from '../validate.js';
 import { type CodeRecord, type DeviceRecord, digest, type Grant, newSecret } from './grant-state.js';
 import type { OAuthConfig } from './options.js';
 import { CHALLENGE } from './pkce.js';

@@ -1,6 +1,6 @@
 import type { Router } from 'express';
 import { AuthenticationError, ForbiddenError, NotFoundError, TokenGateError } from '../errors.js';
-import { validateUser } from '../internal/validate.js';
+import { validateUser } from '../validate.js';
 import { formFields } from './form-input.js';
 import type { OidcLogin } from './logins/oidc-login.js';
 import type { PasswordLogin } from './logins/password-login.js';

@@ -1,10 +1,10 @@
 import type { Request, Router } from 'express';
 import { ForbiddenError, ValidationError } from '../errors.js';
 import { tokenQueryOf } from '../http/request-input.js';
-import { validateUser } from '../internal/validate.js';
 import type { TokenInfo } from '../model.js';
 import type { TokenQuery } from '../stores/token-store.js';
 import { parseToken } from '../tokens/format.js';
+import { validateUser } from '../validate.js';
 import { formFields } from './form-input.js';
 import { type PageKit, pageRoute, type UserRequest } from './page-kit.js';
 import { createFormProps, noticeOf, requireUser } from './token-routes.js';

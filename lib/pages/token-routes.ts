@@ -9,10 +9,10 @@ import {
   ValidationError,
 } from '../errors.js';
 import { assertMayCreate, type Caller, mayManage } from '../http/management-context.js';
-import { sameUser, validateName, validateScope, validateUser } from '../internal/validate.js';
 import type { TokenInfo } from '../model.js';
 import type { TokenUpdate } from '../tokens/service.js';
 import type { UpstreamCredentials } from '../tokens/upstream-hook.js';
+import { sameUser, validateName, validateScope, validateUser } from '../validate.js';
 import { expiryChoices, requestedFormExpiry } from './expiry-choices.js';
 import { formFields, restrictionsOf } from './form-input.js';
 import { type PageKit, type PageRequest, pageRoute, type UserRequest } from './page-kit.js';

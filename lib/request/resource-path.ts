@@ -1,5 +1,5 @@
-import { sameUser } from '../internal/validate.js';
 import type { ResourceTarget } from '../tokens/resource-pattern.js';
+import { sameUser } from '../validate.js';
 
 /**
  * Which Bitbucket project or repository a request path names, for `resources` restrictions.

@@ -1,6 +1,6 @@
 import { FixedWindowCounter } from '../internal/fixed-window-counter.js';
 import { integer, object, type Shape } from '../internal/options.js';
-import { foldName } from '../internal/validate.js';
+import { foldName } from '../validate.js';
 import { copyRecord } from './record-codec.js';
 import { isLive, matchesQuery } from './token-query.js';
 import {

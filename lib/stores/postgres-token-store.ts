@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { StoreError, TokenGateError } from '../errors.js';
 import { boolean, fail, object, type Shape, string, withMethods } from '../internal/options.js';
-import { foldName } from '../internal/validate.js';
 import type { TokenChanges, TokenRecord } from '../model.js';
+import { foldName } from '../validate.js';
 import { PgRevocationListener } from './postgres-listener.js';
 import {
   POSTGRES_SCHEMA_VERSION,

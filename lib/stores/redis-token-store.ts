@@ -1,8 +1,8 @@
 import { DEFAULT_TOKEN_PREFIX } from '../defaults.js';
 import { StoreError, TokenGateError } from '../errors.js';
 import { fail, integer, object, type Shape, withMethods } from '../internal/options.js';
-import { foldName, sameUser } from '../internal/validate.js';
 import { withTimeout } from '../internal/with-timeout.js';
+import { foldName, sameUser } from '../validate.js';
 import {
   decodeRecord,
   encodeChanges as encodeChangedFields,

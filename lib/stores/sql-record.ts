@@ -1,6 +1,6 @@
 import { StoreError } from '../errors.js';
-import { foldName } from '../internal/validate.js';
 import type { TokenChanges, TokenRecord } from '../model.js';
+import { foldName } from '../validate.js';
 import { decodeRecord, encodeChanges, encodeRecord, RECORD_FIELDS } from './record-codec.js';
 import type { TokenQuery } from './token-store.js';
 

@@ -2,8 +2,8 @@ import { DEFAULT_TABLE_PREFIX } from '../defaults.js';
 import { StoreError, TokenGateError } from '../errors.js';
 import { installedVersion, requireOptional } from '../internal/optional-module.js';
 import { fail, integer, object, oneOf, type Shape, string, withMethods } from '../internal/options.js';
-import { foldName } from '../internal/validate.js';
 import type { TokenChanges, TokenRecord } from '../model.js';
+import { foldName } from '../validate.js';
 import { createPrivateFile } from './private-files.js';
 import { revokedIdOf } from './revocation-message.js';
 import {

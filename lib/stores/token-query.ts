@@ -1,5 +1,5 @@
-import { sameUser } from '../internal/validate.js';
 import type { TokenRecord, TokenRestrictions } from '../model.js';
+import { sameUser } from '../validate.js';
 import type { TokenQuery } from './token-store.js';
 
 /** True while a record is live: it never expires, or its expiry is still ahead. */

@@ -1,8 +1,8 @@
 import { TooManyAttemptsError } from '../errors.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { integer, type Shape } from '../internal/options.js';
-import { foldName } from '../internal/validate.js';
 import type { TokenStore } from '../stores/token-store.js';
+import { foldName } from '../validate.js';
 import { addressKey } from './address-key.js';
 import { FAILURE_WINDOW_OPTIONS, FailureCounter, THROTTLE_DEFAULTS } from './failure-window.js';
 

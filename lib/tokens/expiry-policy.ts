@@ -1,6 +1,6 @@
 import { ValidationError } from '../errors.js';
 import { integer, type Shape } from '../internal/options.js';
-import { daysToMs } from '../internal/validate.js';
+import { daysToMs } from '../validate.js';
 
 /**
  * When tokens expire (the gate's `expiry`).

@@ -1,9 +1,9 @@
 import type { EventListener } from '../events.js';
 import { BoundedCache } from '../internal/bounded-cache.js';
 import { array, integer, type Shape } from '../internal/options.js';
-import { daysToMs } from '../internal/validate.js';
 import type { TokenRecord } from '../model.js';
 import { EXPIRED_RETENTION_MS, type TokenStore } from '../stores/token-store.js';
+import { daysToMs } from '../validate.js';
 import { toTokenInfo } from './token-info.js';
 import { isTombstone } from './tombstone.js';
 

@@ -11,10 +11,10 @@ import {
   validateOptions,
   withMethods,
 } from '../internal/options.js';
-import { parseInstant, validateName, validateScope, validateUser } from '../internal/validate.js';
 import { storeCall } from '../internal/with-timeout.js';
 import type { RateLimit, Scope, TokenChanges, TokenInfo, TokenOrigin, TokenRecord } from '../model.js';
 import { type CountLimit, type TokenQuery, type TokenStore, userGroup } from '../stores/token-store.js';
+import { parseInstant, validateName, validateScope, validateUser } from '../validate.js';
 import {
   checkExpiryPolicy,
   EXPIRY_POLICY,

@@ -9,9 +9,9 @@ import {
   missingPermissions,
 } from '../bitbucket/token-api.js';
 import { AuthenticationError, ConflictError, ForbiddenError, ValidationError } from '../errors.js';
-import { sameUser } from '../internal/validate.js';
 import type { Scope, TokenRecord } from '../model.js';
 import type { UpstreamCredentials, UpstreamGrant, UpstreamRequest } from '../tokens/upstream-hook.js';
+import { sameUser } from '../validate.js';
 import { CredentialBox, type UpstreamCredential } from './credential-box.js';
 import { ExpirySweep } from './expiry-sweep.js';
 import { upstreamCredentials } from './upstream-credentials.js';

@@ -1,8 +1,8 @@
 import { webcrypto } from 'node:crypto';
 import { CompactEncrypt, type CompactJWEHeaderParameters, compactDecrypt } from 'jose';
 import { UnavailableError } from '../errors.js';
-import { sameUser } from '../internal/validate.js';
 import type { TokenRecord } from '../model.js';
+import { sameUser } from '../validate.js';
 import { type EncryptionKey, keyRing } from './encryption-keys.js';
 
 export type { EncryptionKey } from './encryption-keys.js';

@@ -10,7 +10,7 @@ import {
   string,
   validateOptions,
 } from '../../internal/options.js';
-import { groupNameProblem, validateUser } from '../../internal/validate.js';
+import { groupNameProblem, validateUser } from '../../validate.js';
 import type { PendingLogin } from '../session.js';
 
 /**

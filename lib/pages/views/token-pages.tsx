@@ -1,5 +1,5 @@
-import { sameUser } from '../../internal/validate.js';
 import type { TokenInfo } from '../../model.js';
+import { sameUser } from '../../validate.js';
 import { Csrf, type Frame, renderPage } from './layout.js';
 import {
   Alert,

@@ -1,9 +1,9 @@
 import type { CompiledRule } from '../federation/trust-rules.js';
+import type { GrantStore } from '../oauth/grant-state.js';
+import type { GrantHandler } from '../oauth/grants.js';
+import type { OAuthConfig } from '../oauth/options.js';
+import type { OAuthDeps, OAuthServer } from '../oauth/server.js';
 import type { TokenStore } from '../stores/token-store.js';
-import type { GrantStore } from './grant-state.js';
-import type { GrantHandler } from './grants.js';
-import type { OAuthConfig } from './options.js';
-import type { OAuthDeps, OAuthServer } from './server.js';
 
 /** What `startOAuthServer` needs besides the config: the server's deps, and federation's rules. */
 export interface StartOAuthDeps extends Omit<OAuthDeps, 'extraGrants' | 'emit' | 'store'> {
@@ -22,7 +22,7 @@ export interface StartOAuthDeps extends Omit<OAuthDeps, 'extraGrants' | 'emit' |
 export async function startOAuthServer(config: OAuthConfig, deps: StartOAuthDeps): Promise<OAuthServer> {
   const { federation, storeTimeoutMs, ...serverDeps } = deps;
   const [{ OAuthServer }, exchange] = await Promise.all([
-    import('./server.js'),
+    import('../oauth/server.js'),
     federation.length === 0 ? undefined : import('../federation/token-exchange.js'),
   ]);
   const extraGrants = new Map<string, GrantHandler>();

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../lib/errors.js';
-import { parseInstant } from '../../lib/internal/validate.js';
+import { ValidationError } from '../lib/errors.js';
+import { parseInstant } from '../lib/validate.js';
 
 const runs = Number(process.env['FUZZ_RUNS'] ?? 300);
 

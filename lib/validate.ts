@@ -1,5 +1,5 @@
-import { ValidationError } from '../errors.js';
-import { SCOPES, type Scope } from '../model.js';
+import { ValidationError } from './errors.js';
+import { SCOPES, type Scope } from './model.js';
 
 const CONTROL = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
 export const MAX_NAME_LENGTH = 100;
