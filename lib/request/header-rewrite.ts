@@ -34,32 +34,24 @@ export function spellingsOf(names: readonly string[]): HeaderMatcher {
 /**
  * Removes every header `remove` matches from both `req.headers` and `req.rawHeaders`, so
  * whatever forwards the request sees one consistent set. `rawHeaders` is changed in place;
- * `headers` is rebuilt once when something is removed: deleting a property would turn V8's
- * fast headers object into a slow dictionary for every later read. The usual case, one header
- * to drop (the token's `Authorization`), copies the rest in one step.
+ * `headers` is rebuilt when something is removed: deleting a property would turn V8's fast
+ * headers object into a slow dictionary for every later read, and an object rest with a
+ * computed key (`{ [name]: _, ...rest }`) goes through a generic runtime call on every request.
  */
 export function removeHeaders(req: Request, remove: HeaderMatcher): void {
   const raw = req.rawHeaders;
-  let first: string | undefined;
-  let several = false;
+  let removed = false;
   // From the end, so the indexes still to visit do not move.
   for (let i = raw.length - 2; i >= 0; i -= 2) {
     if (!remove(raw[i]!)) continue;
-    const name = raw[i]!.toLowerCase();
     raw.splice(i, 2);
-    if (first === undefined) first = name;
-    else if (name !== first) several = true;
+    removed = true;
   }
-  if (first === undefined) return;
-  if (several) {
-    const old = req.headers;
-    const headers: IncomingHttpHeaders = {};
-    for (const name in old) if (!remove(name)) headers[name] = old[name];
-    req.headers = headers;
-  } else {
-    const { [first]: _removed, ...headers } = req.headers;
-    req.headers = headers;
-  }
+  if (!removed) return;
+  const old = req.headers;
+  const headers: IncomingHttpHeaders = {};
+  for (const name in old) if (!remove(name)) headers[name] = old[name];
+  req.headers = headers;
 }
 
 /** Sets a header in both `req.headers` and `req.rawHeaders` (after `removeHeaders` took any copy). */
