@@ -88,7 +88,7 @@ export function createTokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler 
   const now = deps.now ?? Date.now;
   const storeTimeoutMs = deps.storeTimeoutMs ?? 2_000;
   assertFederationPossible(deps.store, deps.tokens.upstreamCredentialsRequired);
-  const claim = deps.store.claim!.bind(deps.store);
+  const claim = deps.store.claim.bind(deps.store);
   const rulesByIssuer = new Map<string, CompiledRule[]>();
   for (const rule of deps.rules) {
     const list = rulesByIssuer.get(rule.issuer) ?? [];

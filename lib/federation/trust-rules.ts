@@ -182,9 +182,9 @@ function asOption<T>(path: string, work: () => T): T {
  * Checked by `createTokenGate`, before the exchange itself is loaded.
  */
 export function assertFederationPossible(
-  store: Pick<TokenStore, 'claim' | 'putCounted'>,
+  store: TokenStore,
   accessTokenMode: boolean,
-): void {
+): asserts store is TokenStore & Required<Pick<TokenStore, 'claim' | 'putCounted'>> {
   if (store.claim === undefined || store.putCounted === undefined)
     throw new TypeError(
       '`federation` needs a store with `claim()` and `putCounted()` (every built-in store has them): each job token is used once and each rule bounded across the fleet',

@@ -7,10 +7,11 @@ import { compilePermission, type GroupResolver, toGroupResolver } from '../group
 import { type ManagementContext, resolveCaller } from '../http/management-context.js';
 import { createRouter, type RouterOptions } from '../http/router.js';
 import { defined } from '../internal/defined.js';
+import { type Lazy, lazy } from '../internal/lazy.js';
 import { lazyRouter } from '../internal/lazy-router.js';
 import { validateOptions } from '../internal/options.js';
 import { checkRateLimitOptions } from '../limits/options.js';
-import { type NotifierHandle, startNotifier } from '../notify/start-notifier.js';
+import { Notifier } from '../notify/notifier.js';
 import type { GrantStore } from '../oauth/grant-state.js';
 import { type OAuthOptions, oauthConfigOf } from '../oauth/options.js';
 import type { OAuthServer } from '../oauth/server.js';
@@ -36,7 +37,7 @@ import { TokenService, verifierOf } from '../tokens/service.js';
 import { type AttachedUpstream, attachUpstream } from '../upstream/bitbucket-access-tokens.js';
 import { GATE_OPTIONS, type TokenGateOptions } from './options.js';
 import { buildRequestPath } from './request-path.js';
-import { startOAuthServer } from './start-oauth-server.js';
+import { type StartOAuthDeps, startOAuthServer } from './start-oauth-server.js';
 
 export type { GateHealth, HealthHandlers, RevocationFeedHealth, StoreHealth } from '../ops/health.js';
 export type { PushProtectionOptions } from '../scanning/push-protection.js';
@@ -121,7 +122,7 @@ export interface TokenGate {
 /** The user's listener and the notifier's, each safe on its own; undefined when there is neither. */
 function withNotifier(
   user: EventListener | undefined,
-  notifier: NotifierHandle | undefined,
+  notifier: Notifier | undefined,
 ): EventListener | undefined {
   if (notifier === undefined) return user === undefined ? undefined : safeEmitter(user);
   const notify = safeEmitter(notifier.listener);
@@ -176,7 +177,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     metrics === undefined ? givenStore : instrumentedStore(givenStore, metrics.storeObserver, storeTimeoutMs);
   // The notification sinks listen beside the user's listener (and load nodemailer only when asked).
   const notifier =
-    options.notify === undefined ? undefined : startNotifier(options.notify, store, tokenPrefix);
+    options.notify === undefined ? undefined : new Notifier(options.notify, store, tokenPrefix);
   const onEvent = withNotifier(options.onEvent, notifier);
   const userEmit: EventListener = onEvent ?? (() => {});
   const emit = metrics === undefined ? userEmit : metrics.tallies.managementListener(userEmit);
@@ -264,7 +265,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
     intervalMs: options.healthProbeIntervalMs ?? 5_000,
   });
   // Loading from the first `gate.oauth()` call on (see start-oauth-server.ts).
-  let oauthServer: Promise<OAuthServer> | undefined;
+  let oauthServer: Lazy<OAuthServer> | undefined;
 
   const reminders =
     options.reminders === false || onEvent === undefined || store.expiringBetween === undefined
@@ -290,7 +291,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
           import('../oauth/page-routes.js'),
         ]);
         return createPagesRouter(management, pagesOptions!, (router, kit) =>
-          oauthPageRoutes(router, kit, () => oauthServer),
+          oauthPageRoutes(router, kit, () => oauthServer?.get()),
         );
       });
     }),
@@ -302,7 +303,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
         accessTokenMode: tokens.upstreamCredentialsRequired,
         maxDays: expiry.maxDays,
       });
-      const server = startOAuthServer(config, {
+      const deps: StartOAuthDeps = {
         tokens,
         store: store as TokenStore & GrantStore, // oauthConfigOf checked it holds grants
         resolveClientIp,
@@ -318,14 +319,15 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
           const caller = await resolveCaller({ ...management, groups }, grant.user);
           return grant.scope === 'write' ? caller.mayCreateWrite : caller.mayCreate;
         },
-      });
+      };
+      const server = lazy(() => startOAuthServer(config, deps));
       oauthServer = server;
-      return lazyRouter(async () => (await server).router());
+      return lazyRouter(async () => (await server.get()).router());
     }),
     oauthMetadata: called('oauthMetadata', () => {
       const server = oauthServer;
       if (server === undefined) throw new TypeError('`gate.oauthMetadata()` needs `gate.oauth()` first');
-      return lazyRouter(async () => (await server).metadataHandler());
+      return lazyRouter(async () => (await server.get()).metadataHandler());
     }),
     revocationEndpoint: called('revocationEndpoint', (endpointOptions: RevocationEndpointOptions = {}) => {
       checkRevocationEndpointOptions(endpointOptions);
@@ -335,7 +337,7 @@ export function createTokenGate(options: Readonly<TokenGateOptions> = {}): Token
         resolveClientIp,
         // Read at each report: `gate.oauth()` may be called after this.
         endRefreshFamily: async (token: string) =>
-          oauthServer === undefined ? null : (await oauthServer).issuer.endLeakedFamily(token),
+          oauthServer === undefined ? null : (await oauthServer.get()).issuer.endLeakedFamily(token),
       };
       return lazyRouter(async () =>
         (await import('../scanning/revocation-endpoint.js')).revocationEndpoint(parts, endpointOptions),

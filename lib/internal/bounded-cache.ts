@@ -20,16 +20,14 @@ export class BoundedCache<K, V> {
     readonly ttlMs = Number.POSITIVE_INFINITY,
   ) {}
 
-  /**
-   * The live value under `key`. An expired entry reads as absent but stays until it is replaced,
-   * evicted or swept: deleting it here would be a path the request path's optimized code has
-   * never run (the first expiry would throw that code away), for no gain.
-   */
   get(key: K, now?: number): V | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
     // Entries that never expire skip the clock.
-    if (entry.until !== Number.POSITIVE_INFINITY && entry.until <= (now ?? Date.now())) return undefined;
+    if (entry.until !== Number.POSITIVE_INFINITY && entry.until <= (now ?? Date.now())) {
+      this.entries.delete(key);
+      return undefined;
+    }
     return entry.value;
   }
 
@@ -57,7 +55,6 @@ export class BoundedCache<K, V> {
     this.entries.clear();
   }
 
-  /** Entries held, expired ones not yet replaced, evicted or swept included. */
   get size(): number {
     return this.entries.size;
   }

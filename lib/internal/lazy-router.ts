@@ -1,4 +1,5 @@
 import express, { type RequestHandler, type Router } from 'express';
+import { lazy, whenLoaded } from './lazy.js';
 
 /**
  * A router whose routes are imported when it is made, not when the package is: the token
@@ -7,26 +8,11 @@ import express, { type RequestHandler, type Router } from 'express';
  * a failed load reaches Express's error handling (and is tried again on the next request).
  */
 export function lazyRouter(load: () => Promise<RequestHandler>): Router {
-  let loaded: RequestHandler | undefined;
-  let loading: Promise<RequestHandler> | undefined;
-  const start = (): Promise<RequestHandler> => {
-    loading ??= load().then(
-      (handler) => (loaded = handler),
-      (err: unknown) => {
-        loading = undefined;
-        throw err;
-      },
-    );
-    return loading;
-  };
-  start().catch(() => {}); // reported to the first request that needs it
+  const routes = lazy(load);
+  routes.get().catch(() => {}); // reported to the first request that needs it
   const router = express.Router();
   router.use(function lazyRoutes(req, res, next) {
-    if (loaded !== undefined) {
-      loaded(req, res, next);
-      return;
-    }
-    start().then((handler) => handler(req, res, next), next);
+    whenLoaded(routes, next, (handler) => handler(req, res, next));
   });
   return router;
 }

@@ -2,6 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Request } from 'express';
 import { requestPath } from '../http/respond.js';
+import { lazy, whenLoaded } from '../internal/lazy.js';
 import { boolean, type Shape, string } from '../internal/options.js';
 import type { Step } from '../request/step.js';
 import type { PushProtectionParts } from './hold-push.js';
@@ -76,24 +77,14 @@ export function pushProtectionStep(
       `\`pushProtection.tempDir\` must be a writable directory, got ${JSON.stringify(tempDir)}`,
     );
   // The scanner loads with the first push: a proxy that only serves the REST API never loads it.
-  let holder: Promise<Step> | undefined;
-  const holdPush: Step = (req, res, auth, next) => {
-    holder ??= import('./hold-push.js').then(
-      ({ pushHolder }) => pushHolder({ revoke, tempDir }, parts),
-      (err: unknown) => {
-        holder = undefined;
-        throw err;
-      },
-    );
-    holder.then((hold) => hold(req, res, auth, next), next);
-  };
+  const holder = lazy(async () => (await import('./hold-push.js')).pushHolder({ revoke, tempDir }, parts));
 
   return function pushProtection(req, res, auth, next) {
     if (!isPush(req)) {
       next();
       return;
     }
-    holdPush(req, res, auth, next);
+    whenLoaded(holder, next, (hold) => hold(req, res, auth, next));
   };
 }
 

@@ -31,7 +31,7 @@ const DAY_MS = 86_400_000;
  * them upstream. Imported by `attachUpstream` when a gate or the command line uses the mode.
  */
 export function attachAccessTokenMode(config: AccessTokenConfig, context: AttachContext): AttachedUpstream {
-  const box = new CredentialBox(config.encryptionKeys);
+  const box = new CredentialBox(config.keyRing);
   const api = new BitbucketTokenApi(config.baseUrl, config.timeoutMs);
   const adminAuthorization =
     config.adminToken === undefined ? undefined : bearerAuthorization(config.adminToken);

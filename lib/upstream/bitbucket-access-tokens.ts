@@ -1,5 +1,6 @@
 import { BITBUCKET_PERMISSIONS, type BitbucketPermission } from '../bitbucket/permissions.js';
 import { bitbucketBaseUrl } from '../bitbucket/rest-client.js';
+import { lazy, whenLoaded } from '../internal/lazy.js';
 import {
   any,
   array,
@@ -113,31 +114,27 @@ const modes = new WeakMap<UpstreamMode, AccessTokenConfig>();
 export function attachUpstream(mode: UpstreamMode, context: AttachContext): AttachedUpstream {
   const config = modes.get(mode);
   if (config === undefined) throw new TypeError('`upstream` must be made by bitbucketAccessTokens(...)');
-  let attached: AttachedUpstream | undefined;
   let closed = false;
-  const ready = import('./access-token-mode.js').then(({ attachAccessTokenMode }) => {
-    attached = attachAccessTokenMode(config, context);
+  const upstream = lazy(async () => {
+    const attached = (await import('./access-token-mode.js')).attachAccessTokenMode(config, context);
     if (closed) attached.close();
     return attached;
   });
-  ready.catch(() => {}); // reported to each caller that waits for it
+  upstream.get().catch(() => {}); // loading starts now; a failure reaches whatever waits for it
   return {
     hook: {
-      acquire: async (request) => (await ready).hook.acquire(request),
-      // Never rejects (UpstreamHook): an import that failed fails every request loudly instead.
-      release: (record) =>
-        ready.then(
-          (upstream) => upstream.hook.release(record),
-          () => {},
-        ),
+      acquire: async (request) => (await upstream.get()).hook.acquire(request),
+      // Rejects only when the mode's code cannot be loaded: the revoke then fails loudly.
+      release: async (record) => (await upstream.get()).hook.release(record),
     },
     requestStep(req, res, auth, next) {
-      if (attached !== undefined) attached.requestStep(req, res, auth, next);
-      else ready.then((upstream) => upstream.requestStep(req, res, auth, next), next);
+      const loaded = upstream.loaded;
+      if (loaded !== undefined) loaded.requestStep(req, res, auth, next);
+      else whenLoaded(upstream, next, (attached) => attached.requestStep(req, res, auth, next));
     },
     close() {
       closed = true;
-      attached?.close();
+      upstream.loaded?.close();
     },
   };
 }
@@ -176,11 +173,10 @@ export function bitbucketAccessTokens(options: Readonly<BitbucketAccessTokensOpt
   if (options.encryptionKeys === undefined)
     throw new TypeError('`encryptionKeys` is required: [{ id, key }] with 32-byte keys');
   // Checked now; the encryption, Bitbucket's token API and the sweep load when a gate attaches.
-  keyRing(options.encryptionKeys, 'encryptionKeys');
   const mode: UpstreamMode = Object.freeze({ kind: 'bitbucket-access-tokens' as const });
   modes.set(mode, {
     baseUrl,
-    encryptionKeys: options.encryptionKeys,
+    keyRing: keyRing(options.encryptionKeys, 'encryptionKeys'),
     timeoutMs: options.timeoutMs ?? 5_000,
     permissions: {
       read: options.permissions?.read ?? ['REPO_READ', 'PROJECT_READ'],

@@ -44,8 +44,9 @@ export class CredentialBox {
   /** WebCrypto keys, imported once each (jose would convert other key forms on every call). */
   readonly #keys: Map<string, Promise<webcrypto.CryptoKey>>;
 
-  constructor(keys: readonly EncryptionKey[], path = 'encryptionKeys') {
-    const ring = keyRing(keys, path);
+  /** `keys` as given to `bitbucketAccessTokens`, or the ring `keyRing` already parsed from them. */
+  constructor(keys: readonly EncryptionKey[] | ReadonlyMap<string, Buffer>, path = 'encryptionKeys') {
+    const ring = keys instanceof Map ? keys : keyRing(keys as readonly EncryptionKey[], path);
     this.#current = ring.keys().next().value!;
     this.#keys = new Map();
     for (const [id, bytes] of ring) {

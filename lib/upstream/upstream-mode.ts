@@ -4,7 +4,6 @@ import type { Scope } from '../model.js';
 import type { Step } from '../request/step.js';
 import type { TokenStore } from '../stores/token-store.js';
 import type { UpstreamHook } from '../tokens/upstream-hook.js';
-import type { EncryptionKey } from './encryption-keys.js';
 import type { RetryOptions } from './upstream-deletions.js';
 
 // What the public factory (bitbucket-access-tokens.ts) hands the mode's code (access-token-mode.ts).
@@ -34,7 +33,8 @@ export interface AttachContext {
 /** `bitbucketAccessTokens`' options, checked, with every default filled in. */
 export interface AccessTokenConfig {
   baseUrl: string;
-  encryptionKeys: readonly EncryptionKey[];
+  /** The key ring, parsed and copied when the mode was made (a caller may wipe its key buffers). */
+  keyRing: ReadonlyMap<string, Buffer>;
   timeoutMs: number;
   permissions: Record<Scope, readonly BitbucketPermission[]>;
   adminToken: string | undefined;
