@@ -169,6 +169,15 @@ describe('TokenService.verify', () => {
     expect(await verifierOf(tokens).check(token)).toMatchObject({ ok: false, reason: 'expired' });
   });
 
+  it('refuses a revoked token at once, whatever the clock says of its cache entry', async () => {
+    // A clock behind the wall clock (injected, or stepped back after the entry was cached).
+    const tokens = service({ now: () => Date.parse('2025-01-01T00:00:00Z'), cache: { ttlMs: 60_000 } });
+    const { token, info } = await tokens.create({ user: 'a', name: 'x', scope: 'read' });
+    expect(await tokens.verify(token)).not.toBeNull();
+    await tokens.revoke(info.id);
+    expect(await tokens.verify(token)).toBeNull();
+  });
+
   it('fails with a StoreError, never null, when the store fails or hangs', async () => {
     const failing = Object.assign(new MemoryTokenStore(), { get: () => Promise.reject(new Error('down')) });
     const hanging = Object.assign(new MemoryTokenStore(), { get: () => new Promise<null>(() => {}) });
