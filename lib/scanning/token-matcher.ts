@@ -51,7 +51,8 @@ export class TokenMatcher {
    * Checks a run of bytes that may be a token's body whose prefix came from elsewhere (a delta
    * that copies `bbt_` from the old version of a line and inserts the new characters). The copy
    * may have taken the first character too, when it equals the old token's (1 time in 62): then
-   * each of the 62 is tried, and the checksum (whole in the run) tells which is right.
+   * each of the 62 is tried, and the checksum (whole in the run) tells which is right. The copy
+   * after the run may hold the checksum's last characters too (see below).
    * `runEnded`: the literal run ends with `body` (a copy follows).
    */
   checkBareBody(body: Buffer, runEnded = false): void {
@@ -61,6 +62,18 @@ export class TokenMatcher {
     if (run === TOKEN_BODY_LENGTH) {
       this.#check(`${this.#prefix}_${text}`);
       return;
+    }
+    // Both ends copied: `bbt_` before the run, and the last checksum characters after it, when
+    // they equal the old token's (a rotated token written over the old one, 1 time in 62).
+    // Id and secret are whole, and the checksum characters the run holds must agree.
+    if (runEnded && run === body.length && run > ID_LENGTH + SECRET_LENGTH) {
+      const rebuilt = assembleToken(
+        this.#prefix,
+        text.slice(0, ID_LENGTH),
+        text.slice(ID_LENGTH, ID_LENGTH + SECRET_LENGTH),
+      );
+      if (rebuilt.endsWith(text.slice(ID_LENGTH + SECRET_LENGTH), rebuilt.length - (TOKEN_BODY_LENGTH - run)))
+        this.#onToken(rebuilt);
     }
     // Only where the base62 characters end (before the data, or with the run): the token's end.
     if ((run === body.length && !runEnded) || run !== TOKEN_BODY_LENGTH - 1) return;

@@ -49,6 +49,14 @@ describe('DeltaLiterals', () => {
     expect(found(delta({ copy: 22 }, { insert: body.slice(2) }, { copy: 9 }))).toEqual([]);
   });
 
+  it('finds a token whose prefix and last characters were both copied (a rotation over the old token)', () => {
+    for (const cut of [1, 2, 5])
+      expect(found(delta({ copy: 20 }, { insert: body.slice(0, -cut) }, { copy: 9 }))).toEqual([token]);
+    // The checksum characters the run holds must agree: one changed, no token.
+    const wrong = `${body.slice(0, 55)}${body[55] === 'A' ? 'B' : 'A'}${body.slice(56, -1)}`;
+    expect(found(delta({ copy: 20 }, { insert: wrong }, { copy: 9 }))).toEqual([]);
+  });
+
   it('finds a token whose last characters were copied', () => {
     for (const cut of [1, 3, 6])
       expect(found(delta({ insert: `key ${token.slice(0, -cut)}` }, { copy: 12 }))).toEqual([token]);
