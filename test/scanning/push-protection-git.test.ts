@@ -177,30 +177,40 @@ describe('push protection, with git through the example proxy', () => {
     expect(leaks()).toEqual([expect.objectContaining({ tokenId: leaked.info.id, path: 'a changed file' })]);
   }, 60_000);
 
-  it('refuses a rotated token written over the old one, where the delta copies the old `bbt_`', async () => {
-    const repo = await cloneFresh('rotation');
-    const old = await newToken('before rotation');
-    await proxy.gate.tokens.revoke(old.info.id);
-    const lines = Array.from({ length: 3000 }, (_, i) => `setting ${i} = ${randomBytes(10).toString('hex')}`);
-    lines.splice(1500, 0, `api_token = ${old.token}`);
-    writeFileSync(join(repo, 'app.conf'), `${lines.join('\n')}\n`);
-    await git('-C', repo, 'add', 'app.conf');
-    await commitAll(repo, 'config with the old (revoked) token');
-    await git('-C', repo, 'push', '-q', 'origin', 'HEAD:main');
-    // The new token's first character differs from the old one's, so git's delta copies exactly
-    // `api_token = bbt_` from the old line and inserts the new token's 60 characters.
-    let rotated = await newToken('after rotation');
-    while (rotated.token[4] === old.token[4]) rotated = await newToken('after rotation');
-    lines[1500] = `api_token = ${rotated.token}`;
-    writeFileSync(join(repo, 'app.conf'), `${lines.join('\n')}\n`);
-    await commitAll(repo, 'rotate the token');
-    const before = await upstreamState();
-    const push = await git('-C', repo, 'push', 'origin', 'HEAD:main').catch((err: { stderr: string }) => err);
-    expect((push as { stderr: string }).stderr).toContain(
-      `(id ${rotated.info.id}, owner demo) in a changed file`,
-    );
-    expect(await upstreamState()).toEqual(before);
-  }, 60_000);
+  // The new token's first character differs from the old one's, so git's delta copies exactly
+  // `api_token = bbt_` from the old line and inserts the new token's characters; when the two
+  // tokens also end alike (1 time in 62), the copy after the insert takes their last character too.
+  for (const endsAlike of [false, true])
+    it(`refuses a rotated token written over the old one, where the delta copies the old \`bbt_\`${endsAlike ? ' and its last character' : ''}`, async () => {
+      const repo = await cloneFresh(endsAlike ? 'rotation-ends-alike' : 'rotation');
+      const old = await newToken('before rotation');
+      await proxy.gate.tokens.revoke(old.info.id);
+      const lines = Array.from(
+        { length: 3000 },
+        (_, i) => `setting ${i} = ${randomBytes(10).toString('hex')}`,
+      );
+      lines.splice(1500, 0, `api_token = ${old.token}`);
+      writeFileSync(join(repo, 'app.conf'), `${lines.join('\n')}\n`);
+      await git('-C', repo, 'add', 'app.conf');
+      await commitAll(repo, 'config with the old (revoked) token');
+      await git('-C', repo, 'push', '-q', 'origin', 'HEAD:main');
+      let rotated = await newToken('after rotation');
+      while (rotated.token[4] === old.token[4] || (rotated.token.at(-1) === old.token.at(-1)) !== endsAlike) {
+        await proxy.gate.tokens.revoke(rotated.info.id);
+        rotated = await newToken('after rotation');
+      }
+      lines[1500] = `api_token = ${rotated.token}`;
+      writeFileSync(join(repo, 'app.conf'), `${lines.join('\n')}\n`);
+      await commitAll(repo, 'rotate the token');
+      const before = await upstreamState();
+      const push = await git('-C', repo, 'push', 'origin', 'HEAD:main').catch(
+        (err: { stderr: string }) => err,
+      );
+      expect((push as { stderr: string }).stderr).toContain(
+        `(id ${rotated.info.id}, owner demo) in a changed file`,
+      );
+      expect(await upstreamState()).toEqual(before);
+    }, 60_000);
 
   it("refuses a token whose last characters git's delta copies from the old file", async () => {
     const repo = await cloneFresh('cut-short');
