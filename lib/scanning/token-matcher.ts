@@ -49,10 +49,13 @@ export class TokenMatcher {
 
   /**
    * Checks a run of bytes that may be a token's body whose prefix came from elsewhere (a delta
-   * that copies `bbt_` from the old version of a line and inserts the new characters). The copy
-   * may have taken the first character too, when it equals the old token's (1 time in 62): then
-   * each of the 62 is tried, and the checksum (whole in the run) tells which is right. The copy
-   * after the run may hold the checksum's last characters too (see below).
+   * that copies `bbt_` from the old version of a line and inserts the new characters, as when a
+   * rotated token is written over the old one). The copies around the run may also have taken
+   * characters equal to the old token's:
+   * - its first character (1 time in 62): each of the 62 is tried in its place;
+   * - the checksum's last characters, when a copy follows the run (1 time in 62): with id and
+   *   secret whole the token is rebuilt, and the checksum characters the run holds must agree.
+   * A whole checksum tells a token apart from any other text, as everywhere else.
    * `runEnded`: the literal run ends with `body` (a copy follows).
    */
   checkBareBody(body: Buffer, runEnded = false): void {
@@ -63,21 +66,19 @@ export class TokenMatcher {
       this.#check(`${this.#prefix}_${text}`);
       return;
     }
-    // Both ends copied: `bbt_` before the run, and the last checksum characters after it, when
-    // they equal the old token's (a rotated token written over the old one, 1 time in 62).
-    // Id and secret are whole, and the checksum characters the run holds must agree.
-    if (runEnded && run === body.length && run > ID_LENGTH + SECRET_LENGTH) {
-      const rebuilt = assembleToken(
-        this.#prefix,
-        text.slice(0, ID_LENGTH),
-        text.slice(ID_LENGTH, ID_LENGTH + SECRET_LENGTH),
-      );
-      if (rebuilt.endsWith(text.slice(ID_LENGTH + SECRET_LENGTH), rebuilt.length - (TOKEN_BODY_LENGTH - run)))
-        this.#onToken(rebuilt);
+    // Only where the base62 characters end (before other data, or with the run): the token's
+    // end; and only with id and secret there, but for a copied first character.
+    if ((run === body.length && !runEnded) || run < ID_LENGTH + SECRET_LENGTH) return;
+    const copyFollows = run === body.length;
+    for (const head of ['', ...ALPHABET]) {
+      const known = head + text;
+      if (known.length === TOKEN_BODY_LENGTH) this.#check(`${this.#prefix}_${known}`);
+      else if (copyFollows && known.length > ID_LENGTH + SECRET_LENGTH) {
+        const id = known.slice(0, ID_LENGTH);
+        const rebuilt = assembleToken(this.#prefix, id, known.slice(ID_LENGTH, ID_LENGTH + SECRET_LENGTH));
+        if (rebuilt.startsWith(known, this.#needle.length)) this.#onToken(rebuilt);
+      }
     }
-    // Only where the base62 characters end (before the data, or with the run): the token's end.
-    if ((run === body.length && !runEnded) || run !== TOKEN_BODY_LENGTH - 1) return;
-    for (const first of ALPHABET) this.#check(`${this.#prefix}_${first}${text}`);
   }
 
   /** Bytes a token takes but for its last character: how much of a run's end to keep. */

@@ -47,6 +47,8 @@ describe('DeltaLiterals', () => {
     expect(found(delta({ copy: 21 }, { insert: body.slice(1) }, { copy: 9 }))).toEqual([token]);
     // Two characters copied as well: not rebuilt (3,844 guesses per such run would be too dear).
     expect(found(delta({ copy: 22 }, { insert: body.slice(2) }, { copy: 9 }))).toEqual([]);
+    // The first and the last characters copied: rebuilt (62 guesses, five checksum characters agree).
+    expect(found(delta({ copy: 21 }, { insert: body.slice(1, -1) }, { copy: 9 }))).toEqual([token]);
   });
 
   it('finds a token whose prefix and last characters were both copied (a rotation over the old token)', () => {
