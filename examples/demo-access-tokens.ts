@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BitbucketPermission } from '../lib/index.js';
 
 /**
  * Bitbucket Data Center's personal HTTP access tokens, as the demo upstream and the tests'
@@ -28,13 +29,7 @@ export interface StandInAccount {
   admin?: boolean;
 }
 
-export type Permission =
-  | 'REPO_READ'
-  | 'REPO_WRITE'
-  | 'REPO_ADMIN'
-  | 'PROJECT_READ'
-  | 'PROJECT_WRITE'
-  | 'PROJECT_ADMIN';
+export type Permission = BitbucketPermission;
 
 export interface StandInToken {
   id: string;
