@@ -107,9 +107,12 @@ describe('nobody can lock a token’s owner out through its public id', () => {
     );
     const statuses = (await Promise.all(forged)).map((r) => r.status);
     expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
-    expect(hasher.count('verify')).toBe(0);
+    // One forged secret in 65,536 passes the quick check and costs a bcrypt run: of 200, almost
+    // always none (at most one here, or this test would fail 1 run in 330).
+    const forgedRuns = hasher.count('verify');
+    expect(forgedRuns).toBeLessThanOrEqual(1);
     expect((await from(app, '203.0.113.5', token)).status).toBe(200);
-    expect(hasher.count('verify')).toBe(1);
+    expect(hasher.count('verify')).toBe(forgedRuns + 1);
   });
 });
 
