@@ -25,13 +25,15 @@ const runsAt = args.indexOf('--runs');
 const runs = runsAt === -1 ? 5 : Number(args.splice(runsAt, 2)[1]);
 const [esm = 'express-api-tokens', cjs = 'express-api-tokens'] = args;
 
-// One fresh process per measurement; `what` is 'express' (express alone) or 'root' (express, then ours).
-const child = (format, what) => {
+// One fresh process per measurement; `what` is 'express' (express alone) or 'root' (express, then
+// ours). `trace` lists the ESM files loaded through a resolve hook, which slows every import: the
+// timed runs go without it, one more run with it lists the files.
+const child = (format, what, trace = false) => {
   const load =
     format === 'esm' ? (s) => `await import(${JSON.stringify(s)})` : (s) => `require(${JSON.stringify(s)})`;
   const program = `
     ${
-      format === 'esm'
+      format === 'esm' && trace
         ? `require('node:module').register('data:text/javascript,' + encodeURIComponent(
       'import { appendFileSync } from "node:fs"; export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(process.env.ROOT_IMPORT_LOG, r.url + "\\\\n"); return r; }'));`
         : ''
@@ -74,8 +76,8 @@ let failed = false;
 for (const format of ['esm', 'cjs']) {
   const bare = Array.from({ length: runs }, () => child(format, 'express'));
   const root = Array.from({ length: runs }, () => child(format, 'root'));
-  const before = new Set(bare[0].files);
-  const added = root[0].files.filter((f) => !before.has(f));
+  const before = new Set(child(format, 'express', true).files);
+  const added = child(format, 'root', true).files.filter((f) => !before.has(f));
   const packages = [...new Set(added.map(packageOf).filter((p) => p && p !== 'express-api-tokens'))].sort();
   const ours = added.filter((f) => !packageOf(f) || packageOf(f) === 'express-api-tokens');
   const bytes = ours.reduce((sum, f) => sum + statSync(f).size, 0);
