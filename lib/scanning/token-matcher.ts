@@ -73,7 +73,8 @@ export class TokenMatcher {
     for (const head of ['', ...ALPHABET]) {
       const known = head + text;
       if (known.length === TOKEN_BODY_LENGTH) this.#check(`${this.#prefix}_${known}`);
-      else if (copyFollows && known.length > ID_LENGTH + SECRET_LENGTH) {
+      // A guessed first character (62 guesses) needs three checksum characters to agree, not one.
+      else if (copyFollows && known.length >= ID_LENGTH + SECRET_LENGTH + (head === '' ? 1 : 3)) {
         const id = known.slice(0, ID_LENGTH);
         const rebuilt = assembleToken(this.#prefix, id, known.slice(ID_LENGTH, ID_LENGTH + SECRET_LENGTH));
         if (rebuilt.startsWith(known, this.#needle.length)) this.#onToken(rebuilt);
